@@ -1,0 +1,66 @@
+# mcastkit: `make synth` and `make test` are the quickstart; both install what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CONFIG ?= config/example.yaml
+VENV := .venv
+NODE_BIN := $(CURDIR)/node_modules/.bin
+# jsii and the CDK CLI run on the pinned Node 22 from node_modules, not the machine's Node.
+export PATH := $(NODE_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := 1
+
+.PHONY: help setup synth test lint typecheck shellcheck actionlint cfn-lint pytest bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("mcastkit needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	node --version | grep -q '^v22\.' || { echo "node_modules did not provide Node 22" >&2; exit 1; }
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed ## create .venv and install the pinned CDK CLI and Node
+
+synth: setup ## synthesize every region of $(CONFIG) into cdk.out (no AWS credentials needed)
+	cdk synth --quiet -c config=$(CONFIG) > /dev/null
+	mcastkit summary cdk.out
+
+pytest: setup
+	pytest
+
+cfn-lint: synth
+	cfn-lint --non-zero-exit-code error -- cdk.out/*.template.json
+
+lint: setup ## ruff lint and format check
+	ruff check mcastkit tests bench app.py
+	ruff format --check mcastkit tests bench app.py
+
+typecheck: setup
+	mypy
+
+shellcheck: setup
+	shellcheck bootstrap/*.sh
+
+actionlint: setup
+	node tools/actionlint.mjs .github/workflows/*.yml
+
+test: lint typecheck shellcheck actionlint cfn-lint pytest ## every check: ruff, mypy, shellcheck, actionlint, cfn-lint, pytest (incl. cdk-nag)
+
+bench: setup ## run the benchmarks (JSON in bench/out/)
+	mkdir -p bench/out
+	python bench/synth_bench.py > bench/out/synth.json
+	cat bench/out/synth.json
+
+clean: ## remove build outputs (keeps .venv and node_modules)
+	rm -rf cdk.out bench/out .pytest_cache .mypy_cache .ruff_cache

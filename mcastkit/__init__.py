@@ -1,0 +1,3 @@
+"""mcastkit: deliver IP multicast into AWS and across AWS accounts."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from mcastkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""The ``mcastkit`` command: a thin dispatcher over one module per command group.
+
+Each module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which adds its
+sub-command and sets ``handler`` (a callable taking the parsed namespace and the
+:class:`Console`, returning an :class:`ExitStatus`). Argument definitions stay apart
+from the logic they call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from mcastkit import __version__
+from mcastkit.exit import ExitStatus
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "mcastkit.commands.validate",
+    "mcastkit.commands.summary",
+)
+
+
+@dataclass
+class Console:
+    """The streams a command writes to; tests pass their own."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @property
+    def interactive(self) -> bool:
+        return self.out.isatty()
+
+    def error(self, message: str) -> None:
+        print(f"mcastkit: error: {message}", file=self.err)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mcastkit", description="Deliver IP multicast into AWS and across accounts.")
+    parser.add_argument("--version", action="version", version=f"mcastkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    console = console or Console()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args, console))
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return ExitStatus.INTERRUPTED

@@ -1,0 +1,1 @@
+"""One module per ``mcastkit`` sub-command group, each with ``register(subparsers)``."""
