@@ -21,6 +21,10 @@ from mcastkit.exit import ExitStatus
 COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.validate",
     "mcastkit.commands.summary",
+    "mcastkit.commands.relay",
+    "mcastkit.commands.probe",
+    "mcastkit.commands.lab",
+    "mcastkit.commands.onboard",
 )
 
 

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,7 +35,8 @@ from pydantic import (
 MULTICAST_RANGE = ipaddress.IPv4Network("224.0.0.0/4")
 LOCAL_CONTROL_BLOCK = ipaddress.IPv4Network("224.0.0.0/24")
 
-#: Regions where Transit Gateway multicast is offered; override with ``allowed_regions``.
+#: Commercial regions where the Transit Gateway FAQ lists multicast support; override with
+#: ``allowed_regions`` (for example to pin a deployment to the regions you operate in).
 DEFAULT_ALLOWED_REGIONS: tuple[str, ...] = (
     "us-east-1",
     "us-east-2",
@@ -57,6 +59,10 @@ DEFAULT_ALLOWED_REGIONS: tuple[str, ...] = (
     "sa-east-1",
     "me-south-1",
     "af-south-1",
+    "ap-southeast-3",
+    "me-central-1",
+    "eu-central-2",
+    "eu-south-2",
 )
 
 #: Instance families built on the Xen hypervisor: they cannot send multicast through a
@@ -94,12 +100,17 @@ NON_NITRO_FAMILIES: frozenset[str] = frozenset(
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ACCOUNT_ID_PATTERN = r"^\d{12}$"
+SECRET_ARN_PATTERN = (
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
 #: Plain words for the patterns above, used in error messages instead of the regex.
 PATTERN_MEANINGS = {
     NAME_PATTERN: "must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
     ACCOUNT_ID_PATTERN: "must be a 12-digit AWS account id (quote it in YAML)",
+    SECRET_ARN_PATTERN: "must be the complete ARN of a Secrets Manager secret, ending in the "
+    "6-character suffix (aws secretsmanager describe-secret --secret-id NAME --query ARN)",
 }
 OU_ARN_PATTERN = re.compile(
     r"^arn:aws[a-z-]*:organizations::(?P<account>\d{12}):ou/(?P<org>o-[a-z0-9]{10,32})/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$"
@@ -156,6 +167,23 @@ def _overlaps(items: Iterable[tuple[str, str]]) -> list[str]:
 
 def _duplicates(values: Iterable[Any]) -> list[Any]:
     return [value for value, count in Counter(values).items() if count > 1]
+
+
+def _repeats(values: list[Any]) -> list[tuple[int, Any]]:
+    """(index, value) of every value that already appeared earlier in the list."""
+    return [(i, value) for i, value in enumerate(values) if value in values[:i]]
+
+
+#: A problem that starts with a field path relative to its parent: ``subnets[0].cidr: ...``
+#: or ``subnets[1].cidr 10.0.0.0/24 overlaps ...``.
+_RELATIVE_PATH = re.compile(
+    r"^([a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*(?=:)|[a-z_]+\[\d+\](\.[a-z_]+)*(?= ))"
+)
+
+
+def _within(prefix: str, problem: str) -> str:
+    """Join a parent path and a problem: ``subnets[0].cidr: ...`` -> ``regions.x.subnets[0].cidr: ...``."""
+    return f"{prefix}.{problem}" if _RELATIVE_PATH.match(problem) else f"{prefix}: {problem}"
 
 
 class Group(_Model):
@@ -218,16 +246,26 @@ class Domain(_Model):
     def _consistent(self) -> Domain:
         if self.mode is DomainMode.IGMPV2 and self.static_sources:
             raise ValueError(
-                f"domain {self.name!r} is igmpv2 but lists static_sources "
+                f"static_sources: domain {self.name!r} is igmpv2 but lists static_sources "
                 f"{self.static_sources}: a domain supports IGMPv2 or static sources, never both"
             )
-        dupes = _duplicates((g.address, g.port) for g in self.groups)
-        if dupes:
-            shown = ", ".join(f"{a}:{p}" for a, p in dupes)
-            raise ValueError(f"domain {self.name!r} repeats group address:port {shown}")
-        names = _duplicates(g.name for g in self.groups)
-        if names:
-            raise ValueError(f"domain {self.name!r} repeats group name(s) {names}")
+        problems = []
+        first_of: dict[tuple[str, int], int] = {}
+        first_named: dict[str, int] = {}
+        for i, group in enumerate(self.groups):
+            j = first_of.setdefault((group.address, group.port), i)
+            if j != i:
+                problems.append(
+                    f"groups[{i}]: address:port {group.address}:{group.port} repeats groups[{j}] "
+                    f"in domain {self.name!r}"
+                )
+            j = first_named.setdefault(group.name, i)
+            if j != i:
+                problems.append(
+                    f"groups[{i}].name: {group.name!r} repeats groups[{j}] in domain {self.name!r}"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -293,10 +331,16 @@ class Relay(_Model):
     desired_count: int = Field(default=1, ge=0, le=10)
     cpu: int = Field(default=512, ge=256)
     memory_mib: int = Field(default=512, ge=128)
-    secret_name: str | None = Field(
+    secret_arn: str | None = Field(
         default=None,
-        description="Existing Secrets Manager secret holding the shared relay secret; "
-        "default: a generated one",
+        pattern=SECRET_ARN_PATTERN,
+        description="Complete ARN (with its 6-character suffix: ECS accepts no name or partial ARN) of "
+        "an existing Secrets Manager secret holding the shared relay secret; default: a generated one",
+    )
+    connect: list[str] = Field(
+        default_factory=list,
+        description="Datacenter ingress relays (IPV4:PORT, inside datacenter_cidrs) the egress dials; "
+        "default: none, the egress listens on port and the ingress dials it",
     )
 
     @field_validator("datacenter_cidrs")
@@ -306,6 +350,22 @@ class Relay(_Model):
             _network(value)
             if ipaddress.IPv4Network(value).prefixlen == 0:
                 raise ValueError(f"{value} would open the relay to the world")
+        return values
+
+    @field_validator("connect")
+    @classmethod
+    def _endpoints(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        datacenter = [ipaddress.IPv4Network(c) for c in info.data.get("datacenter_cidrs", [])]
+        for value in values:
+            host, _, port = value.rpartition(":")
+            try:
+                address = ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(f"{value!r} is not IPV4:PORT") from None
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{value!r} is not IPV4:PORT (port 1-65535)")
+            if datacenter and not any(address in net for net in datacenter):
+                raise ValueError(f"{value} is not inside datacenter_cidrs {[str(n) for n in datacenter]}")
         return values
 
 
@@ -323,6 +383,18 @@ class SharedIds(_Model):
 
     transit_gateway_id: str = Field(pattern=r"^tgw-[0-9a-f]{8,17}$")
     domain_ids: dict[Name, str] = Field(default_factory=dict)
+    share_arns: dict[Name, str] = Field(
+        default_factory=dict,
+        description="RAM resource share ARN per domain, for the customer's `mcastkit onboard join`",
+    )
+
+    @field_validator("share_arns")
+    @classmethod
+    def _share_arns(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, value in values.items():
+            if not re.fullmatch(r"arn:aws[a-z-]*:ram:[a-z0-9-]+:\d{12}:resource-share/[0-9a-f-]{36}", value):
+                raise ValueError(f"{name}: {value!r} is not a RAM resource share ARN")
+        return values
 
     @field_validator("domain_ids")
     @classmethod
@@ -377,6 +449,25 @@ class Region(_Model):
 
     def subnets_of(self, domain: str) -> list[Subnet]:
         return [s for s in self.subnets if s.domain == domain]
+
+
+def _unheard_senders(region: Region) -> list[str]:
+    """The relay and the probe sender send from any subnet of their domain, and members admit
+    UDP only from the domain's ``source_cidrs``: those subnets must lie inside them."""
+    problems: list[str] = []
+    known = [d.name for d in region.domains]
+    for field, section in (("relay", region.relay), ("probe", region.probe)):
+        if section is None or section.domain not in known:
+            continue
+        domain = region.domain(section.domain)
+        sources = [ipaddress.IPv4Network(c) for c in domain.source_cidrs]
+        for subnet in region.subnets_of(domain.name):
+            if not any(ipaddress.IPv4Network(subnet.cidr).subnet_of(source) for source in sources):
+                problems.append(
+                    f"{field}.domain: subnet {subnet.cidr} of domain {domain.name!r} is not inside its "
+                    f"source_cidrs {domain.source_cidrs}: members would drop what the {field} sends"
+                )
+    return problems
 
 
 class Entitlement(_Model):
@@ -450,7 +541,8 @@ class Config(_Model):
     def _cross_checks(self) -> Config:
         problems: list[str] = []
         for region_name, region in self.regions.items():
-            problems += [f"regions.{region_name}: {p}" for p in self._region_problems(region_name, region)]
+            region_path = f"regions.{region_name}"
+            problems += [_within(region_path, p) for p in self._region_problems(region_name, region)]
         problems += _overlaps((f"regions.{n}.vpc_cidr", r.vpc_cidr) for n, r in self.regions.items())
         problems += self._customer_problems()
         if problems:
@@ -465,8 +557,8 @@ class Config(_Model):
             if az[:-1] != name:
                 problems.append(f"availability_zones[{i}]: {az} is not in region {name}")
         domain_names = [d.name for d in region.domains]
-        for dupe in _duplicates(domain_names):
-            problems.append(f"domains: name {dupe!r} is used twice")
+        for i, dupe in _repeats(domain_names):
+            problems.append(f"domains[{i}].name: {dupe!r} is used twice")
         if len(region.domains) > self.quotas.domains_per_transit_gateway:
             problems.append(
                 f"domains: {len(region.domains)} domains exceed the quota of "
@@ -492,7 +584,7 @@ class Config(_Model):
                 )
             if subnet.domain not in domain_names:
                 problems.append(f"{where}.domain: {subnet.domain!r} is not a domain of this region")
-        problems += [p for p in _overlaps((f"subnets[{i}]", s.cidr) for i, s in enumerate(region.subnets))]
+        problems += _overlaps((f"subnets[{i}].cidr", s.cidr) for i, s in enumerate(region.subnets))
         for domain in region.domains:
             if not region.subnets_of(domain.name):
                 problems.append(f"domains.{domain.name}: no subnet is associated with it")
@@ -505,18 +597,22 @@ class Config(_Model):
                 problems.append(
                     f"probe.group: {region.probe.group!r} is not a group of domain {region.probe.domain!r}"
                 )
+        problems += _unheard_senders(region)
         if region.shared:
             for dname in region.shared.domain_ids:
                 if dname not in domain_names:
                     problems.append(f"shared.domain_ids.{dname}: not a domain of this region")
+            for dname in region.shared.share_arns:
+                if dname not in domain_names:
+                    problems.append(f"shared.share_arns.{dname}: not a domain of this region")
         return problems
 
     def _customer_problems(self) -> list[str]:
         problems: list[str] = []
-        for dupe in _duplicates(c.name for c in self.customers):
-            problems.append(f"customers: name {dupe!r} is used twice")
-        for dupe in _duplicates(c.principal for c in self.customers):
-            problems.append(f"customers: principal {dupe} is used twice")
+        for i, dupe in _repeats([c.name for c in self.customers]):
+            problems.append(f"customers[{i}].name: {dupe!r} is used twice")
+        for i, dupe in _repeats([c.principal for c in self.customers]):
+            problems.append(f"customers[{i}].principal: {dupe} is used twice")
         for i, customer in enumerate(self.customers):
             where = f"customers[{i}] ({customer.name})"
             if customer.principal == self.provider_account:
@@ -591,9 +687,9 @@ def _format_error(error: dict[str, Any]) -> list[str]:
     if error["type"] in {"missing", "extra_forbidden"}:
         message = "required field is missing" if error["type"] == "missing" else "unknown field"
         return [f"{location}: {message}"]
-    if error["type"] == "value_error" and "\n" in message:
-        prefix = f"{location}: " if location else ""
-        return [prefix + line for line in message.splitlines()]
+    if error["type"] == "value_error" and (not location or _RELATIVE_PATH.match(message) or "\n" in message):
+        # Cross-field checks already name their field path, relative to ``location``.
+        return [_within(location, line) if location else line for line in message.splitlines()]
     if error["type"] == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         message = PATTERN_MEANINGS.get(pattern, f"must match {pattern}")

@@ -1,0 +1,142 @@
+"""``mcastkit lab up|run|down``: the whole multicast path on one machine, in network namespaces.
+
+``up`` builds a datacenter segment (source + ingress relay), a routed link standing for Direct
+Connect, and an AWS segment (a bridge with IGMP snooping and a querier standing for the TGW
+multicast domain) with the egress relay, member receivers and one receiver that never joins.
+``run`` pushes a probe stream end to end and prints a per-receiver table; ``down`` removes it all.
+Needs root and iproute2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mcastkit.commands.probe import _bounded_float, _bounded_int, _group
+from mcastkit.exit import ExitStatus
+from mcastkit.lab.netns import LabError
+from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("lab", help="the multicast path in network namespaces (root)")
+    actions = parser.add_subparsers(dest="lab_command", required=True)
+
+    def named(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--name", default=DEFAULT_NAME, help=f"lab name, prefix of its namespaces ({DEFAULT_NAME})"
+        )
+
+    up = actions.add_parser("up", help="build the namespaces and start the relays")
+    named(up)
+    up.add_argument("--receivers", type=_bounded_int(1, 8), default=2, help="receivers that join (2)")
+    up.add_argument("--group", type=_group, default=DEFAULT_GROUP, metavar="G:P", help=f"({DEFAULT_GROUP})")
+    up.add_argument("--no-relay", dest="relay", action="store_false", help="build without relays")
+    up.set_defaults(handler=run_up)
+
+    run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
+    named(run)
+    run.add_argument("--path", choices=("relay", "direct"), default=None, help="default: relay if running")
+    run.add_argument("--count", type=_bounded_int(1), default=10_000)
+    run.add_argument("--rate", type=_bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
+    run.add_argument("--size", type=_bounded_int(24, 8500), default=64)
+    run.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction per member")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.set_defaults(handler=run_run)
+
+    down = actions.add_parser("down", help="remove the lab's namespaces, links and processes")
+    named(down)
+    down.set_defaults(handler=run_down)
+
+
+def run_up(args: argparse.Namespace, console: Any) -> ExitStatus:
+    try:
+        lab = Lab(args.name)
+        state = lab.up(members=args.receivers, group=args.group, relay=args.relay)
+    except LabError as err:
+        console.error(str(err))
+        return ExitStatus.ENVIRONMENT
+    layout = state.layout
+    print(
+        f"lab {state.name} is up: {len(layout.namespaces)} namespaces ({', '.join(layout.namespaces)})",
+        file=console.out,
+    )
+    if state.relay:
+        print(
+            f"relay: ingress in {layout.ns('dc')} -> egress in {layout.ns('egress')}, group {state.group}",
+            file=console.out,
+        )
+    print(f"state and logs: {lab.run_dir}", file=console.out)
+    return ExitStatus.OK
+
+
+def run_run(args: argparse.Namespace, console: Any) -> ExitStatus:
+    try:
+        lab = Lab(args.name)
+        path: LabPath = args.path or ("relay" if lab.state().relay else "direct")
+        report = lab.run(path=path, count=args.count, rate=args.rate, size=args.size)
+    except LabError as err:
+        console.error(str(err))
+        return ExitStatus.ENVIRONMENT
+    ok = True
+    for receiver in report["receivers"]:
+        if receiver["member"] and receiver.get("loss", 1.0) <= args.max_loss and receiver.get("unique"):
+            continue
+        if receiver["member"] or receiver.get("frames") != 0:
+            ok = False
+    report["ok"] = ok
+    if args.json:
+        print(json.dumps(report), file=console.out)
+    else:
+        print(render_table(report), file=console.out)
+    if not ok:
+        console.error("a member missed datagrams or the non-member received some: see the table")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+def run_down(args: argparse.Namespace, console: Any) -> ExitStatus:
+    try:
+        removed = Lab(args.name).down()
+    except LabError as err:
+        console.error(str(err))
+        return ExitStatus.ENVIRONMENT
+    print(
+        f"lab {args.name}: removed {len(removed)} namespaces"
+        if removed
+        else f"lab {args.name}: nothing to remove",
+        file=console.out,
+    )
+    return ExitStatus.OK
+
+
+def render_table(report: dict[str, Any]) -> str:
+    sender = report.get("sender", {})
+    lines = [
+        f"{report['path']} path, {report['group']}: sent {sender.get('sent', '?')} x {report['size']} B "
+        f"at {sender.get('achieved_rate', '?')}/s (target {report['rate'] or 'unpaced'})",
+        f"{'receiver':<9} {'role':<10} {'igmp':<5} {'received':>9} {'lost':>7} {'loss':>8} {'dup':>5} "
+        f"{'reord':>6} {'p50 µs':>8} {'p99 µs':>8}",
+    ]
+    for receiver in report["receivers"]:
+        if receiver["member"]:
+            latency = receiver.get("latency_us") or {}
+            lines.append(
+                f"{receiver['name']:<9} {'member':<10} {','.join(receiver.get('igmp', [])) or '-':<5} "
+                f"{receiver.get('unique', 0):>9} {receiver.get('lost', '?'):>7} "
+                f"{receiver.get('loss', 1.0):>8.2%} {receiver.get('duplicates', '?'):>5} "
+                f"{receiver.get('reordered', '?'):>6} "
+                f"{_micros(latency.get('p50')):>8} {_micros(latency.get('p99')):>8}"
+            )
+        else:
+            frames = receiver.get("frames")
+            lines.append(
+                f"{receiver['name']:<9} {'not joined':<10} {'-':<5} {'' if frames is None else frames:>9}"
+                f"   frames seen on the wire (snooping must keep this at 0)"
+            )
+    return "\n".join(lines)
+
+
+def _micros(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"

@@ -1,0 +1,253 @@
+"""``mcastkit onboard``: hand a customer its kit, let it join, accept it, and watch the result.
+
+* ``kit`` (no AWS access): the customer's template, parameters and README;
+* ``join`` (customer account): accept the RAM invitation and wait for the shared TGW;
+* ``accept`` (provider account): accept entitled attachments/associations, reject others;
+* ``status`` (provider account): per-customer table, intruders, group quotas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError
+from pydantic import ValidationError
+
+from mcastkit.config import Capacity, Config, ConfigError, load_config
+from mcastkit.exit import ExitStatus
+from mcastkit.onboard.aws import Aws, AwsFailure, region_of_arn
+
+SHARE_ARN_HINT = "arn:aws:ram:<region>:<provider-account>:resource-share/<id>"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("onboard", help="onboard customer accounts (kit, join, accept, status)")
+    commands = parser.add_subparsers(
+        dest="onboard_command", metavar="{kit,join,accept,status}", required=True
+    )
+
+    kit = commands.add_parser("kit", help="write a customer's template, parameters and README")
+    _config_region(kit)
+    kit.add_argument("--customer", required=True, help="customer name from the config")
+    kit.add_argument("--out", required=True, type=Path, help="directory to write the kit into")
+    kit.add_argument(
+        "--subnets-per-domain",
+        type=int,
+        default=None,
+        help="receiver subnets per domain (default: 2 for one domain, else 1; each needs its own AZ)",
+    )
+    kit.add_argument(
+        "--cluster", action="store_true", help="add an IGMPv2 ECS cluster (EC2) in the receiver subnets"
+    )
+    kit.add_argument(
+        "--instance-type", default="c6in.large", help="cluster instance type, Nitro (c6in.large)"
+    )
+    kit.add_argument("--min-capacity", type=int, default=1, help="cluster hosts, at least (default 1)")
+    kit.add_argument("--max-capacity", type=int, default=2, help="cluster hosts, at most (default 2)")
+    kit.set_defaults(handler=run_kit)
+
+    join = commands.add_parser(
+        "join", help="(customer account) accept the provider's RAM share and wait for it"
+    )
+    join.add_argument("--share-arn", required=True, help=f"the share's ARN ({SHARE_ARN_HINT})")
+    join.add_argument("--region", help="default: the share ARN's region")
+    join.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the TGW (default 300)"
+    )
+    join.add_argument("--interval", type=float, default=5.0, help="seconds between checks (default 5)")
+    join.add_argument("--profile", help="AWS profile (default: the environment's credentials)")
+    join.add_argument("--json", action="store_true", help="print the result as JSON")
+    join.set_defaults(handler=run_join)
+
+    accept = commands.add_parser("accept", help="(provider account) accept entitled customers, reject others")
+    _config_region(accept)
+    accept.add_argument("--dry-run", action="store_true", help="report the decisions, change nothing")
+    accept.add_argument("--profile", help="AWS profile (default: the environment's credentials)")
+    accept.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    accept.set_defaults(handler=run_accept)
+
+    status = commands.add_parser("status", help="(provider account) per-customer state, intruders, quotas")
+    _config_region(status)
+    status.add_argument("--profile", help="AWS profile (default: the environment's credentials)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.set_defaults(handler=run_status)
+
+
+def _config_region(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="path to the YAML config")
+    parser.add_argument("--region", required=True, help="a region of the config")
+
+
+def _load(args: argparse.Namespace, console: Any) -> Config | None:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(err.render(), file=console.err)
+        return None
+    if args.region not in config.regions:
+        console.error(
+            f"--region {args.region}: not a region of {args.config} (regions: {', '.join(config.regions)})"
+        )
+        return None
+    return config
+
+
+def make_aws(region: str, profile: str | None) -> Aws:
+    """Clients for ``region``; the only place sessions are created (tests replace it)."""
+    try:
+        return Aws(region=region, session=boto3.Session(profile_name=profile))
+    except BotoCoreError as err:
+        raise AwsFailure(f"account unknown, region {region}, profile {profile}: {err}") from None
+
+
+def run_kit(args: argparse.Namespace, console: Any) -> ExitStatus:
+    from mcastkit.onboard.kit import KitError, SynthError, write_kit
+
+    config = _load(args, console)
+    if config is None:
+        return ExitStatus.BAD_INPUT
+    cluster = None
+    if args.cluster:
+        try:
+            cluster = Capacity(instance_type=args.instance_type, min=args.min_capacity, max=args.max_capacity)
+        except ValidationError as err:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+            console.error(f"--instance-type/--min-capacity/--max-capacity: {problems}")
+            return ExitStatus.BAD_INPUT
+    try:
+        kit = write_kit(
+            config,
+            args.customer,
+            args.region,
+            args.out,
+            subnets_per_domain=args.subnets_per_domain,
+            cluster=cluster,
+        )
+    except KitError as err:
+        console.error(str(err))
+        return ExitStatus.BAD_INPUT
+    except SynthError as err:
+        console.error(str(err))
+        return ExitStatus.ENVIRONMENT
+    except OSError as err:
+        console.error(f"--out {args.out}: cannot write the kit ({err.strerror})")
+        return ExitStatus.ENVIRONMENT
+    print(f"wrote the kit for {args.customer} in {args.region} to {kit.directory}:", file=console.out)
+    for path in (kit.template, kit.parameters, kit.readme):
+        print(f"  {path}", file=console.out)
+    if kit.unrecorded:
+        print(
+            f"note: provider ids not recorded in regions.{args.region}.shared: {', '.join(kit.unrecorded)} "
+            "are REPLACE- placeholders; record them after deploying and make the kit again",
+            file=console.out,
+        )
+    customer_only = [p for p in kit.placeholders if p not in kit.unrecorded]
+    if customer_only:
+        print(f"the customer fills in: {', '.join(customer_only)}", file=console.out)
+    return ExitStatus.OK
+
+
+def _progress(console: Any, as_json: bool) -> Any:
+    if as_json:
+        return lambda message: None
+    if console.interactive:
+
+        def line(message: str) -> None:
+            console.out.write(f"\r\033[K{message}")
+            console.out.flush()
+
+        return line
+    return lambda message: print(message, file=console.err)
+
+
+def run_join(args: argparse.Namespace, console: Any) -> ExitStatus:
+    from mcastkit.onboard.join import join
+
+    region = args.region or region_of_arn(args.share_arn)
+    if not args.share_arn.startswith("arn:") or ":resource-share/" not in args.share_arn or region is None:
+        console.error(f"--share-arn {args.share_arn!r}: not a RAM resource share ARN ({SHARE_ARN_HINT})")
+        return ExitStatus.BAD_INPUT
+    if args.timeout <= 0 or args.interval <= 0:
+        console.error(f"--timeout {args.timeout} / --interval {args.interval}: must be positive")
+        return ExitStatus.BAD_INPUT
+    try:
+        aws = make_aws(region, args.profile)
+        result = join(
+            aws,
+            args.share_arn,
+            timeout_s=args.timeout,
+            interval_s=args.interval,
+            progress=_progress(console, args.json),
+        )
+    except AwsFailure as err:
+        _end_progress(console, args)
+        console.error(str(err))
+        return err.status
+    _end_progress(console, args)
+    if args.json:
+        print(
+            json.dumps(vars(result) | {"account": aws.account, "region": region}, indent=2), file=console.out
+        )
+        return ExitStatus.OK
+    print(
+        f"joined: account {aws.account}, region {region}: invitation {result.invitation}; "
+        f"transit gateway {result.transit_gateway_id} and domain(s) {', '.join(result.domain_ids)} "
+        "are visible",
+        file=console.out,
+    )
+    print(
+        "next: deploy the customer stack from your kit (README step 2) with "
+        f"TransitGatewayId={result.transit_gateway_id} and the domain id(s) above; then tell the provider, "
+        "who accepts the attachment and associations (the stack waits until then).",
+        file=console.out,
+    )
+    return ExitStatus.OK
+
+
+def _end_progress(console: Any, args: argparse.Namespace) -> None:
+    if console.interactive and not getattr(args, "json", False):
+        console.out.write("\r\033[K")
+
+
+def run_accept(args: argparse.Namespace, console: Any) -> ExitStatus:
+    from mcastkit.onboard.accept import accept, report
+
+    config = _load(args, console)
+    if config is None:
+        return ExitStatus.BAD_INPUT
+    try:
+        aws = make_aws(args.region, args.profile)
+        provider, decisions = accept(aws, config, args.region, dry_run=args.dry_run)
+    except AwsFailure as err:
+        console.error(str(err))
+        return err.status
+    shown, status = report(provider, decisions, dry_run=args.dry_run, as_json=args.json)
+    if isinstance(shown, dict):
+        print(json.dumps(shown, indent=2), file=console.out)
+    else:
+        print("\n".join(shown), file=console.out)
+    return status
+
+
+def run_status(args: argparse.Namespace, console: Any) -> ExitStatus:
+    from mcastkit.onboard.status import collect_status, render
+
+    config = _load(args, console)
+    if config is None:
+        return ExitStatus.BAD_INPUT
+    try:
+        aws = make_aws(args.region, args.profile)
+        status = collect_status(aws, config, args.region)
+    except AwsFailure as err:
+        console.error(str(err))
+        return err.status
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2), file=console.out)
+    else:
+        render(status, console.out, color=console.interactive and sys.stdout is console.out)
+    return ExitStatus.OK if status.ok else ExitStatus.FAILURE

@@ -1,0 +1,311 @@
+"""``mcastkit probe``: prove delivery of a multicast group with a paced, numbered stream.
+
+- ``send`` paces a stream (sequence number + send time in every datagram);
+- ``recv`` counts it: received, lost, duplicates, reordered, one-way latency p50/p99/max;
+- ``echo`` / ``rtt`` measure round trips across hosts whose clocks are not synchronized.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mcastkit.exit import ExitStatus
+from mcastkit.probe.addresses import GroupPort, ProbeInputError, parse_group_port, resolve_interface
+from mcastkit.probe.receiver import ReceiveResult, receive_stream
+from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
+from mcastkit.probe.sender import new_stream_id, send_stream
+from mcastkit.probe.sockets import open_receiver, open_sender, set_receive_timeout
+from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
+
+
+def _group(text: str) -> GroupPort:
+    try:
+        return parse_group_port(text)
+    except ProbeInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            limits = f"{low}-{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({limits})")
+        return value
+
+    return parse
+
+
+def _bounded_float(low: float, high: float | None = None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= low or (high is not None and value > high):
+            limits = f"{low}-{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({limits})")
+        return value
+
+    return parse
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("probe", help="send, receive and echo probe streams")
+    actions = parser.add_subparsers(dest="probe_command", required=True)
+
+    def common(sub: argparse.ArgumentParser, *, ttl: bool = False) -> None:
+        sub.add_argument("--group", required=True, type=_group, metavar="G:P", help="multicast group:port")
+        sub.add_argument(
+            "--interface", required=True, metavar="IFADDR", help="local interface address (or name)"
+        )
+        if ttl:
+            sub.add_argument("--ttl", type=_bounded_int(1, 255), default=1, help="multicast TTL (default 1)")
+
+    send = actions.add_parser("send", help="send a paced, numbered stream")
+    common(send, ttl=True)
+    send.add_argument("--rate", type=_bounded_int(0), default=1000, help="datagrams/s; 0 = unpaced")
+    send.add_argument("--count", type=_bounded_int(1), default=10_000)
+    send.add_argument(
+        "--size", type=_bounded_int(HEADER_SIZE, MAX_SIZE), default=64, help="datagram payload bytes"
+    )
+    send.add_argument(
+        "--stream-id", type=_bounded_int(0, 2**32 - 1), default=None, help="stream id (default: random)"
+    )
+    send.add_argument("--json", action="store_true", help="print the report as JSON")
+    send.set_defaults(handler=run_send)
+
+    recv = actions.add_parser("recv", help="receive and count a stream")
+    common(recv)
+    recv.add_argument("--count", type=_bounded_int(1), default=10_000, help="datagrams the sender sends")
+    recv.add_argument("--timeout", type=_bounded_float(0.1), default=30.0, help="give up after S seconds")
+    recv.add_argument(
+        "--idle", type=_bounded_float(0.05), default=2.0, help="stop S seconds after the last datagram"
+    )
+    recv.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
+    recv.add_argument(
+        "--stream-id",
+        type=_bounded_int(0, 2**32 - 1),
+        default=None,
+        help="count only this stream (default: the first one heard); others are foreign",
+    )
+    recv.add_argument("--json", action="store_true", help="print the report as JSON")
+    recv.set_defaults(handler=run_recv)
+
+    echo_parser = actions.add_parser("echo", help="re-emit a group's probe datagrams to a reply group")
+    common(echo_parser, ttl=True)
+    echo_parser.add_argument("--reply", required=True, type=_group, metavar="G:P", help="reply group:port")
+    echo_parser.add_argument("--count", type=_bounded_int(0), default=0, help="stop after N (0 = never)")
+    echo_parser.add_argument(
+        "--timeout", type=_bounded_float(0.0), default=0.0, help="stop after S s (0 = never)"
+    )
+    echo_parser.set_defaults(handler=run_echo)
+
+    rtt = actions.add_parser("rtt", help="round-trip latency through a remote `probe echo`")
+    common(rtt, ttl=True)
+    rtt.add_argument("--reply", required=True, type=_group, metavar="G:P", help="group the echo replies to")
+    rtt.add_argument("--count", type=_bounded_int(1), default=100)
+    rtt.add_argument("--size", type=_bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
+    rtt.add_argument("--interval", type=_bounded_float(0.0), default=0.01, help="seconds between pings")
+    rtt.add_argument(
+        "--loss-timeout", type=_bounded_float(0.001), default=0.5, help="seconds to wait for each echo"
+    )
+    rtt.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
+    rtt.add_argument("--json", action="store_true", help="print the report as JSON")
+    rtt.set_defaults(handler=run_rtt)
+
+
+@contextmanager
+def _handled(console: Any) -> Iterator[list[ExitStatus]]:
+    """Turn the errors a user or the host can cause into a message and an exit status."""
+    status: list[ExitStatus] = []
+    try:
+        yield status
+    except ProbeInputError as err:
+        console.error(str(err))
+        status.append(ExitStatus.BAD_INPUT)
+    except OSError as err:
+        console.error(f"network: {err.strerror or err}")
+        status.append(ExitStatus.ENVIRONMENT)
+
+
+def _progress_line(console: Any, text: str) -> None:
+    console.out.write(f"\r{text}\x1b[K")
+    console.out.flush()
+
+
+def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
+    with _handled(console) as failed:
+        interface = resolve_interface(args.interface)
+        sock = open_sender(args.group, interface=interface, ttl=args.ttl)
+        progress = None
+        if console.interactive and not args.json:
+
+            def progress(sent: int) -> None:
+                _progress_line(console, f"sent {sent}/{args.count}")
+
+        with sock:
+            report = send_stream(
+                sock,
+                rate=args.rate,
+                count=args.count,
+                size=args.size,
+                stream_id=new_stream_id() if args.stream_id is None else args.stream_id,
+                progress=progress,
+            )
+        if progress is not None:
+            console.out.write("\n")
+        summary = {
+            "group": str(args.group),
+            "interface": interface,
+            "stream_id": report.stream_id,
+            "sent": report.sent,
+            "size": args.size,
+            "target_rate": args.rate,
+            "achieved_rate": round(report.rate),
+            "seconds": round(report.seconds, 3),
+        }
+        if args.json:
+            print(json.dumps(summary), file=console.out)
+        else:
+            print(
+                f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
+                f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
+                file=console.out,
+            )
+        return ExitStatus.OK
+    return failed[0]
+
+
+def _format_latency(latency: dict[str, float | None]) -> str:
+    return "/".join("-" if value is None else f"{value:.0f}" for value in latency.values())
+
+
+def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
+    with _handled(console) as failed:
+        interface = resolve_interface(args.interface)
+        progress = None
+        if console.interactive and not args.json:
+
+            def progress(partial: ReceiveResult) -> None:
+                stats = partial.stats
+                _progress_line(
+                    console,
+                    f"received {stats.unique}/{stats.expected}  dup {stats.duplicates}  "
+                    f"reordered {stats.reordered}  {partial.seconds:.1f}s",
+                )
+
+        with open_receiver(args.group, interface=interface) as sock:
+            result = receive_stream(
+                sock, count=args.count, timeout=args.timeout, idle=args.idle, progress=progress
+            )
+        if progress is not None:
+            console.out.write("\n")
+        summary = {
+            "group": str(args.group),
+            "interface": interface,
+            "stream_id": result.stream_id,
+            **result.stats.summary(),
+            "foreign": result.foreign,
+            "seconds": round(result.seconds, 3),
+            "stopped_by": result.stopped_by,
+            "max_loss": args.max_loss,
+        }
+        over_budget = result.stats.unique == 0 or result.stats.loss > args.max_loss
+        summary["ok"] = not over_budget
+        if args.json:
+            print(json.dumps(summary), file=console.out)
+        else:
+            stats = result.stats
+            print(
+                f"{args.group} on {interface}: received {stats.unique}/{stats.expected} "
+                f"(lost {stats.lost}, {stats.loss:.4%}), duplicates {stats.duplicates}, "
+                f"reordered {stats.reordered}, latency p50/p99/max "
+                f"{_format_latency(summary['latency_us'])} µs, stopped by {result.stopped_by}",
+                file=console.out,
+            )
+        if over_budget:
+            console.error(f"loss {result.stats.loss:.4%} exceeds --max-loss {args.max_loss:.4%}")
+            return ExitStatus.FAILURE
+        return ExitStatus.OK
+    return failed[0]
+
+
+def run_echo(args: argparse.Namespace, console: Any) -> ExitStatus:
+    with _handled(console) as failed:
+        interface = resolve_interface(args.interface)
+        running = [True]
+
+        def stop(_signum: int, _frame: object) -> None:
+            running[0] = False
+
+        # SIGTERM (docker stop, ECS) ends the echo cleanly; only the main thread may set handlers.
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
+        try:
+            with (
+                open_receiver(args.group, interface=interface, timeout=0.2) as listen,
+                open_sender(args.reply, interface=interface, ttl=args.ttl) as reply,
+            ):
+                echoed = echo(
+                    listen, reply, count=args.count, timeout=args.timeout, keep_running=lambda: running[0]
+                )
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+        print(f"echoed {echoed} datagrams from {args.group} to {args.reply}", file=console.out)
+        return ExitStatus.OK
+    return failed[0]
+
+
+def run_rtt(args: argparse.Namespace, console: Any) -> ExitStatus:
+    with _handled(console) as failed:
+        interface = resolve_interface(args.interface)
+        progress = None
+        if console.interactive and not args.json:
+
+            def progress(partial: RoundTripResult) -> None:
+                _progress_line(console, f"answered {partial.answered}/{partial.sent}")
+
+        with (
+            open_sender(args.group, interface=interface, ttl=args.ttl) as send,
+            open_receiver(args.reply, interface=interface) as listen,
+        ):
+            set_receive_timeout(listen, min(args.loss_timeout, 0.05))
+            result = measure_rtt(
+                send,
+                listen,
+                count=args.count,
+                size=args.size,
+                interval=args.interval,
+                loss_timeout=args.loss_timeout,
+                stream_id=new_stream_id(),
+                progress=progress,
+            )
+        if progress is not None:
+            console.out.write("\n")
+        summary: dict[str, Any] = {"group": str(args.group), "reply": str(args.reply), **result.summary()}
+        over_budget = result.answered == 0 or result.lost / result.sent > args.max_loss
+        summary["ok"] = not over_budget
+        if args.json:
+            print(json.dumps(summary), file=console.out)
+        else:
+            print(
+                f"{args.group} -> {args.reply}: answered {result.answered}/{result.sent}, "
+                f"late {result.late}, rtt p50/p99/max {_format_latency(summary['rtt_us'])} µs",
+                file=console.out,
+            )
+        if over_budget:
+            console.error(f"{result.lost} of {result.sent} pings unanswered (--max-loss {args.max_loss})")
+            return ExitStatus.FAILURE
+        return ExitStatus.OK
+    return failed[0]

@@ -1,0 +1,338 @@
+"""``mcastkit relay ingress|egress``: carry multicast over TCP where the network will not.
+
+Frame format and authentication: see :mod:`mcastkit.relay`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from mcastkit.exit import ExitStatus
+from mcastkit.relay.auth import RECOMMENDED_SECRET_BYTES, SecretError, load_secret
+from mcastkit.relay.egress import Egress
+from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
+from mcastkit.relay.link import RelayNode
+from mcastkit.relay.metrics import MetricsServer, RelayStats
+from mcastkit.relay.sockets import (
+    DEFAULT_BUFFER_BYTES,
+    AddressError,
+    SocketSetupError,
+    parse_endpoint,
+    parse_group,
+    resolve_interface,
+)
+
+log = logging.getLogger("mcastkit.relay")
+
+_EPILOG_INGRESS = """\
+example (datacenter side, egress tasks dial in):
+  mcastkit relay ingress --group 239.1.1.1:5000 --group 239.1.1.2:5001 --interface 10.0.0.5 \\
+      --listen 0.0.0.0:7400 --secret-file /etc/mcastkit/relay.secret --metrics 0.0.0.0:9400
+"""
+
+_EPILOG_EGRESS = """\
+example (ECS task in the multicast subnet, dialing the datacenter):
+  mcastkit relay egress --connect 10.0.0.5:7400 --interface eth0 --ttl 8 \\
+      --secret-env RELAY_SECRET --map 239.1.1.1:5000=239.10.1.1:5000 --metrics 0.0.0.0:9400
+"""
+
+
+def register(subparsers: Any) -> None:
+    relay = subparsers.add_parser(
+        "relay",
+        help="relay multicast over TCP (ingress in the datacenter, egress in AWS)",
+        description="Relay multicast over an authenticated TCP link. Either side may dial; the dialer "
+        "reconnects with backoff. Frame format and handshake: see the mcastkit.relay module docs.",
+    )
+    roles = relay.add_subparsers(dest="role", required=True, parser_class=type(relay))
+
+    ingress = roles.add_parser(
+        "ingress",
+        help="join groups and stream every datagram to the egress peers",
+        epilog=_EPILOG_INGRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ingress.add_argument(
+        "--group", action="append", required=True, metavar="G:P", help="group and port to join (repeatable)"
+    )
+    _interface(ingress, "join the groups on this interface")
+    _endpoints(ingress, connect_help="dial this egress (repeatable: one link per egress region)")
+    _common(ingress)
+    _count(
+        ingress,
+        "--queue-bytes",
+        DEFAULT_QUEUE_BYTES,
+        "per-peer send queue (bytes); a peer further behind is dropped",
+    )
+    _count(ingress, "--max-peers", 32, "egress connections accepted at once with --listen")
+    _count(ingress, "--rcvbuf", RECEIVE_BUFFER_BYTES, "UDP receive buffer per group; as root beyond rmem_max")
+    ingress.set_defaults(handler=run_ingress)
+
+    egress = roles.add_parser(
+        "egress",
+        help="re-emit what an ingress sends as multicast",
+        epilog=_EPILOG_EGRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _endpoints(egress, connect_help="dial this ingress (repeatable)")
+    _interface(egress, "send multicast out of this interface")
+    egress.add_argument(
+        "--ttl", type=_ranged_int("--ttl", 1, 255), required=True, metavar="N", help="multicast TTL (1-255)"
+    )
+    _common(egress)
+    egress.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="G:P=G2:P2",
+        help="emit what arrives for G:P to G2:P2 instead (repeatable); other groups keep their address",
+    )
+    egress.add_argument(
+        "--no-loop",
+        action="store_true",
+        help="do not deliver to listeners on this host (IP_MULTICAST_LOOP off; default: on)",
+    )
+    _count(egress, "--sndbuf", DEFAULT_BUFFER_BYTES, "UDP send buffer")
+    _count(egress, "--max-peers", 8, "ingress connections accepted at once with --listen")
+    egress.set_defaults(handler=run_egress)
+
+
+def _count(parser: argparse.ArgumentParser, flag: str, default: int, purpose: str) -> None:
+    parser.add_argument(
+        flag, type=_positive_int(flag), default=default, metavar="N", help=f"{purpose} (default: %(default)s)"
+    )
+
+
+def _interface(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument(
+        "--interface",
+        required=True,
+        metavar="IFADDR",
+        help=f"{purpose}: an IPv4 address of this host, or an interface name such as eth0",
+    )
+
+
+def _endpoints(parser: argparse.ArgumentParser, *, connect_help: str) -> None:
+    side = parser.add_mutually_exclusive_group(required=True)
+    side.add_argument("--listen", metavar="HOST:PORT", help="accept the peer's connections here")
+    side.add_argument("--connect", action="append", metavar="HOST:PORT", help=connect_help)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    secret = parser.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--secret-file", metavar="FILE", help="file holding the shared secret")
+    secret.add_argument(
+        "--secret-env",
+        metavar="NAME",
+        help="environment variable holding the shared secret (ECS injects Secrets Manager values so)",
+    )
+    parser.add_argument(
+        "--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics and /healthz here (default: off)"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=_positive_float("--heartbeat"),
+        default=1.0,
+        metavar="SECONDS",
+        help="heartbeat interval; a link silent for 3 intervals is dropped (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="(default: %(default)s)",
+    )
+
+
+def _positive_int(flag: str) -> Callable[[str], int]:
+    return _ranged_int(flag, 1, None)
+
+
+def _ranged_int(flag: str, low: int, high: int | None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: not a whole number") from None
+        if value < low or (high is not None and value > high):
+            limits = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be {limits}")
+        return value
+
+    return parse
+
+
+def _positive_float(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: not a number") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be a positive number of seconds")
+        return value
+
+    return parse
+
+
+def _parse_map(values: list[str]) -> dict[tuple[str, int], tuple[str, int]]:
+    mapping: dict[tuple[str, int], tuple[str, int]] = {}
+    for value in values:
+        source, sep, target = value.partition("=")
+        if not sep:
+            raise AddressError(f"--map {value!r}: expected G:P=G2:P2")
+        key = parse_group(source, flag="--map")
+        if key in mapping:
+            raise AddressError(f"--map {value!r}: {source} is mapped twice")
+        mapping[key] = parse_group(target, flag="--map")
+    return mapping
+
+
+def _setup_logging(console: Any, level: str, role: str) -> None:
+    handler = logging.StreamHandler(console.err)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s relay-{role} %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+def _endpoints_of(args: argparse.Namespace) -> tuple[tuple[str, int] | None, list[tuple[str, int]]]:
+    listen = parse_endpoint(args.listen, flag="--listen", any_port=True) if args.listen else None
+    connect = [parse_endpoint(value, flag="--connect") for value in args.connect or []]
+    return listen, connect
+
+
+def run_ingress(args: argparse.Namespace, console: Any) -> ExitStatus:
+    def build(secret: bytes, stats: RelayStats) -> RelayNode:
+        groups = [parse_group(value, flag="--group") for value in args.group]
+        duplicates = {g for g in groups if groups.count(g) > 1}
+        if duplicates:
+            raise AddressError(f"--group {sorted(duplicates)[0][0]}:{sorted(duplicates)[0][1]} given twice")
+        node = Ingress(
+            groups=groups,
+            interface=resolve_interface(args.interface),
+            secret=secret,
+            stats=stats,
+            heartbeat=args.heartbeat,
+            queue_bytes=args.queue_bytes,
+            buffer_bytes=args.rcvbuf,
+            max_peers=args.max_peers,
+        )
+        node.open()
+        log.info("joined %s on %s", ", ".join(args.group), node.interface)
+        return node
+
+    return _run(args, console, "ingress", build)
+
+
+def run_egress(args: argparse.Namespace, console: Any) -> ExitStatus:
+    def build(secret: bytes, stats: RelayStats) -> RelayNode:
+        node = Egress(
+            interface=resolve_interface(args.interface),
+            ttl=args.ttl,
+            secret=secret,
+            stats=stats,
+            mapping=_parse_map(args.map),
+            heartbeat=args.heartbeat,
+            loop=not args.no_loop,
+            buffer_bytes=args.sndbuf,
+            max_peers=args.max_peers,
+        )
+        node.open()
+        log.info("emitting from %s with TTL %d", node.interface, node.ttl)
+        return node
+
+    return _run(args, console, "egress", build)
+
+
+def _run(
+    args: argparse.Namespace,
+    console: Any,
+    role: str,
+    build: Callable[[bytes, RelayStats], RelayNode],
+) -> ExitStatus:
+    _setup_logging(console, args.log_level, role)
+    try:
+        secret = load_secret(path=args.secret_file, env=args.secret_env)
+        listen, connect = _endpoints_of(args)
+        metrics_at = parse_endpoint(args.metrics, flag="--metrics", any_port=True) if args.metrics else None
+    except (SecretError, AddressError) as err:
+        console.error(str(err))
+        return ExitStatus.BAD_INPUT
+    if len(secret) < RECOMMENDED_SECRET_BYTES:
+        log.warning(
+            "the secret is only %d bytes; use at least %d random bytes", len(secret), RECOMMENDED_SECRET_BYTES
+        )
+    stats = RelayStats(role=role)
+    try:
+        return _serve(args, console, build, secret, stats, listen, connect, metrics_at)
+    except AddressError as err:
+        console.error(str(err))
+        return ExitStatus.BAD_INPUT
+    except OSError as err:  # SocketSetupError, or a bind refused
+        console.error(_describe(err, listen))
+        return ExitStatus.ENVIRONMENT
+
+
+def _describe(err: OSError, listen: tuple[str, int] | None) -> str:
+    if isinstance(err, SocketSetupError):
+        return str(err.strerror)
+    where = []
+    if listen is not None:
+        where.append(f"--listen {listen[0]}:{listen[1]}")
+    return f"{' / '.join(where) or 'socket'}: {err.strerror or err}"
+
+
+def _serve(
+    args: argparse.Namespace,
+    console: Any,
+    build: Callable[[bytes, RelayStats], RelayNode],
+    secret: bytes,
+    stats: RelayStats,
+    listen: tuple[str, int] | None,
+    connect: list[tuple[str, int]],
+    metrics_at: tuple[str, int] | None,
+) -> ExitStatus:
+    metrics: MetricsServer | None = None
+    if metrics_at is not None:
+        try:
+            metrics = MetricsServer(stats, *metrics_at)
+        except OSError as err:
+            console.error(f"--metrics {metrics_at[0]}:{metrics_at[1]}: {err.strerror or err}")
+            return ExitStatus.ENVIRONMENT
+        metrics.start()
+        log.info("metrics on http://%s:%d/metrics and /healthz", metrics_at[0], metrics.port)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            node = build(secret, stats)
+            runner.run(_main(node, listen, connect))
+    finally:
+        if metrics is not None:
+            metrics.close()
+    log.info("stopped")
+    return ExitStatus.OK
+
+
+async def _main(node: RelayNode, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _stopping, node, signum)
+    await node.run(listen=listen, connect=connect)
+
+
+def _stopping(node: RelayNode, signum: int) -> None:
+    log.info("%s: draining and stopping", signal.Signals(signum).name)
+    node.stop()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; the stdlib loop also works
+        return None
+    return uvloop.new_event_loop

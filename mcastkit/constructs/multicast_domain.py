@@ -1,0 +1,94 @@
+"""One Transit Gateway multicast domain, its subnet associations and its static sources."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Tags
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from mcastkit.config import Domain
+
+
+def domain_options(domain: Domain) -> dict[str, str]:
+    """The domain's ``Options`` as CloudFormation expects them: PascalCase keys.
+
+    ``CfnTransitGatewayMulticastDomain.OptionsProperty`` renders camelCase keys that
+    CloudFormation ignores, so the options are a plain dict.
+    """
+    return {
+        "Igmpv2Support": "enable" if domain.igmpv2 else "disable",
+        "StaticSourcesSupport": "disable" if domain.igmpv2 else "enable",
+        "AutoAcceptSharedAssociations": "enable" if domain.auto_accept_shared_associations else "disable",
+    }
+
+
+def pascal(name: str) -> str:
+    """``market-data`` -> ``MarketData``: construct ids from config names."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+class MulticastDomain(Construct):
+    """A multicast domain on a Transit Gateway, associated with the given subnets.
+
+    The domain is IGMPv2 or static-sources, never both (from ``domain.mode``). In a
+    static domain every ENI of ``domain.static_sources`` is registered as the source of
+    every group of the domain (only registered sources may send). Each subnet gets its
+    own association (a subnet belongs to one domain only).
+
+    Args:
+        transit_gateway_id: the multicast-enabled Transit Gateway.
+        attachment_id: the VPC attachment the subnets reach the gateway through.
+        domain: the configured domain (mode, groups, static sources, auto-accept).
+        subnets: the subnets to associate.
+
+    Attributes:
+        multicast_domain: the ``AWS::EC2::TransitGatewayMulticastDomain``.
+        domain_id, domain_arn: its id and ARN.
+        associations: one association per subnet, in order.
+        group_sources: the registered static sources (empty for IGMPv2 domains).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        transit_gateway_id: str,
+        attachment_id: str,
+        domain: Domain,
+        subnets: Sequence[ec2.ISubnet],
+    ) -> None:
+        super().__init__(scope, id_)
+        self.domain = domain
+        self.multicast_domain = ec2.CfnTransitGatewayMulticastDomain(
+            self, "MulticastDomain", transit_gateway_id=transit_gateway_id, options=domain_options(domain)
+        )
+        Tags.of(self.multicast_domain).add("Name", domain.name)
+        self.domain_id: str = self.multicast_domain.attr_transit_gateway_multicast_domain_id
+        self.domain_arn: str = self.multicast_domain.attr_transit_gateway_multicast_domain_arn
+        self.associations = [
+            ec2.CfnTransitGatewayMulticastDomainAssociation(
+                self,
+                f"Association{index}",
+                transit_gateway_multicast_domain_id=self.domain_id,
+                transit_gateway_attachment_id=attachment_id,
+                subnet_id=subnet.subnet_id,
+            )
+            for index, subnet in enumerate(subnets)
+        ]
+        self.group_sources: list[ec2.CfnTransitGatewayMulticastGroupSource] = []
+        for eni in domain.static_sources:
+            for group in domain.groups:
+                source = ec2.CfnTransitGatewayMulticastGroupSource(
+                    self,
+                    f"Source{pascal(group.name)}{pascal(eni)}",
+                    transit_gateway_multicast_domain_id=self.domain_id,
+                    group_ip_address=group.address,
+                    network_interface_id=eni,
+                )
+                # A source ENI must sit in an associated subnet before it can register.
+                for association in self.associations:
+                    source.add_dependency(association)
+                self.group_sources.append(source)

@@ -1,0 +1,377 @@
+"""A lab's life: ``up`` builds the namespaces and starts the relays, ``run`` pushes a probe stream
+through them, ``down`` removes everything. State (pids, choices) lives in a run directory so each
+step can be a separate command."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mcastkit.lab import netns, topology
+from mcastkit.lab.netns import LabError
+from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
+from mcastkit.probe.addresses import GroupPort
+from mcastkit.probe.sender import new_stream_id
+
+RUN_ROOT = Path("/run/mcastkit-lab")
+DEFAULT_NAME = "mcklab"
+DEFAULT_GROUP = GroupPort("239.1.1.1", 5001)
+RELAY_PORT = 7400
+RELAY_TTL = 4
+#: How long receivers may take to appear in the bridge's snooping table.
+JOIN_WAIT = 10.0
+
+LabPath = Literal["relay", "direct"]
+
+
+@dataclass
+class LabState:
+    name: str
+    members: int
+    group: str
+    relay: bool
+    #: Wall-clock time from which the bridge applies IGMP snooping (see SNOOPING_SETTLE).
+    snooping_from: float = 0.0
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.name, self.members)
+
+
+def relay_available() -> bool:
+    """Whether this installation has ``mcastkit relay`` (ingress and egress)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "mcastkit", "relay", "--help"], capture_output=True, timeout=30, check=False
+    )
+    return completed.returncode == 0
+
+
+class Lab:
+    def __init__(self, name: str = DEFAULT_NAME, *, run_root: Path = RUN_ROOT) -> None:
+        Layout(name)  # validates the name before anything touches the system
+        self.name = name
+        self.run_dir = run_root / name
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"
+
+    def state(self) -> LabState:
+        try:
+            return LabState(**json.loads(self.state_file.read_text()))
+        except FileNotFoundError:
+            raise LabError(f"lab {self.name!r} is not up: run `mcastkit lab up --name {self.name}`") from None
+
+    def _save(self, state: LabState) -> None:
+        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+
+    # -- up / down -------------------------------------------------------------------------------
+
+    def up(self, *, members: int = 2, group: GroupPort = DEFAULT_GROUP, relay: bool = True) -> LabState:
+        netns.check_environment()
+        layout = Layout(self.name, members)
+        if self.state_file.exists() or topology.owned_namespaces(self.name):
+            raise LabError(f"lab {self.name!r} is already up: `mcastkit lab down --name {self.name}` first")
+        if relay and not relay_available():
+            raise LabError("`mcastkit relay` is not available in this installation: use `lab up --no-relay`")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = LabState(
+            name=self.name,
+            members=members,
+            group=str(group),
+            relay=relay,
+            snooping_from=time.time() + topology.SNOOPING_SETTLE,
+        )
+        self._save(state)
+        try:
+            topology.build(layout)
+            if relay:
+                self._start_relays(state, group)
+        except BaseException:
+            self.down()
+            raise
+        return state
+
+    def down(self) -> list[str]:
+        """Stop the lab's processes and delete its namespaces; return the namespaces removed.
+
+        Safe to run twice and after a half-built ``up``: it works from what exists.
+        """
+        netns.check_environment()
+        if self.state_file.exists():
+            pids = [pid for pid in self.state().pids.values() if _is_ours(pid)]
+            netns.stop(pids)
+        removed = topology.remove(self.name)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        return removed
+
+    def _start_relays(self, state: LabState, group: GroupPort) -> None:
+        layout = state.layout
+        secret = self.run_dir / "relay.secret"
+        secret.touch(mode=0o600)
+        secret.write_text(secrets.token_hex(32) + "\n")
+        state.pids["egress"] = netns.spawn(
+            layout.ns("egress"),
+            netns.mcastkit_command(
+                "relay", "egress",
+                "--listen", f"{EGRESS_ADDRESS}:{RELAY_PORT}",
+                "--interface", EGRESS_ADDRESS,
+                "--ttl", str(RELAY_TTL),
+                "--secret-file", str(secret),
+                "--metrics", "127.0.0.1:9102",
+            ),
+            log=self.run_dir / "egress.log",
+        )  # fmt: skip
+        self._save(state)
+        self._wait(
+            lambda: _listening(layout.ns("egress"), RELAY_PORT), "the egress relay to listen", "egress"
+        )
+        state.pids["ingress"] = netns.spawn(
+            layout.ns("dc"),
+            netns.mcastkit_command(
+                "relay", "ingress",
+                "--group", str(group),
+                "--interface", INGRESS_ADDRESS,
+                "--connect", f"{EGRESS_ADDRESS}:{RELAY_PORT}",
+                "--secret-file", str(secret),
+                "--metrics", "127.0.0.1:9101",
+            ),
+            log=self.run_dir / "ingress.log",
+        )  # fmt: skip
+        self._save(state)
+        self._wait(lambda: _connected(layout.ns("dc"), RELAY_PORT), "the ingress relay to connect", "ingress")
+
+    def _wait(self, condition: Any, what: str, log_name: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise LabError(f"timed out waiting for {what}; last lines of its log:\n{self.log_tail(log_name)}")
+
+    def log_tail(self, log_name: str, lines: int = 15) -> str:
+        try:
+            text = (self.run_dir / f"{log_name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- run -------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        path: LabPath = "relay",
+        count: int = 10_000,
+        rate: int = 10_000,
+        size: int = 64,
+        group: GroupPort | None = None,
+        receivers: int | None = None,
+        idle: float = 1.0,
+    ) -> dict[str, Any]:
+        """Send ``count`` datagrams at ``rate``/s and report what every receiver saw.
+
+        ``relay``: from the datacenter source through ingress, TCP and egress onto the bridge.
+        ``direct``: from the egress host straight onto the bridge (the baseline without a relay).
+        ``receivers`` limits how many members listen (default all); the non-member always sniffs.
+        """
+        netns.check_environment()
+        state = self.state()
+        if path == "relay":
+            if not state.relay:
+                raise LabError(f"lab {self.name!r} was brought up with --no-relay: use --path direct")
+            for role in ("ingress", "egress"):
+                if not netns.alive(state.pids.get(role, 0) or 0):
+                    raise LabError(f"the {role} relay is not running; its log:\n{self.log_tail(role)}")
+            group = GroupPort(*_split(state.group))
+        report = self.stream(
+            origin="datacenter" if path == "relay" else "aws",
+            group=group or GroupPort(*_split(state.group)),
+            count=count,
+            rate=rate,
+            size=size,
+            receivers=receivers,
+            idle=idle,
+        )
+        return {"path": path, **report}
+
+    def stream(
+        self,
+        *,
+        origin: Literal["datacenter", "aws"],
+        group: GroupPort,
+        count: int,
+        rate: int,
+        size: int,
+        receivers: int | None = None,
+        idle: float = 1.0,
+    ) -> dict[str, Any]:
+        """Send a probe stream from the datacenter source or from the egress host on the AWS
+        segment, and collect every receiver's report (whatever carries it in between)."""
+        state = self.state()
+        layout = state.layout
+        members = [r for r in layout.receivers if r.member][: receivers or layout.members]
+        outsider = next(r for r in layout.receivers if not r.member)
+        time.sleep(max(0.0, state.snooping_from - time.time()))
+        # One id for sender and receivers: datagrams a relay still carries from an earlier
+        # stream must not be counted as this one.
+        stream_id = str(new_stream_id())
+        send_seconds = count / rate if rate else count / 200_000
+        listen_seconds = JOIN_WAIT + send_seconds * 2 + 10
+
+        spawned: dict[str, int] = {}
+        outputs: dict[str, Path] = {}
+        # Where datagrams were dropped for want of socket buffer: the receivers, or the ingress host.
+        watched = {r.name: r.namespace for r in members} | {"ingress-host": layout.ns("dc")}
+        drops_before = {name: udp_receive_buffer_errors(ns) for name, ns in watched.items()}
+        try:
+            for receiver in members:
+                outputs[receiver.name] = self.run_dir / f"{receiver.name}.out"
+                outputs[receiver.name].unlink(missing_ok=True)
+                spawned[receiver.name] = netns.spawn(
+                    receiver.namespace,
+                    netns.mcastkit_command(
+                        "probe", "recv", "--group", str(group), "--interface", receiver.address,
+                        "--count", str(count), "--timeout", f"{listen_seconds:.1f}", "--idle", str(idle),
+                        "--max-loss", "1", "--stream-id", stream_id, "--json",
+                    ),
+                    log=outputs[receiver.name],
+                )  # fmt: skip
+            outputs[outsider.name] = self.run_dir / f"{outsider.name}.out"
+            outputs[outsider.name].unlink(missing_ok=True)
+            spawned[outsider.name] = netns.spawn(
+                outsider.namespace,
+                [
+                    sys.executable,
+                    "-m",
+                    "mcastkit.lab.sniff",
+                    "eth0",
+                    group.group,
+                    str(group.port),
+                    str(listen_seconds),
+                ],
+                log=outputs[outsider.name],
+            )
+            # Both ends: each receiver's socket holds the membership (a bridge entry can outlive
+            # the previous run's receivers for a few seconds), and the bridge has snooped it.
+            wanted = {r.bridge_port for r in members}
+            self._wait(
+                lambda: (
+                    all(topology.joined_locally(r.namespace, group.group) for r in members)
+                    and wanted <= topology.joined_ports(layout.ns("tgw"), group.group)
+                ),
+                f"receivers {sorted(wanted)} to join {group.group} (bridge snooping table)",
+                members[0].name if members else "rx1",
+                timeout=JOIN_WAIT,
+            )
+            sender_ns, sender_address = (
+                (layout.ns("src"), SOURCE_ADDRESS)
+                if origin == "datacenter"
+                else (layout.ns("egress"), EGRESS_ADDRESS)
+            )
+            sender_output = netns.in_namespace(
+                sender_ns,
+                netns.mcastkit_command(
+                    "probe", "send", "--group", str(group), "--interface", sender_address,
+                    "--rate", str(rate), "--count", str(count), "--size", str(size), "--ttl", "1",
+                    "--stream-id", stream_id, "--json",
+                ),
+                timeout=send_seconds * 4 + 30,
+            )  # fmt: skip
+            member_pids = [spawned[r.name] for r in members]
+            deadline = time.monotonic() + listen_seconds + 5
+            while time.monotonic() < deadline and any(netns.alive(pid) for pid in member_pids):
+                netns.reap()
+                time.sleep(0.05)
+        finally:
+            netns.stop(list(spawned.values()))
+
+        report: dict[str, Any] = {
+            "socket_buffer_drops": {
+                name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()
+            },
+            "origin": origin,
+            "group": str(group),
+            "count": count,
+            "rate": rate,
+            "size": size,
+            "sender": _last_json(sender_output) or {},
+            "receivers": [],
+        }
+        ok = True
+        for receiver in members:
+            result = _last_json(_read(outputs[receiver.name])) or {
+                "error": _read(outputs[receiver.name])[-500:]
+            }
+            result = {"name": receiver.name, "member": True, "address": receiver.address, **result}
+            result["igmp"] = sorted(topology.igmp_versions(receiver.namespace))
+            ok = ok and result.get("lost") == 0
+            report["receivers"].append(result)
+        sniffed = _last_json(_read(outputs[outsider.name])) or {}
+        frames = sniffed.get("frames")
+        ok = ok and frames == 0
+        report["receivers"].append(
+            {"name": outsider.name, "member": False, "address": outsider.address, "frames": frames}
+        )
+        report["ok"] = ok
+        return report
+
+
+def udp_receive_buffer_errors(namespace: str) -> int:
+    """``Udp: RcvbufErrors`` of ``namespace``: datagrams dropped because a socket buffer was full."""
+    lines = [line.split() for line in netns.in_namespace(namespace, ["cat", "/proc/net/snmp"]).splitlines()]
+    udp = [fields for fields in lines if fields and fields[0] == "Udp:"]
+    if len(udp) < 2 or "RcvbufErrors" not in udp[0]:
+        return 0
+    return int(udp[1][udp[0].index("RcvbufErrors")])
+
+
+def _split(group: str) -> tuple[str, int]:
+    host, _, port = group.rpartition(":")
+    return host, int(port)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _last_json(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _listening(namespace: str, port: int) -> bool:
+    return bool(netns.in_namespace(namespace, ["ss", "-Htln", f"sport = :{port}"], check=False).strip())
+
+
+def _connected(namespace: str, port: int) -> bool:
+    output = netns.in_namespace(
+        namespace, ["ss", "-Htn", "state", "established", f"dport = :{port}"], check=False
+    )
+    return bool(output.strip())
+
+
+def _is_ours(pid: int) -> bool:
+    """Only signal a recorded pid that still runs an mcastkit command (pids get reused)."""
+    try:
+        return b"mcastkit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

@@ -1,0 +1,346 @@
+"""``mcastkit onboard kit``: what a provider sends one customer for one region.
+
+The kit is three files: the synthesized customer template, a parameters file with the
+provider's ids filled in from the config (``regions.<region>.shared``), and a README with
+the exact commands. Synthesis happens here, in-process, with no AWS credentials.
+Parameters that only the customer knows (VPC, subnets) and provider ids not yet recorded
+in the config are placeholders starting with ``REPLACE-``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcastkit.config import Capacity, Config, Customer
+
+PLACEHOLDER = "REPLACE-"
+
+
+class KitError(Exception):
+    """A kit that cannot be made from this config (unknown customer, region, or entitlement)."""
+
+
+class SynthError(Exception):
+    """The CDK could not synthesize the template (Node.js missing or broken)."""
+
+
+@dataclass
+class Kit:
+    directory: Path
+    stack_name: str
+    template: Path
+    parameters: Path
+    readme: Path
+    placeholders: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
+
+
+def select(config: Config, customer_name: str, region: str) -> Customer:
+    """The customer, checked against the config: exists, region configured, entitled there."""
+    try:
+        customer = config.customer(customer_name)
+    except KeyError:
+        known = ", ".join(c.name for c in config.customers) or "none"
+        raise KitError(f"customer {customer_name!r} is not in the config (customers: {known})") from None
+    if region not in config.regions:
+        raise KitError(f"region {region!r} is not in the config (regions: {', '.join(config.regions)})")
+    if not customer.domains_in(region):
+        entitled = sorted({e.region for e in customer.entitlements}) or ["none"]
+        raise KitError(
+            f"customer {customer_name!r} is not entitled to any domain in region {region!r} "
+            f"(entitled regions: {', '.join(entitled)})"
+        )
+    return customer
+
+
+def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
+    from mcastkit.stacks.customer import MAX_RECEIVER_SUBNETS, default_subnets_per_domain
+
+    per_domain = default_subnets_per_domain(domains) if subnets_per_domain is None else subnets_per_domain
+    if not 1 <= per_domain * domains <= MAX_RECEIVER_SUBNETS:
+        raise KitError(
+            f"--subnets-per-domain {per_domain}: {domains} domain(s) x {per_domain} subnet(s) must be 1 to "
+            f"{MAX_RECEIVER_SUBNETS}, one availability zone each (a VPC attachment takes one subnet per zone)"
+        )
+
+
+def stack_name_for(config: Config, customer: Customer, region: str) -> str:
+    return f"{config.project}-{customer.name}-{region}-receiver"
+
+
+def synth_template(
+    config: Config,
+    customer: Customer,
+    region: str,
+    *,
+    subnets_per_domain: int | None = None,
+    cluster: Capacity | None = None,
+) -> dict[str, Any]:
+    """The customer stack's CloudFormation template (no credentials, no lookups)."""
+    import aws_cdk as cdk
+
+    from mcastkit.stacks.customer import CustomerStack
+
+    shared = config.regions[region].shared
+    domains = [config.regions[region].domain(name) for name in customer.domains_in(region)]
+    with tempfile.TemporaryDirectory(prefix="mcastkit-kit-") as outdir:
+        app = cdk.App(outdir=outdir, context={"@aws-cdk/core:validateAgainstDefaultRules": True})
+        stack = CustomerStack(
+            app,
+            stack_name_for(config, customer, region),
+            domains=domains,
+            subnets_per_domain=subnets_per_domain,
+            transit_gateway_id=shared.transit_gateway_id if shared else None,
+            domain_ids=dict(shared.domain_ids) if shared else None,
+            cluster=cluster,
+            env=cdk.Environment(account=customer.principal if customer.is_account else None, region=region),
+        )
+        template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
+    return template
+
+
+def parameter_values(
+    config: Config, customer: Customer, region: str, template: dict[str, Any]
+) -> dict[str, str]:
+    """Every template parameter with a value: the provider's ids, or a ``REPLACE-`` placeholder."""
+    from mcastkit.stacks.customer import domain_parameter
+
+    shared = config.regions[region].shared
+    known: dict[str, str] = {}
+    if shared is not None:
+        known["TransitGatewayId"] = shared.transit_gateway_id
+        for name, domain_id in shared.domain_ids.items():
+            known[domain_parameter(name)] = domain_id
+    values: dict[str, str] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        if name in known:
+            values[name] = known[name]
+        elif spec.get("Type") == "AWS::EC2::VPC::Id":
+            values[name] = f"{PLACEHOLDER}your-vpc-id"
+        elif name == "VpcCidr":
+            values[name] = f"{PLACEHOLDER}your-vpc-cidr"
+        elif spec.get("Type") == "AWS::EC2::Subnet::Id":
+            values[name] = f"{PLACEHOLDER}your-{_kebab(name)}-id"
+        elif name == "TransitGatewayId" or name.endswith("DomainId"):
+            values[name] = f"{PLACEHOLDER}provider-{_kebab(name)}-not-yet-recorded"
+        elif "Default" in spec:
+            values[name] = str(spec["Default"])
+        else:
+            values[name] = f"{PLACEHOLDER}{_kebab(name)}"
+    return values
+
+
+def _who(customer: Customer) -> str:
+    if customer.is_account:
+        return f"your AWS account {customer.principal}"
+    return f"your accounts under the Organizations OU {customer.principal}"
+
+
+def _shared(parameter: str) -> bool:
+    return parameter == "TransitGatewayId" or parameter.endswith("DomainId")
+
+
+def _kebab(name: str) -> str:
+    out = ""
+    for char in name:
+        out += f"-{char.lower()}" if char.isupper() and out else char.lower()
+    return out
+
+
+def write_kit(
+    config: Config,
+    customer_name: str,
+    region: str,
+    out: Path,
+    *,
+    subnets_per_domain: int | None = None,
+    cluster: Capacity | None = None,
+) -> Kit:
+    customer = select(config, customer_name, region)
+    _check_subnet_count(len(customer.domains_in(region)), subnets_per_domain)
+    try:
+        template = synth_template(
+            config, customer, region, subnets_per_domain=subnets_per_domain, cluster=cluster
+        )
+    except Exception as err:  # jsii/Node failures surface as bare RuntimeErrors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SynthError(
+            f"cannot synthesize the customer template (needs Node.js 22 on PATH): {first}"
+        ) from err
+    values = parameter_values(config, customer, region, template)
+    stack_name = stack_name_for(config, customer, region)
+    out.mkdir(parents=True, exist_ok=True)
+    kit = Kit(
+        directory=out,
+        stack_name=stack_name,
+        template=out / f"{stack_name}.template.json",
+        parameters=out / "parameters.json",
+        readme=out / "README.md",
+        placeholders=[k for k, v in values.items() if v.startswith(PLACEHOLDER)],
+        unrecorded=[k for k, v in values.items() if v.startswith(f"{PLACEHOLDER}provider-")],
+    )
+    kit.template.write_text(json.dumps(template, indent=1) + "\n", encoding="utf-8")
+    kit.parameters.write_text(
+        json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()], indent=2) + "\n",
+        encoding="utf-8",
+    )
+    kit.readme.write_text(readme(config, customer, region, kit, values, template), encoding="utf-8")
+    return kit
+
+
+def readme(
+    config: Config,
+    customer: Customer,
+    region: str,
+    kit: Kit,
+    values: dict[str, str],
+    template: dict[str, Any],
+) -> str:
+    region_config = config.regions[region]
+    shared = region_config.shared
+    domains = customer.domains_in(region)
+    subnet_params = [k for k, s in template["Parameters"].items() if s.get("Type") == "AWS::EC2::Subnet::Id"]
+    overrides = " \\\n    ".join(f"{k}={v}" for k, v in values.items() if k in kit.placeholders or _shared(k))
+    needs_iam = any(r.get("Type") == "AWS::IAM::Role" for r in template.get("Resources", {}).values())
+    in_org = customer.organization_id is not None
+    share_lines = []
+    for domain in domains:
+        arn = shared.share_arns.get(domain) if shared else None
+        share_lines.append(
+            "mcastkit onboard join --share-arn "
+            + (arn or f"{PLACEHOLDER}share-arn-of-{domain}-from-the-provider")
+        )
+    groups = [(d, g) for d in domains for g in region_config.domain(d).groups]
+    auto = [d for d in domains if region_config.domain(d).auto_accept_shared_associations]
+    lines = [
+        f"# Multicast from {config.project}: {customer.name} in {region}",
+        "",
+        f"This kit connects {_who(customer)} in {region} to {config.project}'s multicast through its "
+        "shared Transit Gateway. You receive these domains and groups:",
+        "",
+        "| domain | group | address | UDP port |",
+        "| --- | --- | --- | --- |",
+        *[f"| {d} | {g.name} | {g.address} | {g.port} |" for d, g in groups],
+        "",
+        "Files: `" + kit.template.name + "` (CloudFormation template), `parameters.json` "
+        "(parameter values), this README.",
+        "",
+    ]
+    if kit.placeholders:
+        lines += [
+            "## Placeholders",
+            "",
+            "Values starting with `REPLACE-` must be filled in before deploying:",
+            "",
+            *[f"- `{k}`" for k in kit.placeholders],
+            "",
+        ]
+    if kit.unrecorded:
+        lines += [
+            f"**The provider has not recorded its ids for {region} yet** ({', '.join(kit.unrecorded)}): "
+            "ask the provider for them, or for a new kit once they are recorded.",
+            "",
+        ]
+    lines += [
+        "## Before you start: receiver subnets",
+        "",
+        f"Create {len(subnet_params)} receiver subnet(s) in your VPC ({', '.join(subnet_params)}). "
+        "A subnet can belong to one multicast domain only, and a Transit Gateway VPC attachment takes "
+        "one subnet per availability zone, so **every receiver subnet must be in a different "
+        "availability zone**. Compare zones by AZ id (e.g. `euw2-az1`), not name: names differ "
+        "between accounts. Receivers for a domain run in that domain's subnets.",
+        "",
+        "The stack gives these subnets their own network ACL (IGMP from the Transit Gateway, UDP from "
+        f"{config.project}'s senders, IGMP/UDP to the groups, HTTPS out and its replies, and all traffic "
+        "with your VPC's CIDR, parameter `VpcCidr`) and creates a receivers security group (output "
+        "`ReceiverSecurityGroupId`). Use the subnets for multicast receivers: anything else beyond your "
+        "VPC is denied by that ACL.",
+        "",
+        *(
+            [
+                "The stack also runs an ECS cluster on EC2 whose hosts force IGMPv2 (output "
+                "`ReceiverClusterName`). Its hosts have no public IP: the receiver subnets need a route "
+                "to the ECS, ECR and CloudWatch Logs endpoints (NAT gateway or VPC endpoints).",
+                "",
+            ]
+            if needs_iam
+            else []
+        ),
+        "## 1. Accept the share",
+        "",
+        "The `mcastkit` commands below need Python 3.11+ and mcastkit installed where you run them "
+        "(the AWS console and CLI work too).",
+        "",
+    ]
+    if in_org:
+        lines += [
+            f"Your account is in {config.project}'s AWS Organization: there is no invitation to accept. "
+            "`join` checks that the Transit Gateway and domains are visible:",
+            "",
+        ]
+    else:
+        lines += [
+            "Accept the RAM invitation (one per domain) with credentials for account "
+            f"{customer.principal}, or in the RAM console (Shared with me > Resource shares):",
+            "",
+        ]
+    lines += ["```sh", *share_lines, "```", ""]
+    lines += [
+        "`join` waits (default 5 minutes) until the Transit Gateway and the domains are visible, and can "
+        "be run again safely.",
+        "",
+        "## 2. Deploy the stack",
+        "",
+        "```sh",
+        "aws cloudformation deploy \\",
+        f"  --region {region} \\",
+        f"  --stack-name {kit.stack_name} \\",
+        f"  --template-file {kit.template.name} \\",
+        *(["  --capabilities CAPABILITY_IAM \\"] if needs_iam else []),
+        f"  --parameter-overrides \\\n    {overrides}",
+        "```",
+        "",
+        f"(or `aws cloudformation create-stack --region {region} --stack-name {kit.stack_name} "
+        f"--template-body file://{kit.template.name} --parameters file://parameters.json"
+        + (" --capabilities CAPABILITY_IAM" if needs_iam else "")
+        + "`).",
+        "",
+    ]
+    lines += [
+        "**The deployment waits for the provider.** The Transit Gateway attachment and the domain "
+        "associations stay `pendingAcceptance` until "
+        f"{config.project} accepts them (`mcastkit onboard accept --region {region}` on their side), "
+        "unless they enabled auto-accept; CloudFormation keeps the stack in CREATE_IN_PROGRESS until "
+        "then. Tell the provider when you start the deployment.",
+        "",
+        *(
+            [
+                f"Subnet associations with {', '.join(auto)} are accepted automatically; "
+                "the attachment may still wait.",
+                "",
+            ]
+            if auto
+            else []
+        ),
+        "## 3. Verify",
+        "",
+        "On an instance in a receiver subnet, with the `ReceiverSecurityGroupId` security group and "
+        "IGMPv2 forced (`sysctl -w net.ipv4.conf.all.force_igmp_version=2`; the Transit Gateway "
+        "speaks IGMPv2 only):",
+        "",
+        "```sh",
+        *[
+            f"mcastkit probe recv --group {g.address}:{g.port} --interface <receiver-ip> "
+            "--count 100 --timeout 30"
+            for g in (region_config.domain(d).groups[0] for d in domains)
+        ],
+        "```",
+        "",
+        f"{config.project} sees your receivers as group members in `mcastkit onboard status`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Receive a probe stream into :class:`StreamStats`, stopping at count, timeout or idleness."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mcastkit.probe.batch import DatagramBatch
+from mcastkit.probe.stats import StreamStats
+from mcastkit.probe.wire import HEADER, HEADER_SIZE, MAGIC, MAX_SIZE
+
+_BATCH = 64
+
+
+@dataclass
+class ReceiveResult:
+    stats: StreamStats
+    stream_id: int | None = None
+    #: Datagrams that were not probe datagrams, or belonged to another stream.
+    foreign: int = 0
+    seconds: float = 0.0
+    stopped_by: str = "count"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def receive_stream(
+    sock: socket.socket,
+    *,
+    count: int,
+    timeout: float,
+    idle: float,
+    progress: Callable[[ReceiveResult], None] | None = None,
+    stream_id: int | None = None,
+) -> ReceiveResult:
+    """Count datagrams until ``count`` distinct ones arrived, ``timeout`` seconds passed in all,
+    or ``idle`` seconds passed without a datagram after the first one. Never blocks longer
+    than the socket timeout at a time.
+
+    The first probe datagram fixes the stream id unless one is given; others are foreign.
+    """
+    result = ReceiveResult(stats=StreamStats(count), stream_id=stream_id)
+    stats, record = result.stats, result.stats.record
+    batch = DatagramBatch(sock, slots=_BATCH, slot_size=MAX_SIZE)
+    view, unpack_from, slot = batch.view, HEADER.unpack_from, batch.slot_size
+    start = time.monotonic()
+    deadline = start + timeout
+    last_arrival: float | None = None
+    next_progress = start + 0.25
+    while True:
+        lengths = batch.receive()
+        now = time.monotonic()
+        if lengths:
+            arrived_ns = time.time_ns()
+            last_arrival = now
+            for index, length in enumerate(lengths):
+                if length < HEADER_SIZE:
+                    result.foreign += 1
+                    continue
+                magic, stream, sequence, sent_ns = unpack_from(view, index * slot)
+                if magic != MAGIC:
+                    result.foreign += 1
+                    continue
+                if result.stream_id is None:
+                    result.stream_id = stream
+                elif stream != result.stream_id:
+                    result.foreign += 1
+                    continue
+                record(sequence, sent_ns, arrived_ns)
+            if stats.complete:
+                result.stopped_by = "count"
+                break
+        if now >= deadline:
+            result.stopped_by = "timeout"
+            break
+        if last_arrival is not None and now - last_arrival >= idle:
+            result.stopped_by = "idle"
+            break
+        if progress is not None and now >= next_progress:
+            result.seconds = now - start
+            progress(result)
+            next_progress = now + 0.25
+    result.seconds = time.monotonic() - start
+    return result

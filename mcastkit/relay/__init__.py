@@ -1,0 +1,81 @@
+"""Multicast relay over TCP: ``ingress`` joins groups and streams them, ``egress`` re-emits them.
+
+Direct Connect, VPN and TGW peering do not carry multicast, so the datacenter side (ingress)
+joins the groups and forwards every datagram over TCP; the AWS side (egress, an ECS task in
+the multicast subnet) re-originates them as multicast into the Transit Gateway domain.
+Either side may dial; the dialer reconnects with backoff after any failure.
+
+Frame format (version 1)
+------------------------
+Every frame is a fixed 32-byte header in network byte order followed by ``length`` bytes::
+
+    offset size field
+    0      2    magic      0x4D4B ("MK")
+    2      1    version    1
+    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE
+    4      4    length     payload bytes that follow the header (at most 65535)
+    8      4    group      IPv4 multicast group (DATA; 0 otherwise)
+    12     2    port       UDP destination port (DATA; 0 otherwise)
+    14     2    flags      reserved, sent as 0, ignored on receipt
+    16     8    sequence   DATA: per (group, port), starting at 1 for each ingress session;
+                           HEARTBEAT: heartbeat counter
+    24     8    time_ns    DATA: ingress receive time (Unix epoch, ns); HEARTBEAT: send time
+    32     ...  payload    DATA: the datagram; HELLO/PROOF: handshake fields (below)
+
+A reader rejects a frame (and closes that connection) on a wrong magic or version, an unknown
+type, a length over 65535, or a handshake frame of the wrong size. DATA whose payload would
+not fit the TGW MTU (8500-byte IP packet, i.e. more than 8472 bytes of UDP payload) is
+dropped and counted, never emitted: the ingress drops it before framing, the egress again
+before sending.
+
+The egress tracks the last sequence number per (ingress session, group, port): a jump forward
+adds the missing count to ``gaps``, an old or repeated number adds to ``duplicates`` and is
+not emitted. After a reconnect of the same ingress process the stream continues and the
+messages missed while the link was down show as gaps.
+
+Authentication (mutual HMAC-SHA256 challenge-response)
+------------------------------------------------------
+Both sides hold the same secret (``--secret-file`` or ``--secret-env``). On connect:
+
+1. Both sides send HELLO: role (1 byte: 1 ingress, 2 egress), a fresh 32-byte random nonce,
+   and a 64-bit session id (random per process; the egress uses the ingress's to tell a
+   reconnect from a restart). A peer with the same role as ours is refused.
+2. The dialer sends PROOF = HMAC-SHA256(secret, "mcastkit-relay-v1" || role || listener_nonce
+   || dialer_nonce), role being the dialer's own.
+3. The listener checks it (constant-time compare). Only then does it send its own PROOF
+   (same formula with the roles and nonces swapped), so a client that cannot prove the
+   secret learns nothing but a random nonce.
+4. The dialer checks the listener's PROOF. No DATA flows in either direction, and the egress
+   emits nothing, until both proofs have been verified; the whole exchange must finish in
+   5 seconds.
+
+A failed proof closes the connection, is logged with the peer address and counted in
+``mcastkit_relay_auth_failures_total``. Role and both nonces are bound into each proof, so a
+recorded or reflected proof is useless. The handshake authenticates the peers; it does not
+encrypt or sign the stream afterwards: run the link over Direct Connect or a VPN and keep the
+security group restricted to the datacenter CIDRs.
+
+Operation
+---------
+- After the handshake both sides send a HEARTBEAT every ``--heartbeat`` seconds (default 1) and
+  drop a link on which nothing arrived for three intervals. The dialing side reconnects with
+  exponential backoff (0.1 s doubling to 5 s, with jitter).
+- One ingress serves many egress peers (``--listen``, or ``--connect`` repeated). Each peer has a
+  bounded send queue (``--queue-bytes``); a peer that falls further behind is dropped, counted
+  in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` and logged, and never slows the
+  others. It reconnects and resumes; what it missed shows as gaps.
+- Malformed input closes only that connection (``reason="protocol_error"`` or
+  ``"truncated_frame"``), with a log line naming the peer and the fault.
+- SIGTERM: the ingress stops reading multicast, forwards what had already arrived, flushes each
+  queue (at most 2 s), sends BYE and exits 0; the egress sends BYE and exits 0.
+- ``--metrics HOST:PORT`` serves ``/metrics`` (Prometheus text: datagrams and bytes in/out,
+  gaps and duplicates per group; drops by reason; disconnects by reason; peers; reconnects;
+  auth failures) and ``/healthz`` (200 with a JSON summary while the event loop runs, 503 if it
+  stalls; it does not fail merely because no peer is connected, so ECS does not restart a
+  healthy egress during a datacenter outage).
+- Never let an egress emit onto a group:port that the ingress joins on the same network (use
+  ``--map``), or the ingress will hear its own output.
+- Hot path: the ingress reads up to 64 datagrams per ``recvmmsg`` call and frames them in place
+  into one buffer, written once per peer; the egress sends each TCP read's datagrams with
+  ``sendmmsg`` (up to 256 per call). Counters are plain integers read at scrape time.
+"""

@@ -1,0 +1,171 @@
+"""The egress relay: takes the stream from an ingress and re-emits it as multicast in AWS."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict
+
+from mcastkit.relay.auth import Role
+from mcastkit.relay.frame import MAX_DATAGRAM, FrameError, FrameType, int_to_group
+from mcastkit.relay.link import Link, RelayNode
+from mcastkit.relay.metrics import GroupStats, RelayStats
+from mcastkit.relay.mmsg import BatchSender, Destination, buffer_address
+from mcastkit.relay.sockets import DEFAULT_BUFFER_BYTES, open_sender
+
+log = logging.getLogger("mcastkit.relay")
+
+#: Sequence state is kept for this many ingress sessions (an ingress restart starts a new one).
+MAX_SESSIONS = 16
+DATA, HEARTBEAT, BYE = int(FrameType.DATA), int(FrameType.HEARTBEAT), int(FrameType.BYE)
+
+
+class _Stream:
+    """Where one (group, port) of one ingress session goes, and the next sequence expected."""
+
+    __slots__ = ("destination", "next_sequence", "stats")
+
+    def __init__(self, destination: Destination | None, stats: GroupStats) -> None:
+        self.destination = destination
+        self.next_sequence = 0
+        self.stats = stats
+
+
+class Egress(RelayNode):
+    role = Role.EGRESS
+
+    def __init__(
+        self,
+        *,
+        interface: str,
+        ttl: int,
+        secret: bytes,
+        stats: RelayStats,
+        mapping: dict[tuple[str, int], tuple[str, int]] | None = None,
+        heartbeat: float = 1.0,
+        loop: bool = True,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        max_peers: int = 8,
+    ) -> None:
+        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers)
+        self.interface = interface
+        self.ttl = ttl
+        self.mapping = mapping or {}
+        self.multicast_loop = loop
+        self.buffer_bytes = buffer_bytes
+        self._sock: socket.socket | None = None
+        self._batch: BatchSender | None = None
+        self._sessions: OrderedDict[int, dict[int, _Stream]] = OrderedDict()
+        self._error_logged = 0.0
+
+    def open(self) -> None:
+        """Create the sending socket now, so a bad interface fails at start."""
+        self._sock = open_sender(
+            self.interface, ttl=self.ttl, loop=self.multicast_loop, buffer_bytes=self.buffer_bytes
+        )
+        self._batch = BatchSender(self._sock, self._send_failed)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._batch = None
+
+    async def run(self, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
+        if self._sock is None:
+            self.open()
+        try:
+            await super().run(listen=listen, connect=connect)
+        finally:
+            self.close()
+
+    def _streams(self, session: int) -> dict[int, _Stream]:
+        streams = self._sessions.get(session)
+        if streams is None:
+            streams = self._sessions[session] = {}
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        else:
+            self._sessions.move_to_end(session)
+        return streams
+
+    def _new_stream(self, group: int, port: int) -> _Stream:
+        address = int_to_group(group)
+        label = f"{address}:{port}"
+        if not ipaddress.IPv4Address(address).is_multicast:
+            log.warning("ingress sent %s, which is not a multicast group: not emitted", label)
+            return _Stream(None, self.stats.group(label))
+        target = self.mapping.get((address, port), (address, port))
+        return _Stream(Destination(*target), self.stats.group(label))
+
+    def link_up(self, link: Link) -> None:
+        link.context = self._streams(link.session)
+
+    def receive(self, link: Link, data: bytes) -> str | None:
+        """Emit every DATA frame of the chunk as multicast, batched into few system calls."""
+        streams: dict[int, _Stream] = link.context
+        batch = self._batch
+        assert batch is not None
+        drops = self.stats.drops
+        buffer, frames = link.decoder.feed_spans(data)
+        base = buffer_address(buffer)
+        newest_ns = 0
+        try:
+            for frame_type, group, port, sequence, received_ns, start, stop in frames:
+                if frame_type != DATA:
+                    if frame_type == HEARTBEAT:
+                        continue
+                    if frame_type == BYE:
+                        return "peer_closed"
+                    raise FrameError(f"unexpected {FrameType(frame_type).name} frame from an ingress")
+                key = group << 16 | port
+                stream = streams.get(key)
+                if stream is None:
+                    stream = streams[key] = self._new_stream(group, port)
+                stats = stream.stats
+                size = stop - start
+                stats.datagrams_in += 1
+                stats.bytes_in += size
+                expected = stream.next_sequence
+                if sequence != expected and expected:
+                    if sequence < expected:
+                        stats.duplicates += 1
+                        continue
+                    stats.gaps += sequence - expected
+                stream.next_sequence = sequence + 1
+                destination = stream.destination
+                if destination is None:
+                    drops["not_multicast"] += 1
+                    continue
+                if size > MAX_DATAGRAM:
+                    drops["oversize"] += 1
+                    continue
+                batch.add(base + start, size, destination, (stats, size, destination))
+                stats.datagrams_out += 1
+                stats.bytes_out += size
+                newest_ns = received_ns
+                if batch.full:
+                    batch.flush()
+        finally:
+            batch.flush()  # while ``buffer``, which the batch points into, is still referenced
+            if newest_ns:
+                self.stats.transit_ns = time.time_ns() - newest_ns
+        return None
+
+    def _send_failed(self, code: int, tag: tuple[GroupStats, int, Destination]) -> None:
+        stats, size, destination = tag
+        stats.datagrams_out -= 1
+        stats.bytes_out -= size
+        self.stats.drops["send_error"] += 1
+        now = time.monotonic()
+        if now - self._error_logged > 10.0:
+            self._error_logged = now
+            log.warning(
+                "send to %s:%d failed: %s (counted in drops)",
+                destination.address,
+                destination.port,
+                os.strerror(code),
+            )

@@ -1,0 +1,135 @@
+"""Relay frame encoding and an incremental decoder (format in :mod:`mcastkit.relay`)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from enum import IntEnum
+
+MAGIC = 0x4D4B
+VERSION = 1
+#: magic, version, type, length, group, port, flags, sequence, time_ns
+HEADER = struct.Struct("!HBBIIHHQQ")
+HEADER_SIZE = HEADER.size
+#: Largest payload a reader accepts; anything longer is hostile or corrupt.
+MAX_PAYLOAD = 65535
+#: The TGW drops IP packets over 8500 bytes and never fragments.
+TGW_MTU = 8500
+#: Largest UDP payload that fits a TGW packet (IPv4 header 20 + UDP header 8).
+MAX_DATAGRAM = TGW_MTU - 28
+
+
+class FrameType(IntEnum):
+    DATA = 1
+    HEARTBEAT = 2
+    HELLO = 3
+    PROOF = 4
+    BYE = 5
+
+
+_MAGIC_BYTES = MAGIC.to_bytes(2, "big")
+_KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+
+#: (type, group, port, sequence, time_ns, payload); group is the IPv4 address as an int.
+RawFrame = tuple[int, int, int, int, int, memoryview]
+#: The same with the payload as (start, stop) offsets into the decoder's buffer.
+SpanFrame = tuple[int, int, int, int, int, int, int]
+
+
+class FrameError(ValueError):
+    """The byte stream is not a valid relay stream; the connection must be closed."""
+
+
+def encode(
+    frame_type: FrameType,
+    payload: bytes = b"",
+    *,
+    group: int = 0,
+    port: int = 0,
+    sequence: int = 0,
+    time_ns: int = 0,
+) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise FrameError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    header = HEADER.pack(MAGIC, VERSION, frame_type, len(payload), group, port, 0, sequence, time_ns)
+    return header + payload
+
+
+def parse_header(
+    data: bytes | bytearray | memoryview, offset: int = 0
+) -> tuple[int, int, int, int, int, int]:
+    """Validate the header at ``offset``; return (type, length, group, port, sequence, time_ns)."""
+    magic, version, frame_type, length, group, port, _flags, sequence, time_ns = HEADER.unpack_from(
+        data, offset
+    )
+    if magic != MAGIC:
+        raise FrameError(f"bad magic 0x{magic:04x} (expected 0x{MAGIC:04x}): not a relay peer")
+    if version != VERSION:
+        raise FrameError(f"peer speaks frame version {version}; this relay speaks {VERSION}")
+    if frame_type not in _KNOWN_TYPES:
+        raise FrameError(f"unknown frame type {frame_type}")
+    if length > MAX_PAYLOAD:
+        raise FrameError(f"frame length {length} exceeds {MAX_PAYLOAD}")
+    return frame_type, length, group, port, sequence, time_ns
+
+
+class Decoder:
+    """Turns TCP chunks into frames; keeps at most one partial frame between chunks."""
+
+    __slots__ = ("_failed", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._failed = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back (non-zero at EOF means a truncated frame)."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> Iterator[RawFrame]:
+        """Yield every complete frame in the stream so far; raise :class:`FrameError` on garbage.
+
+        Payloads are views into the chunk; use them before the next ``feed``.
+        """
+        buffer, spans = self.feed_spans(data)
+        view = memoryview(buffer)
+        for frame_type, group, port, sequence, time_ns, start, stop in spans:
+            yield frame_type, group, port, sequence, time_ns, view[start:stop]
+
+    def feed_spans(self, data: bytes) -> tuple[bytes, Iterator[SpanFrame]]:
+        """Like :meth:`feed`, with each payload as (start, stop) offsets into the returned buffer."""
+        if self._failed:
+            raise FrameError("decoder already failed")
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        return data, self._spans(data)
+
+    def _spans(self, data: bytes) -> Iterator[SpanFrame]:
+        end = len(data)
+        offset = 0
+        try:
+            while end - offset >= HEADER_SIZE:
+                frame_type, length, group, port, sequence, time_ns = parse_header(data, offset)
+                start = offset + HEADER_SIZE
+                stop = start + length
+                if stop > end:
+                    break
+                yield frame_type, group, port, sequence, time_ns, start, stop
+                offset = stop
+            if end - offset >= 2 and data[offset : offset + 2] != _MAGIC_BYTES:
+                parse_header(data[offset:end].ljust(HEADER_SIZE, b"\0"))  # raises: bad magic, early
+        except FrameError:
+            self._failed = True
+            raise
+        self._pending = data[offset:]
+
+
+def group_to_int(address: str) -> int:
+    return int.from_bytes(socket.inet_aton(address), "big")
+
+
+def int_to_group(value: int) -> str:
+    return socket.inet_ntoa(value.to_bytes(4, "big"))

@@ -1,0 +1,209 @@
+"""The ingress relay: joins groups on the datacenter side and streams them to every egress peer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from mcastkit.relay.auth import Role
+from mcastkit.relay.frame import (
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_DATAGRAM,
+    TGW_MTU,
+    VERSION,
+    FrameError,
+    FrameType,
+    group_to_int,
+)
+from mcastkit.relay.link import Link, RelayNode
+from mcastkit.relay.metrics import GroupStats, RelayStats
+from mcastkit.relay.mmsg import BATCH, BatchReceiver
+from mcastkit.relay.sockets import open_receiver
+
+log = logging.getLogger("mcastkit.relay")
+
+DEFAULT_QUEUE_BYTES = 16 * 1024 * 1024
+DATA = int(FrameType.DATA)
+#: Rides out a scheduling stall of a few hundred ms at 100k msg/s (needs root beyond rmem_max).
+RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
+#: Read at most this many batches per wakeup, then let the other groups' sockets have their turn.
+MAX_BATCHES_PER_WAKEUP = 4
+
+
+@dataclass(eq=False)
+class _Source:
+    sock: socket.socket
+    receiver: BatchReceiver
+    group: int
+    port: int
+    stats: GroupStats
+    label: str
+    sequence: int = 0
+
+
+class Ingress(RelayNode):
+    role = Role.INGRESS
+
+    def __init__(
+        self,
+        *,
+        groups: list[tuple[str, int]],
+        interface: str,
+        secret: bytes,
+        stats: RelayStats,
+        heartbeat: float = 1.0,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        buffer_bytes: int = RECEIVE_BUFFER_BYTES,
+        max_peers: int = 32,
+    ) -> None:
+        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers)
+        self.groups = groups
+        self.interface = interface
+        self.queue_bytes = queue_bytes
+        self.buffer_bytes = buffer_bytes
+        self._sources: list[_Source] = []
+        self._oversize_logged = 0.0
+
+    def open(self) -> None:
+        """Join every group now, so a bad interface or group fails at start."""
+        try:
+            for group, port in self.groups:
+                sock = open_receiver(group, port, self.interface, buffer_bytes=self.buffer_bytes)
+                label = f"{group}:{port}"
+                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports double
+                if granted < self.buffer_bytes - 1:  # the kernel may round down by one
+                    log.warning(
+                        "%s: receive buffer is %d bytes, not %d: bursts may be lost "
+                        "(run as root, or raise net.core.rmem_max)",
+                        label,
+                        granted,
+                        self.buffer_bytes,
+                    )
+                receiver = BatchReceiver(sock, capacity=MAX_DATAGRAM + 1, headroom=HEADER_SIZE)
+                self._sources.append(
+                    _Source(sock, receiver, group_to_int(group), port, self.stats.group(label), label)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for source in self._sources:
+            source.sock.close()
+        self._sources.clear()
+
+    async def run(self, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
+        if not self._sources:
+            self.open()
+        loop = asyncio.get_running_loop()
+        for source in self._sources:
+            loop.add_reader(source.sock.fileno(), self._on_readable, source)
+        try:
+            await super().run(listen=listen, connect=connect)
+        finally:
+            self.close()
+
+    async def before_drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        for source in self._sources:
+            loop.remove_reader(source.sock.fileno())
+            while self._on_readable(source):  # forward what had already arrived
+                pass
+
+    def _on_readable(self, source: _Source) -> int:
+        """Read the waiting datagrams in batches; frame each batch in place, write it once to each peer.
+
+        Returns how many datagrams were read.
+        """
+        receiver = source.receiver
+        buffer = receiver.buffer
+        view = memoryview(buffer)
+        stride = receiver.stride
+        pack_into = HEADER.pack_into
+        now_ns = time.time_ns
+        group = source.group
+        port = source.port
+        stats = source.stats
+        read = 0
+        for _ in range(MAX_BATCHES_PER_WAKEUP):
+            try:
+                results = receiver.receive()
+            except OSError as err:
+                log.warning("receive on %s failed: %s", source.label, err)
+                return read
+            if not results:
+                return read
+            read += len(results)
+            sequence = source.sequence
+            frames = []
+            total = oversize = 0
+            for index, (size, truncated) in enumerate(results):
+                if truncated or size > MAX_DATAGRAM:
+                    oversize += 1
+                    continue
+                sequence += 1
+                offset = index * stride
+                pack_into(buffer, offset, MAGIC, VERSION, DATA, size, group, port, 0, sequence, now_ns())
+                frames.append(view[offset : offset + HEADER_SIZE + size])
+                total += size
+            source.sequence = sequence
+            if oversize:
+                self._count_oversize(source, oversize)
+            count = len(frames)
+            stats.datagrams_in += count
+            stats.bytes_in += total
+            if count and self.links:
+                self._send(b"".join(frames), count, total, stats)
+            if len(results) < BATCH:
+                return read
+        return read
+
+    def _send(self, chunk: bytes, count: int, total: int, stats: GroupStats) -> None:
+        delivered = 0
+        for link in self.links:
+            transport = link.transport
+            if transport.is_closing():
+                continue  # going away; its connection_lost will unregister it
+            if transport.get_write_buffer_size() + len(chunk) > self.queue_bytes:
+                self._drop_slow(link)
+                continue
+            transport.write(chunk)
+            delivered += 1
+        stats.datagrams_out += count * delivered
+        stats.bytes_out += total * delivered
+
+    def _count_oversize(self, source: _Source, count: int) -> None:
+        self.stats.drops["oversize"] += count
+        now = time.monotonic()
+        if now - self._oversize_logged > 10.0:
+            self._oversize_logged = now
+            log.warning(
+                "dropped %d datagram(s) on %s larger than %d bytes (TGW MTU %d); counted in drops",
+                count,
+                source.label,
+                MAX_DATAGRAM,
+                TGW_MTU,
+            )
+
+    def _drop_slow(self, link: Link) -> None:
+        queued = link.transport.get_write_buffer_size()
+        log.warning(
+            "peer %s is %d bytes behind (--queue-bytes %d): dropped", link.name, queued, self.queue_bytes
+        )
+        self.links = tuple(other for other in self.links if other is not link)
+        self.stats.peers = len(self.links)
+        link.abort("slow_peer")
+
+    def receive(self, link: Link, data: bytes) -> str | None:
+        """An egress sends only heartbeats and BYE; anything else is a protocol error."""
+        for frame_type, *_ in link.decoder.feed(data):
+            if frame_type == FrameType.BYE:
+                return "peer_closed"
+            if frame_type != FrameType.HEARTBEAT:
+                raise FrameError(f"unexpected {FrameType(frame_type).name} frame from an egress")
+        return None

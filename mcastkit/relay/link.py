@@ -1,0 +1,374 @@
+"""What ingress and egress share: authenticated TCP links, dialing with backoff, heartbeats, drain.
+
+A link is an :class:`asyncio.Protocol` rather than a stream pair: after the handshake every
+chunk TCP delivers goes straight to the relay's handler, with no stream buffer, future or task
+switch in between (at tens of thousands of chunks a second those cost more than the work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from mcastkit.relay.auth import AuthError, Role, handshake
+from mcastkit.relay.frame import Decoder, FrameError, FrameType, encode
+from mcastkit.relay.metrics import RelayStats
+from mcastkit.relay.sockets import set_tcp_options
+
+log = logging.getLogger("mcastkit.relay")
+
+#: A link on which nothing arrived for this many heartbeat intervals is dead.
+DEAD_AFTER_HEARTBEATS = 3
+BACKOFF_INITIAL = 0.1
+BACKOFF_MAX = 5.0
+DRAIN_SECONDS = 2.0
+CONNECT_TIMEOUT = 5.0
+#: Bytes an unauthenticated peer may send before the handshake is judged (it needs < 200).
+HANDSHAKE_BUFFER_LIMIT = 64 * 1024
+
+
+class Connection(asyncio.Protocol):
+    """One TCP connection: buffered reads during the handshake, then every chunk to a handler."""
+
+    def __init__(self, on_connect: Callable[[Connection], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_connect = on_connect
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._handler: Callable[[bytes], None] | None = None
+        self.last_rx = self._loop.time()
+        self.lost: asyncio.Future[None] = self._loop.create_future()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        set_tcp_options(transport.get_extra_info("socket"))
+        if self._on_connect is not None:
+            self._on_connect(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self._loop.time()
+        if self._handler is not None:
+            self._handler(data)
+            return
+        self._buffer += data
+        if len(self._buffer) > HANDSHAKE_BUFFER_LIMIT:
+            self.abort()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._wake()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # -- what the handshake needs (the shape of StreamReader/StreamWriter) ------------------
+    async def readexactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            if self._eof:
+                raise asyncio.IncompleteReadError(bytes(self._buffer), count)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Handshake frames are a few dozen bytes: there is never a backlog to wait for."""
+
+    # -- after the handshake --------------------------------------------------------------
+    def start(self, handler: Callable[[bytes], None]) -> None:
+        """From now on hand every chunk to ``handler``, starting with what is already buffered."""
+        self._handler = handler
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            handler(data)
+
+    @property
+    def name(self) -> str:
+        address = self.transport.get_extra_info("peername") if self.transport else None
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+@dataclass(eq=False)
+class Link:
+    """One authenticated peer connection."""
+
+    connection: Connection
+    transport: asyncio.Transport
+    name: str
+    session: int
+    decoder: Decoder = field(default_factory=Decoder)
+    #: whatever the relay keeps per link (the egress: its sequence state)
+    context: Any = None
+    reason: str | None = None
+    heartbeats_sent: int = 0
+    heartbeat_sent_at: float = 0.0
+
+    @property
+    def last_rx(self) -> float:
+        return self.connection.last_rx
+
+    def abort(self, reason: str) -> None:
+        """Close at once, discarding anything still queued (frees the queue's memory)."""
+        if self.reason is None:
+            self.reason = reason
+        self.transport.abort()
+
+
+class RelayNode(ABC):
+    """Runs links (listening or dialing), authenticates them and keeps them alive."""
+
+    role: Role
+
+    def __init__(self, *, secret: bytes, stats: RelayStats, heartbeat: float, max_peers: int) -> None:
+        self.secret = secret
+        self.stats = stats
+        self.heartbeat = heartbeat
+        self.max_peers = max_peers
+        self.session = secrets.randbits(64)
+        self.links: tuple[Link, ...] = ()
+        self._connections = 0
+        self._seen_sessions: set[int] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+        #: Set once listening (the bound address is then in ``listening``) and dialing.
+        self.ready = asyncio.Event()
+        self.listening: tuple[str, int] | None = None
+
+    # -- what a relay adds --------------------------------------------------------------------
+    @abstractmethod
+    def receive(self, link: Link, data: bytes) -> str | None:
+        """Handle bytes from the peer; return a reason to end the link, if it should end.
+
+        Raise :class:`FrameError` on garbage: the link is then closed as a protocol error.
+        """
+
+    def link_up(self, link: Link) -> None:  # noqa: B027 (optional hook)
+        """Called once the link is authenticated, before any data is handled."""
+
+    async def before_drain(self) -> None:  # noqa: B027 (optional hook)
+        """Stop taking new input before the links are drained."""
+
+    # -- running --------------------------------------------------------------------------
+    async def run(self, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
+        """Serve until :meth:`stop`; then drain the links and return."""
+        loop = asyncio.get_running_loop()
+        ticker = asyncio.create_task(self._tick())
+        server: asyncio.Server | None = None
+        dialers = [asyncio.create_task(self._dial_forever(host, port)) for host, port in connect]
+        try:
+            if listen is not None:
+                server = await loop.create_server(lambda: Connection(self._accepted), listen[0], listen[1])
+                self.listening = server.sockets[0].getsockname()[:2]
+                log.info("listening on %s:%d", *self.listening)
+            self.ready.set()
+            await self._stopping.wait()
+        finally:
+            if server is not None:
+                server.close()
+            await self.before_drain()
+            await self._drain()
+            # Links were closed gracefully above; what is left is dialing or in backoff.
+            tasks = [*dialers, *self._tasks]
+            if tasks:
+                _done, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+                for task in pending:
+                    task.cancel()
+            ticker.cancel()
+            await asyncio.gather(ticker, *dialers, *self._tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _drain(self) -> None:
+        links = self.links
+        bye = encode(FrameType.BYE)
+        for link in links:
+            if not link.transport.is_closing():
+                link.transport.write(bye)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while any(
+            link.transport.get_write_buffer_size() for link in links if not link.transport.is_closing()
+        ):
+            if time.monotonic() > deadline:
+                log.warning("drain: peers did not take the rest of the stream within %s s", DRAIN_SECONDS)
+                break
+            await asyncio.sleep(0.01)
+        for link in links:
+            link.transport.close()
+
+    async def _tick(self) -> None:
+        while True:
+            self.stats.last_tick = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    def _accepted(self, connection: Connection) -> None:
+        if self._stopping.is_set():
+            connection.abort()
+            return
+        if self._connections >= self.max_peers:
+            log.warning("refused %s: already %d connections (--max-peers)", connection.name, self.max_peers)
+            self.stats.disconnects["max_peers"] += 1
+            connection.abort()
+            return
+        task = asyncio.create_task(self._run_link(connection, dialer=False))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dial_forever(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        delay = BACKOFF_INITIAL
+        connected_before = False
+        while not self._stopping.is_set():
+            try:
+                _transport, connection = await asyncio.wait_for(
+                    loop.create_connection(Connection, host, port), timeout=CONNECT_TIMEOUT
+                )
+            except (OSError, TimeoutError) as err:
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+                log.warning("cannot reach %s:%d (%s); retrying in %.1f s", host, port, reason, delay)
+            else:
+                started = time.monotonic()
+                if await self._run_link(connection, dialer=True, reconnect=connected_before):
+                    connected_before = True
+                    if time.monotonic() - started > BACKOFF_MAX:  # a link that flaps keeps backing off
+                        delay = BACKOFF_INITIAL
+                if self._stopping.is_set():
+                    return
+                log.info("reconnecting to %s:%d in %.1f s", host, port, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _run_link(self, connection: Connection, *, dialer: bool, reconnect: bool = False) -> bool:
+        """Authenticate and serve one connection; True if it was authenticated."""
+        name = connection.name
+        self._connections += 1
+        try:
+            try:
+                hello = await handshake(
+                    connection,
+                    connection,
+                    secret=self.secret,
+                    role=self.role,
+                    session=self.session,
+                    dialer=dialer,
+                )
+            except AuthError as err:
+                self.stats.auth_failures += 1
+                log.warning("auth failed: %s: %s; closing", name, err)
+                connection.abort()
+                return False
+            assert connection.transport is not None
+            if self._stopping.is_set():
+                connection.transport.close()
+                return True
+            link = Link(connection, connection.transport, name, hello.session)
+            if reconnect or hello.session in self._seen_sessions:
+                self.stats.reconnects += 1
+            self._seen_sessions.add(hello.session)
+            await self._serve_link(link)
+            return True
+        finally:
+            self._connections -= 1
+
+    async def _serve_link(self, link: Link) -> None:
+        self.link_up(link)
+        self.links = (*self.links, link)
+        self.stats.peers = len(self.links)
+        peer_role = self.role.peer.name.lower()
+        log.info("peer %s authenticated (%s, session %016x)", link.name, peer_role, link.session)
+        watchdog = asyncio.create_task(self._watch(link))
+        try:
+            link.connection.start(self._handler(link))
+            await link.connection.lost
+        finally:
+            watchdog.cancel()
+            self.links = tuple(other for other in self.links if other is not link)
+            self.stats.peers = len(self.links)
+            if link.reason is None:
+                link.reason = "truncated_frame" if link.decoder.pending else "closed"
+            self.stats.disconnects[link.reason] += 1
+            link.transport.abort()
+            if not self._stopping.is_set():
+                log.warning("peer %s gone (%s)", link.name, link.reason)
+
+    def _handler(self, link: Link) -> Callable[[bytes], None]:
+        receive = self.receive
+        connection = link.connection
+        interval = self.heartbeat
+
+        def on_data(data: bytes) -> None:
+            try:
+                reason = receive(link, data)
+            except FrameError as err:
+                log.warning("protocol error from %s: %s; closing", link.name, err)
+                link.abort("protocol_error")
+                return
+            except Exception:  # a bug must cost one link, not the relay
+                log.exception("internal error on the link to %s; closing it", link.name)
+                link.abort("internal_error")
+                return
+            if reason is not None:
+                link.abort(reason)
+            elif connection.last_rx - link.heartbeat_sent_at >= interval:
+                # A busy loop runs timers late; beating here keeps a busy relay from looking dead.
+                self._beat(link, connection.last_rx)
+
+        return on_data
+
+    @staticmethod
+    def _beat(link: Link, now: float) -> None:
+        link.heartbeat_sent_at = now
+        link.heartbeats_sent += 1
+        beat = encode(FrameType.HEARTBEAT, sequence=link.heartbeats_sent, time_ns=time.time_ns())
+        link.transport.write(beat)
+
+    async def _watch(self, link: Link) -> None:
+        """Send heartbeats; drop the link when the peer has been silent too long."""
+        loop = asyncio.get_running_loop()
+        dead_after = DEAD_AFTER_HEARTBEATS * self.heartbeat
+        while not link.transport.is_closing():
+            await asyncio.sleep(self.heartbeat / 2)
+            now = loop.time()
+            silent = now - link.last_rx
+            if silent > dead_after:
+                log.warning("peer %s silent for %.1f s: link dead, closing", link.name, silent)
+                link.abort("heartbeat_timeout")
+                return
+            if now - link.heartbeat_sent_at >= self.heartbeat:
+                self._beat(link, now)

@@ -1,0 +1,173 @@
+"""Relay counters, exported in Prometheus text on ``/metrics``, and ``/healthz``.
+
+The hot path bumps plain integers (a prometheus ``Counter.inc`` per datagram would cost more
+than the forwarding); a custom collector reads them when scraped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from mcastkit import __version__
+
+#: /healthz fails when the event loop has not ticked for this long (it ticks every second).
+STALL_SECONDS = 5.0
+
+
+@dataclass
+class GroupStats:
+    """Per (group, port) counters; ``in`` and ``out`` are from this relay's point of view."""
+
+    datagrams_in: int = 0
+    bytes_in: int = 0
+    datagrams_out: int = 0
+    bytes_out: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class RelayStats:
+    role: str
+    groups: dict[str, GroupStats] = field(default_factory=dict)
+    #: datagrams not forwarded, by reason (oversize, send_error, not_multicast, ...)
+    drops: Counter[str] = field(default_factory=Counter)
+    #: links closed, by reason (slow_peer, heartbeat_timeout, protocol_error, closed, ...)
+    disconnects: Counter[str] = field(default_factory=Counter)
+    peers: int = 0
+    #: egress: wall-clock age of the newest datagram emitted (needs synchronized clocks)
+    transit_ns: int | None = None
+    reconnects: int = 0
+    auth_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_tick: float = field(default_factory=time.monotonic)
+
+    def group(self, label: str) -> GroupStats:
+        stats = self.groups.get(label)
+        if stats is None:
+            stats = self.groups[label] = GroupStats()
+        return stats
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_tick < STALL_SECONDS
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.healthy() else "stalled",
+            "role": self.role,
+            "peers": self.peers,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+        }
+
+
+_GROUP_COUNTERS = (
+    ("datagrams_in", "Datagrams received (ingress: from multicast; egress: from the relay link)"),
+    ("bytes_in", "Payload bytes received"),
+    ("datagrams_out", "Datagrams sent (ingress: frames queued to peers; egress: multicast emitted)"),
+    ("bytes_out", "Payload bytes sent"),
+    ("gaps", "Sequence numbers never received (egress)"),
+    ("duplicates", "Repeated or old sequence numbers, not emitted (egress)"),
+)
+
+
+class RelayCollector(Collector):
+    def __init__(self, stats: RelayStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.stats
+        info = InfoMetricFamily("mcastkit_relay", "Relay role and version")
+        info.add_metric([], {"role": stats.role, "version": __version__})
+        yield info
+        groups = list(stats.groups.items())
+        for name, help_text in _GROUP_COUNTERS:
+            family = CounterMetricFamily(f"mcastkit_relay_{name}", help_text, labels=["group"])
+            for label, group in groups:
+                family.add_metric([label], getattr(group, name))
+            yield family
+        drops = CounterMetricFamily(
+            "mcastkit_relay_drops", "Datagrams dropped instead of forwarded", labels=["reason"]
+        )
+        for reason, count in sorted(stats.drops.items()):
+            drops.add_metric([reason], count)
+        yield drops
+        disconnects = CounterMetricFamily(
+            "mcastkit_relay_disconnects", "Relay links closed, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(stats.disconnects.items()):
+            disconnects.add_metric([reason], count)
+        yield disconnects
+        yield GaugeMetricFamily("mcastkit_relay_peers", "Authenticated peers connected", value=stats.peers)
+        if stats.transit_ns is not None:
+            yield GaugeMetricFamily(
+                "mcastkit_relay_transit_seconds",
+                "Ingress receive to egress emit of the latest datagram (meaningful with synchronized clocks)",
+                value=stats.transit_ns / 1e9,
+            )
+        yield CounterMetricFamily(
+            "mcastkit_relay_reconnects", "Links re-established after a failure", value=stats.reconnects
+        )
+        yield CounterMetricFamily(
+            "mcastkit_relay_auth_failures", "Peers refused by the handshake", value=stats.auth_failures
+        )
+
+
+def render(stats: RelayStats) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RelayCollector(stats))
+    return generate_latest(registry)
+
+
+class MetricsServer:
+    """``/metrics`` (Prometheus text) and ``/healthz`` (JSON; 503 when the loop stalls) on a thread."""
+
+    def __init__(self, stats: RelayStats, host: str, port: int) -> None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RelayCollector(stats))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                elif path == "/healthz":
+                    body = json.dumps(stats.health()).encode() + b"\n"
+                    self._reply(200 if stats.healthy() else 503, "application/json", body)
+                else:
+                    self._reply(404, "text/plain", b"not found: try /metrics or /healthz\n")
+
+            def _reply(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # scrapes every few seconds would drown the relay's own log
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

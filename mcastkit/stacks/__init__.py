@@ -1,0 +1,61 @@
+"""Per-region stacks: ``{project}-{region}-network|sharing|compute``.
+
+Stacks only compose :mod:`mcastkit.constructs`; ``app.py`` alone reads context and the
+environment and calls :func:`add_region_stacks` once per configured region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from mcastkit.config import Config
+from mcastkit.stacks.compute import ComputeStack
+from mcastkit.stacks.network import NetworkStack
+from mcastkit.stacks.sharing import SharingStack
+
+__all__ = ["ComputeStack", "NetworkStack", "RegionStacks", "SharingStack", "add_region_stacks"]
+
+
+@dataclass(frozen=True)
+class RegionStacks:
+    """The three stacks of one region."""
+
+    network: NetworkStack
+    sharing: SharingStack
+    compute: ComputeStack
+
+
+def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks:
+    """Add the network, sharing and compute stacks of ``region`` to ``app``.
+
+    Every stack is deployed to the provider account in ``region`` (explicit env, pinned
+    availability zones: a synth needs no credentials and makes no lookups).
+    """
+    env = cdk.Environment(account=config.provider_account, region=region)
+    network = NetworkStack(app, config.stack_name(region, "network"), config=config, region=region, env=env)
+    sharing = SharingStack(
+        app,
+        config.stack_name(region, "sharing"),
+        config=config,
+        region=region,
+        transit_gateway_arn=network.transit_gateway.transit_gateway_arn,
+        domain_arns={name: d.domain_arn for name, d in network.domains.items()},
+        env=env,
+    )
+    compute = ComputeStack(
+        app,
+        config.stack_name(region, "compute"),
+        config=config,
+        region=region,
+        vpc=network.network.vpc,
+        subnets=network.network.subnets,
+        security_group=network.member_rules.security_group,
+        network_acl=network.member_rules.network_acl,
+        env=env,
+    )
+    for stack in (network, sharing, compute):
+        cdk.Tags.of(stack).add("mcastkit:project", config.project)
+        cdk.Tags.of(stack).add("mcastkit:region", region)
+    return RegionStacks(network=network, sharing=sharing, compute=compute)

@@ -1,0 +1,99 @@
+"""The compute stack: the IGMPv2 ECS cluster on EC2 in the multicast subnets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from mcastkit.config import Config, Region
+from mcastkit.constructs.cluster import Igmpv2Cluster
+from mcastkit.constructs.probe_tasks import ProbeTasks
+from mcastkit.constructs.relay_service import RelayService
+from mcastkit.stacks.base import RegionStack
+
+
+class ComputeStack(RegionStack):
+    """The ECS cluster whose tasks (relay, probe, customer feeds) join multicast groups.
+
+    Attributes:
+        cluster: the :class:`Igmpv2Cluster`.
+        relay: the :class:`RelayService` when the region has a ``relay:`` section, else ``None``.
+        probes: the :class:`ProbeTasks` when the region has a ``probe:`` section, else ``None``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: Config,
+        region: str,
+        vpc: ec2.IVpc,
+        subnets: Sequence[ec2.ISubnet],
+        security_group: ec2.ISecurityGroup,
+        network_acl: ec2.INetworkAcl | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            description=f"mcastkit {config.project} {region}: ECS cluster on EC2 with IGMPv2 hosts",
+            availability_zones=config.regions[region].availability_zones,
+            **kwargs,
+        )
+        capacity = config.regions[region].capacity
+        self.cluster = Igmpv2Cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            instance_type=capacity.instance_type,
+            min_capacity=capacity.min,
+            max_capacity=capacity.max,
+        )
+        self._add_data_plane(config.regions[region], vpc, subnets, security_group, network_acl)
+
+    def _add_data_plane(
+        self,
+        settings: Region,
+        vpc: ec2.IVpc,
+        subnets: Sequence[ec2.ISubnet],
+        security_group: ec2.ISecurityGroup,
+        network_acl: ec2.INetworkAcl | None,
+    ) -> None:
+        # ``subnets`` are the configured subnets in config order (MulticastVpc.subnets).
+        subnet_of = dict(zip((s.cidr for s in settings.subnets), subnets, strict=True))
+
+        def subnets_of(domain: str) -> list[ec2.ISubnet]:
+            return [subnet_of[s.cidr] for s in settings.subnets_of(domain)]
+
+        self.relay: RelayService | None = None
+        if settings.relay:
+            self.relay = RelayService(
+                self,
+                "Relay",
+                cluster=self.cluster.cluster,
+                vpc=vpc,
+                subnets=subnets_of(settings.relay.domain),
+                relay=settings.relay,
+                domain=settings.domain(settings.relay.domain),
+                members_security_group=security_group,
+                network_acl=network_acl,
+                capacity_provider=self.cluster.capacity_provider,
+            )
+        self.probes: ProbeTasks | None = None
+        if settings.probe:
+            self.probes = ProbeTasks(
+                self,
+                "Probes",
+                cluster=self.cluster.cluster,
+                subnets=subnets_of(settings.probe.domain),
+                probe=settings.probe,
+                domain=settings.domain(settings.probe.domain),
+                members_security_group=security_group,
+                capacity_provider=self.cluster.capacity_provider,
+            )

@@ -1,0 +1,246 @@
+"""The stack a customer deploys in its own account to receive the provider's multicast.
+
+It attaches the customer's VPC to the provider's shared Transit Gateway, associates each
+receiver subnet with the one domain it is for, and gives receivers the security group and
+network ACL they need (:class:`mcastkit.constructs.MemberRules`). Everything that differs
+between customers' accounts (VPC, subnets) and everything the provider creates (TGW and
+domain ids) is a CloudFormation parameter, so the template synthesizes without
+credentials or lookups and is handed over as a file.
+
+A subnet can belong to one multicast domain only, and a VPC attachment takes at most one
+subnet per availability zone: each entitled domain gets its own receiver subnets, and all
+of them must be in different availability zones.
+
+The attachment and the associations stay ``pendingAcceptance`` until the provider runs
+``mcastkit onboard accept`` (unless auto-accept is on); CloudFormation waits for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from mcastkit.config import Capacity, Domain
+from mcastkit.constructs.cluster import Igmpv2Cluster
+from mcastkit.constructs.member_rules import MemberRules
+from mcastkit.constructs.multicast_domain import pascal
+
+TGW_ID_PATTERN = r"^tgw-[0-9a-f]{8,17}$"
+DOMAIN_ID_PATTERN = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
+CIDR_PATTERN = r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$"
+#: Network ACL protocol number meaning every protocol.
+ALL_PROTOCOLS = -1
+#: A VPC attachment takes one subnet per availability zone; no region has more than six.
+MAX_RECEIVER_SUBNETS = 6
+
+
+ATTACHMENT_LOGICAL_ID = "TransitGatewayAttachment"
+
+
+def association_logical_id(domain: str, index: int) -> str:
+    return f"{pascal(domain)}Association{index + 1}"
+
+
+def default_subnets_per_domain(domains: int) -> int:
+    """Two availability zones for a single domain; one subnet (and zone) per domain otherwise."""
+    return 2 if domains == 1 else 1
+
+
+def subnet_parameter(domain: str, index: int) -> str:
+    return f"{pascal(domain)}Subnet{index + 1}"
+
+
+def domain_parameter(domain: str) -> str:
+    return f"{pascal(domain)}DomainId"
+
+
+class SharedDomainMembership(Construct):
+    """A VPC attachment to a shared TGW and one domain association per receiver subnet.
+
+    Args:
+        transit_gateway_id: the provider's TGW id (a token is fine).
+        vpc_id: the customer's VPC id.
+        subnets_by_domain: domain name -> (domain id, receiver subnet ids); no subnet may
+            appear under two domains.
+
+    Attributes:
+        attachment: the ``AWS::EC2::TransitGatewayVpcAttachment``.
+        associations: domain name -> its ``AWS::EC2::TransitGatewayMulticastDomainAssociation`` list.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        transit_gateway_id: str,
+        vpc_id: str,
+        subnets_by_domain: dict[str, tuple[str, list[str]]],
+    ) -> None:
+        super().__init__(scope, id_)
+        if not subnets_by_domain or not all(s for _, s in subnets_by_domain.values()):
+            raise ValueError("SharedDomainMembership needs at least one subnet per domain")
+        all_subnets = [s for _, subnets in subnets_by_domain.values() for s in subnets]
+        self.attachment = ec2.CfnTransitGatewayVpcAttachment(
+            self,
+            "TransitGatewayAttachment",
+            transit_gateway_id=transit_gateway_id,
+            vpc_id=vpc_id,
+            subnet_ids=all_subnets,
+            tags=[cdk.CfnTag(key="Name", value=f"{cdk.Aws.STACK_NAME}-multicast")],
+        )
+        self.associations: dict[str, list[ec2.CfnTransitGatewayMulticastDomainAssociation]] = {}
+        for name, (domain_id, subnets) in subnets_by_domain.items():
+            self.associations[name] = [
+                ec2.CfnTransitGatewayMulticastDomainAssociation(
+                    self,
+                    f"{pascal(name)}Association{index + 1}",
+                    transit_gateway_multicast_domain_id=domain_id,
+                    transit_gateway_attachment_id=self.attachment.attr_id,
+                    subnet_id=subnet,
+                )
+                for index, subnet in enumerate(subnets)
+            ]
+
+
+class CustomerStack(cdk.Stack):
+    """A customer's side of the provider's multicast in one region.
+
+    Args:
+        domains: the domains the customer is entitled to in this region (from the config).
+        subnets_per_domain: receiver subnets per domain (default 2 for one domain, else 1:
+            every subnet needs its own availability zone).
+        transit_gateway_id, domain_ids: default values for the parameters (the provider's
+            recorded ids; default: none, the deployer must pass them).
+        cluster: capacity of an optional IGMPv2 ECS cluster in the receiver subnets
+            (:class:`mcastkit.constructs.Igmpv2Cluster`; default ``None``: no cluster).
+
+    Attributes:
+        membership: the attachment and associations (:class:`SharedDomainMembership`).
+        member_rules: the receivers' security group and network ACL (:class:`MemberRules`).
+        cluster: the :class:`Igmpv2Cluster`, or ``None``.
+        parameters: parameter name -> ``CfnParameter``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        domains: Sequence[Domain],
+        subnets_per_domain: int | None = None,
+        transit_gateway_id: str | None = None,
+        domain_ids: dict[str, str] | None = None,
+        cluster: Capacity | None = None,
+        **kwargs: object,
+    ) -> None:
+        kwargs.setdefault("synthesizer", cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False))
+        kwargs.setdefault(
+            "description", "mcastkit customer stack: receive the provider's shared Transit Gateway multicast"
+        )
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        if not domains:
+            raise ValueError("CustomerStack needs at least one entitled domain")
+        per_domain = (
+            default_subnets_per_domain(len(domains)) if subnets_per_domain is None else subnets_per_domain
+        )
+        if not 1 <= per_domain * len(domains) <= MAX_RECEIVER_SUBNETS:
+            raise ValueError(
+                f"{per_domain} receiver subnet(s) per domain for {len(domains)} domain(s): the attachment "
+                f"takes one subnet per availability zone, so 1 to {MAX_RECEIVER_SUBNETS} in all"
+            )
+        domain_ids = domain_ids or {}
+        self.parameters: dict[str, cdk.CfnParameter] = {}
+
+        vpc_id = self._parameter(
+            "VpcId", type="AWS::EC2::VPC::Id", description="Your VPC that holds the receiver subnets"
+        )
+        tgw_id = self._parameter(
+            "TransitGatewayId",
+            default=transit_gateway_id,
+            allowed_pattern=TGW_ID_PATTERN,
+            constraint_description="a transit gateway id such as tgw-0123456789abcdef0",
+            description="The provider's shared transit gateway (tgw-...)",
+        )
+        subnets_by_domain: dict[str, tuple[str, list[str]]] = {}
+        for domain in domains:
+            domain_id = self._parameter(
+                domain_parameter(domain.name),
+                default=domain_ids.get(domain.name),
+                allowed_pattern=DOMAIN_ID_PATTERN,
+                constraint_description="a multicast domain id such as tgw-mcast-domain-0123456789abcdef0",
+                description=f"The provider's multicast domain {domain.name} (tgw-mcast-domain-...)",
+            )
+            subnets = [
+                self._parameter(
+                    subnet_parameter(domain.name, i),
+                    type="AWS::EC2::Subnet::Id",
+                    description=f"Receiver subnet {i + 1} for {domain.name}: only {domain.name} receivers, "
+                    "in an availability zone no other receiver subnet uses",
+                )
+                for i in range(per_domain)
+            ]
+            subnets_by_domain[domain.name] = (domain_id, subnets)
+
+        self.membership = SharedDomainMembership(
+            self,
+            "SharedDomainMembership",
+            transit_gateway_id=tgw_id,
+            vpc_id=vpc_id,
+            subnets_by_domain=subnets_by_domain,
+        )
+        # Stable logical ids: a regenerated kit must update, not replace, a customer's attachment.
+        self.membership.attachment.override_logical_id(ATTACHMENT_LOGICAL_ID)
+        for name, associations in self.membership.associations.items():
+            for index, association in enumerate(associations):
+                association.override_logical_id(association_logical_id(name, index))
+        # Imported by id: no lookup at synth time. The AZ list is only needed by CDK for
+        # subnet selection, which is explicit here.
+        vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=vpc_id, availability_zones=cdk.Fn.get_azs())
+        receiver_subnets = [
+            ec2.Subnet.from_subnet_id(self, f"ReceiverSubnet{i + 1}", subnet)
+            for i, subnet in enumerate(s for _, subnets in subnets_by_domain.values() for s in subnets)
+        ]
+        self.member_rules = MemberRules(
+            self, "ReceiverRules", vpc=vpc, subnets=receiver_subnets, domains=list(domains)
+        )
+        # MemberRules gives the receiver subnets their own network ACL; without these two
+        # entries receivers could not talk to anything else in the customer's VPC.
+        vpc_cidr = self._parameter(
+            "VpcCidr",
+            allowed_pattern=CIDR_PATTERN,
+            constraint_description="an IPv4 CIDR block such as 10.0.0.0/16",
+            description="Your VPC's CIDR: receivers keep all traffic with it (network ACL)",
+        )
+        for egress in (False, True):
+            self.member_rules.allow(egress=egress, protocol=ALL_PROTOCOLS, cidr=vpc_cidr)
+        self.cluster = None
+        if cluster is not None:
+            self.cluster = Igmpv2Cluster(
+                self,
+                "ReceiverCluster",
+                vpc=vpc,
+                subnets=receiver_subnets,
+                security_group=self.member_rules.security_group,
+                instance_type=cluster.instance_type,
+                min_capacity=cluster.min,
+                max_capacity=cluster.max,
+            )
+            cdk.CfnOutput(self, "ReceiverClusterName", value=self.cluster.cluster.cluster_name)
+        cdk.CfnOutput(self, "TransitGatewayAttachmentId", value=self.membership.attachment.attr_id)
+        cdk.CfnOutput(
+            self,
+            "ReceiverSecurityGroupId",
+            value=self.member_rules.security_group.security_group_id,
+            description="Attach to receiver instances/tasks",
+        )
+
+    def _parameter(self, name: str, **props: object) -> str:
+        if props.get("default") is None:
+            props.pop("default", None)
+        props.setdefault("type", "String")
+        self.parameters[name] = cdk.CfnParameter(self, name, **props)  # type: ignore[arg-type]
+        return self.parameters[name].value_as_string

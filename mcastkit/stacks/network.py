@@ -1,0 +1,122 @@
+"""The stateful network stack: VPC, Transit Gateway, multicast domains, member rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mcastkit.config import Config
+from mcastkit.constructs.member_rules import MemberRules
+from mcastkit.constructs.multicast_domain import MulticastDomain, pascal
+from mcastkit.constructs.transit_gateway import MulticastTransitGateway
+from mcastkit.constructs.vpc import MulticastVpc, first_subnet_per_zone
+from mcastkit.stacks.base import RegionStack
+
+#: Logical ids of the stateful resources. Changing one replaces the resource (a new
+#: Transit Gateway or domain cuts every customer off), so tests pin them.
+VPC_LOGICAL_ID = "Vpc"
+TRANSIT_GATEWAY_LOGICAL_ID = "TransitGateway"
+ATTACHMENT_LOGICAL_ID = "TransitGatewayVpcAttachment"
+
+
+def domain_logical_id(domain: str) -> str:
+    """``market-data`` -> ``MulticastDomainMarketData``."""
+    return f"MulticastDomain{pascal(domain)}"
+
+
+def _pin(construct: Construct, logical_id: str) -> None:
+    """Give an L2 construct's CloudFormation resource a fixed logical id."""
+    child = construct.node.default_child
+    if not isinstance(child, cdk.CfnResource):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource to pin")
+    child.override_logical_id(logical_id)
+
+
+class NetworkStack(RegionStack):
+    """VPC, multicast Transit Gateway and attachment, one domain per configured domain,
+    the members' security group and network ACL, encrypted flow logs.
+
+    Termination protection is on: deleting this stack deletes the Transit Gateway every
+    customer is attached to.
+
+    Attributes:
+        network: the :class:`MulticastVpc`.
+        transit_gateway: the :class:`MulticastTransitGateway`.
+        domains: :class:`MulticastDomain` by configured name.
+        member_rules: the :class:`MemberRules` of the multicast subnets.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, config: Config, region: str, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            id_,
+            description=f"mcastkit {config.project} {region}: VPC, multicast transit gateway and domains",
+            termination_protection=True,
+            availability_zones=config.regions[region].availability_zones,
+            **kwargs,
+        )
+        settings = config.regions[region]
+        self.network = MulticastVpc(
+            self,
+            "Network",
+            cidr=settings.vpc_cidr,
+            availability_zones=settings.availability_zones,
+            subnets=settings.subnets,
+        )
+        _pin(self.network.vpc, VPC_LOGICAL_ID)
+        subnet_of = dict(zip((s.cidr for s in settings.subnets), self.network.subnets, strict=True))
+
+        # A VPC attachment takes one subnet per zone, and a VPC can have only one attachment
+        # per Transit Gateway: the attachment uses the first configured subnet of each zone,
+        # and the domain associations of every subnet name that attachment. (That AWS
+        # accepts associating a subnet that is not itself in the attachment, in a zone the
+        # attachment covers, is inferred, not verified: with one subnet per zone it is moot.)
+        self.transit_gateway = MulticastTransitGateway(
+            self,
+            "Gateway",
+            vpc=self.network.vpc,
+            attachment_subnets=first_subnet_per_zone(self.network.subnets),
+            amazon_side_asn=settings.transit_gateway_asn,
+            description=f"{config.project} {region} multicast",
+        )
+        self.transit_gateway.transit_gateway.override_logical_id(TRANSIT_GATEWAY_LOGICAL_ID)
+        self.transit_gateway.attachment.override_logical_id(ATTACHMENT_LOGICAL_ID)
+
+        self.domains: dict[str, MulticastDomain] = {}
+        for domain in settings.domains:
+            construct = MulticastDomain(
+                self,
+                f"Domain{pascal(domain.name)}",
+                transit_gateway_id=self.transit_gateway.transit_gateway_id,
+                attachment_id=self.transit_gateway.attachment_id,
+                domain=domain,
+                subnets=[subnet_of[s.cidr] for s in settings.subnets_of(domain.name)],
+            )
+            construct.multicast_domain.override_logical_id(domain_logical_id(domain.name))
+            self.domains[domain.name] = construct
+
+        self.member_rules = MemberRules(
+            self,
+            "Members",
+            vpc=self.network.vpc,
+            subnets=self.network.subnets,
+            domains=settings.domains,
+            serve_https_to=settings.vpc_cidr,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        """Ids customers and the onboarding commands need, under stable export names."""
+        prefix = self.stack_name
+
+        def output(id_: str, value: str, description: str) -> None:
+            cdk.CfnOutput(self, id_, value=value, description=description, export_name=f"{prefix}-{id_}")
+
+        output("TransitGatewayId", self.transit_gateway.transit_gateway_id, "multicast transit gateway id")
+        output("TransitGatewayArn", self.transit_gateway.transit_gateway_arn, "multicast transit gateway ARN")
+        output("VpcId", self.network.vpc.vpc_id, "provider VPC id")
+        for name, domain in self.domains.items():
+            output(f"{pascal(name)}DomainId", domain.domain_id, f"multicast domain {name} id")
+            output(f"{pascal(name)}DomainArn", domain.domain_arn, f"multicast domain {name} ARN")

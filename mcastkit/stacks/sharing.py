@@ -1,0 +1,61 @@
+"""The sharing stack: one RAM share per multicast domain, to exactly its entitled customers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mcastkit.config import Config
+from mcastkit.constructs.domain_share import DomainShare
+from mcastkit.constructs.multicast_domain import pascal
+from mcastkit.stacks.base import RegionStack
+
+
+class SharingStack(RegionStack):
+    """RAM resource shares (Transit Gateway ARN + domain ARN) per domain of a region.
+
+    A domain nobody is entitled to in this region gets no share at all. Removing the last
+    customer of a domain therefore deletes its share; when no domain has a customer, the
+    stack keeps a single placeholder resource so CloudFormation can still update it (and
+    delete the old shares) instead of failing on an empty template.
+
+    Attributes:
+        shares: :class:`DomainShare` by domain name (only domains with customers).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: Config,
+        region: str,
+        transit_gateway_arn: str,
+        domain_arns: Mapping[str, str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            description=f"mcastkit {config.project} {region}: RAM shares of the multicast domains",
+            availability_zones=config.regions[region].availability_zones,
+            **kwargs,
+        )
+        self.shares: dict[str, DomainShare] = {}
+        for domain in config.regions[region].domains:
+            customers = config.customers_of(region, domain.name)
+            if not customers:
+                continue
+            self.shares[domain.name] = DomainShare(
+                self,
+                f"Share{pascal(domain.name)}",
+                name=f"{config.project}-{region}-{domain.name}",
+                resource_arns=[transit_gateway_arn, domain_arns[domain.name]],
+                principals=[c.principal for c in customers],
+                allow_external_principals=config.allow_external_principals(region, domain.name),
+            )
+        if not self.shares:
+            cdk.CfnWaitConditionHandle(self, "NoShares")

@@ -1,0 +1,180 @@
+"""CustomerStack: parameters, attachment, per-subnet associations, receiver rules, cdk-nag, cfn-lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mcastkit.config import Capacity, Config
+
+REGION = "eu-west-2"
+
+
+def _build(
+    config: Config, customer: str, outdir: Path, context: dict[str, Any], **kwargs: Any
+) -> SimpleNamespace:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+    from cdk_nag import AwsSolutionsChecks
+
+    from mcastkit.stacks.customer import CustomerStack
+
+    app = cdk.App(context=context, outdir=str(outdir))
+    region = config.regions[REGION]
+    entitled = config.customer(customer)
+    stack = CustomerStack(
+        app,
+        f"venue-md-{customer}-{REGION}-receiver",
+        domains=[region.domain(d) for d in entitled.domains_in(REGION)],
+        env=cdk.Environment(account=entitled.principal, region=REGION),
+        **kwargs,
+    )
+    report = AwsSolutionsChecks().validate_scope(app)
+    app.synth()
+    return SimpleNamespace(
+        app=app,
+        stack=stack,
+        template=Template.from_stack(stack),
+        report=report,
+        path=outdir / f"{stack.stack_name}.template.json",
+        manifest=json.loads((outdir / "manifest.json").read_text()),
+    )
+
+
+@pytest.fixture(scope="module")
+def alpha(
+    example_config: Config, cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> SimpleNamespace:
+    """alpha-trading in eu-west-2: two domains, with the optional IGMPv2 cluster."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_")}
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:  # no credentials at all: the synth must not need any
+        return _build(
+            example_config, "alpha-trading", tmp_path_factory.mktemp("alpha"), cdk_context, cluster=Capacity()
+        )
+    finally:
+        os.environ.pop("AWS_EC2_METADATA_DISABLED")
+        os.environ.update(saved)
+
+
+def test_parameters_import_the_customer_vpc_and_the_shared_ids(alpha: SimpleNamespace) -> None:
+    params = alpha.template.to_json()["Parameters"]
+    assert params["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
+    assert params["TransitGatewayId"]["AllowedPattern"] == "^tgw-[0-9a-f]{8,17}$"
+    assert params["MarketDataDomainId"]["AllowedPattern"].startswith("^tgw-mcast-domain-")
+    # Two domains: one subnet each, each in its own AZ (one attachment subnet per AZ).
+    assert params["MarketDataSubnet1"]["Type"] == "AWS::EC2::Subnet::Id"
+    assert params["ReferenceDataSubnet1"]["Type"] == "AWS::EC2::Subnet::Id"
+    assert "MarketDataSubnet2" not in params
+    assert "BootstrapVersion" not in params  # deployable with plain CloudFormation, no CDK bootstrap
+
+
+def test_attachment_and_one_association_per_subnet(alpha: SimpleNamespace) -> None:
+    template = alpha.template
+    template.resource_count_is("AWS::EC2::TransitGatewayVpcAttachment", 1)
+    template.has_resource_properties(
+        "AWS::EC2::TransitGatewayVpcAttachment",
+        {
+            "TransitGatewayId": {"Ref": "TransitGatewayId"},
+            "VpcId": {"Ref": "VpcId"},
+            "SubnetIds": [{"Ref": "MarketDataSubnet1"}, {"Ref": "ReferenceDataSubnet1"}],
+        },
+    )
+    associations = template.find_resources("AWS::EC2::TransitGatewayMulticastDomainAssociation")
+    pairs = sorted(
+        (a["Properties"]["TransitGatewayMulticastDomainId"]["Ref"], a["Properties"]["SubnetId"]["Ref"])
+        for a in associations.values()
+    )
+    assert pairs == [
+        ("MarketDataDomainId", "MarketDataSubnet1"),
+        ("ReferenceDataDomainId", "ReferenceDataSubnet1"),
+    ]
+    (attachment_id,) = template.find_resources("AWS::EC2::TransitGatewayVpcAttachment")
+    for association in associations.values():
+        assert association["Properties"]["TransitGatewayAttachmentId"] == {
+            "Fn::GetAtt": [attachment_id, "Id"]
+        }
+
+
+def test_logical_ids_of_the_attachment_and_associations_stay_stable(alpha: SimpleNamespace) -> None:
+    resources = alpha.template.to_json()["Resources"]
+    assert resources["TransitGatewayAttachment"]["Type"] == "AWS::EC2::TransitGatewayVpcAttachment"
+    for logical_id in ("MarketDataAssociation1", "ReferenceDataAssociation1"):
+        assert resources[logical_id]["Type"] == "AWS::EC2::TransitGatewayMulticastDomainAssociation"
+
+
+def test_receiver_rules_come_from_the_domains(alpha: SimpleNamespace) -> None:
+    template = alpha.template
+    (sg,) = template.find_resources("AWS::EC2::SecurityGroup").values()
+    ingress = sg["Properties"]["SecurityGroupIngress"]
+    assert {"CidrIp": "0.0.0.0/32", "IpProtocol": "2"} in [
+        {k: r[k] for k in ("CidrIp", "IpProtocol")} for r in ingress
+    ]
+    udp_sources = {r["CidrIp"] for r in ingress if r["IpProtocol"] == "udp"}
+    assert udp_sources == {"10.20.0.0/24", "10.20.1.0/24", "10.20.10.0/24"}
+    egress = {(r["CidrIp"], r["IpProtocol"]) for r in sg["Properties"]["SecurityGroupEgress"]}
+    assert ("224.0.0.2/32", "2") in egress and ("239.10.2.1/32", "2") in egress
+    template.resource_count_is("AWS::EC2::SubnetNetworkAclAssociation", 2)
+    template.has_resource_properties(
+        "AWS::EC2::NetworkAclEntry", {"Protocol": 2, "CidrBlock": "0.0.0.0/32", "Egress": False}
+    )
+    # Receivers keep talking to the rest of the customer's VPC through their own ACL.
+    (acl_id,) = template.find_resources("AWS::EC2::NetworkAcl")
+    for egress in (False, True):
+        template.has_resource_properties(
+            "AWS::EC2::NetworkAclEntry",
+            {
+                "NetworkAclId": {"Ref": acl_id},
+                "CidrBlock": {"Ref": "VpcCidr"},
+                "Protocol": -1,
+                "RuleAction": "allow",
+                "Egress": egress,
+            },
+        )
+
+
+def test_optional_cluster_uses_the_receiver_subnets(alpha: SimpleNamespace) -> None:
+    template = alpha.template
+    template.resource_count_is("AWS::ECS::Cluster", 1)
+    template.has_resource_properties(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {"VPCZoneIdentifier": [{"Ref": "MarketDataSubnet1"}, {"Ref": "ReferenceDataSubnet1"}]},
+    )
+
+
+def test_synth_makes_no_lookups(alpha: SimpleNamespace) -> None:
+    assert not alpha.manifest.get("missing")
+
+
+def test_cdk_nag_has_no_unacknowledged_findings(alpha: SimpleNamespace) -> None:
+    findings = [
+        f"{v.rule_name}: {r.construct_path}" for v in alpha.report.violations for r in v.violating_resources
+    ]
+    assert findings == []
+
+
+def test_cfn_lint_is_clean(alpha: SimpleNamespace) -> None:
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--non-zero-exit-code", "error", "--", str(alpha.path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_refuses_no_domains() -> None:
+    import aws_cdk as cdk
+
+    from mcastkit.stacks.customer import CustomerStack
+
+    with pytest.raises(ValueError, match="at least one entitled domain"):
+        CustomerStack(cdk.App(), "Empty", domains=[])

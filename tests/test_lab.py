@@ -1,0 +1,142 @@
+"""The lab end to end: up, a probe stream through the relay (or direct), down twice, nothing left."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mcastkit.lab.netns import LabError
+from mcastkit.lab.session import RUN_ROOT, Lab, relay_available
+from mcastkit.lab.sniff import is_group_datagram
+from mcastkit.lab.topology import Layout, parse_igmp_versions
+
+_skip_without_netns = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bridge") is None,
+    reason="needs root and iproute2 (network namespaces)",
+)
+
+
+def _mcastkit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mcastkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _namespaces() -> list[str]:
+    output = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in output.splitlines() if line.strip()]
+
+
+@pytest.mark.netns
+@_skip_without_netns
+@pytest.mark.timeout(120)
+def test_lab_up_run_down() -> None:
+    name = f"mckt{uuid.uuid4().hex[:6]}"
+    with_relay = relay_available()
+    try:
+        up = _mcastkit("lab", "up", "--name", name, *([] if with_relay else ["--no-relay"]))
+        assert up.returncode == 0, up.stderr
+        assert len([ns for ns in _namespaces() if ns.startswith(f"{name}-")]) == 8
+
+        path = "relay" if with_relay else "direct"
+        run = _mcastkit(
+            "lab", "run", "--name", name, "--path", path, "--count", "3000", "--rate", "3000", "--json"
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        report = json.loads(run.stdout)
+        assert report["path"] == path and report["sender"]["sent"] == 3000
+        members = [r for r in report["receivers"] if r["member"]]
+        outsiders = [r for r in report["receivers"] if not r["member"]]
+        assert [r["name"] for r in members] == ["rx1", "rx2"]
+        for receiver in members:
+            assert receiver["unique"] == 3000 and receiver["lost"] == 0, receiver
+            assert receiver["duplicates"] == 0
+            assert receiver["igmp"] == ["V2"], receiver  # the bootstrap ran in each receiver
+            assert receiver["latency_us"]["p50"] is not None
+        (outsider,) = outsiders
+        assert outsider["frames"] == 0, "the receiver that never joined saw the group: snooping is off"
+        assert report["ok"] is True
+
+        table = _mcastkit(
+            "lab", "run", "--name", name, "--path", "direct", "--count", "500", "--rate", "5000"
+        )
+        assert table.returncode == 0, table.stdout + table.stderr
+        assert "rx1" in table.stdout and "not joined" in table.stdout
+    finally:
+        first = _mcastkit("lab", "down", "--name", name)
+        second = _mcastkit("lab", "down", "--name", name)
+    assert first.returncode == 0, first.stderr
+    assert "removed 8 namespaces" in first.stdout
+    assert second.returncode == 0 and "nothing to remove" in second.stdout
+    assert not [ns for ns in _namespaces() if ns.startswith(f"{name}-")]
+    assert not (RUN_ROOT / name).exists()
+    leftovers = subprocess.run(["pgrep", "-f", f"mcastkit-lab/{name}/"], capture_output=True, text=True)
+    assert leftovers.stdout == "", "relay processes survived `lab down`"
+
+
+@pytest.mark.netns
+@_skip_without_netns
+def test_run_before_up_says_so() -> None:
+    result = _mcastkit("lab", "run", "--name", "mcktnotup")
+    assert result.returncode == 3
+    assert "lab 'mcktnotup' is not up" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_lab_name_is_refused() -> None:
+    with pytest.raises(LabError, match="'Bad-Name'"):
+        Layout("Bad-Name")
+    with pytest.raises(LabError, match="receivers 9"):
+        Layout("ok", members=9)
+    result = _mcastkit("lab", "down", "--name", "../etc")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_lab_state_dir_is_per_name(tmp_path: Path) -> None:
+    assert Lab("abc", run_root=tmp_path).run_dir == tmp_path / "abc"
+
+
+def test_layout_gives_every_receiver_its_own_namespace_and_one_outsider() -> None:
+    layout = Layout("lab1", members=3)
+    receivers = layout.receivers
+    assert [r.member for r in receivers] == [True, True, True, False]
+    assert len({r.address for r in receivers}) == 4
+    assert all(ns.startswith("lab1-") for ns in layout.namespaces)
+
+
+def test_parse_proc_net_igmp() -> None:
+    table = (
+        "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n"
+        "1\tlo        :     1      V3\n\t\t\t\t010000E0     1 0:00000000\t\t0\n"
+        "2\teth0      :     2      V2\n\t\t\t\t010101EF     1 0:00000000\t\t1\n"
+    )
+    assert parse_igmp_versions(table, "eth0") == {"V2"}
+    assert parse_igmp_versions(table, "lo") == {"V3"}
+    assert parse_igmp_versions(table, "eth1") == set()
+
+
+def _frame(destination: str, port: int, protocol: int = 17) -> bytes:
+    ethernet = b"\x01\x00\x5e\x01\x01\x01" + b"\x02" * 6 + b"\x08\x00"
+    ip = bytes([0x45, 0, 0, 48, 0, 0, 0, 0, 1, protocol, 0, 0]) + bytes([10, 0, 0, 1])
+    ip += bytes(int(part) for part in destination.split("."))
+    udp = (40000).to_bytes(2, "big") + port.to_bytes(2, "big") + b"\x00\x1c\x00\x00"
+    return ethernet + ip + udp + b"x" * 20
+
+
+def test_sniffer_matches_only_the_group_and_port() -> None:
+    group = bytes([239, 1, 1, 1])
+    assert is_group_datagram(_frame("239.1.1.1", 5001), group, 5001)
+    assert not is_group_datagram(_frame("239.1.1.1", 5002), group, 5001)
+    assert not is_group_datagram(_frame("239.1.1.2", 5001), group, 5001)
+    assert not is_group_datagram(_frame("239.1.1.1", 5001, protocol=6), group, 5001)
+    assert not is_group_datagram(b"\x00" * 20, group, 5001)

@@ -1,0 +1,194 @@
+"""`mcastkit onboard kit`: the files a customer gets, and the customers/regions it refuses."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from onboard_support import EXAMPLE, REGION, provider_config
+
+from mcastkit import cli
+from mcastkit.exit import ExitStatus
+from mcastkit.onboard import kit as kit_module
+from mcastkit.onboard.kit import PLACEHOLDER, Kit, parameter_values, readme, write_kit
+
+TGW = "tgw-0123456789abcdef0"
+KIT = ["onboard", "kit", "--config", EXAMPLE, "--customer"]
+SHARE = "arn:aws:ram:eu-west-2:123456789012:resource-share/0f3c1a52-6b7e-4d2a-9c1e-1234567890ab"
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(argv, cli.Console(out=out, err=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("customer", "region", "message"),
+    [
+        ("nobody", REGION, "customer 'nobody' is not in the config (customers: alpha-trading, beta-capital"),
+        ("alpha-trading", "us-east-1", "--region us-east-1: not a region of config/example.yaml"),
+        (
+            "beta-capital",
+            "ap-northeast-1",
+            "customer 'beta-capital' is not entitled to any domain in region 'ap-northeast-1' "
+            "(entitled regions: eu-west-2)",
+        ),
+    ],
+)
+def test_refuses_unknown_customer_or_region(customer: str, region: str, message: str, tmp_path: Path) -> None:
+    code, out, err = _run(
+        [
+            "onboard",
+            "kit",
+            "--config",
+            EXAMPLE,
+            "--customer",
+            customer,
+            "--region",
+            region,
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == ExitStatus.BAD_INPUT
+    assert message in err
+    assert "Traceback" not in err and out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_a_non_nitro_cluster(tmp_path: Path) -> None:
+    code, _, err = _run(
+        [
+            *KIT,
+            "beta-capital",
+            "--region",
+            REGION,
+            "--out",
+            str(tmp_path),
+            "--cluster",
+            "--instance-type",
+            "m4.large",
+        ]
+    )
+    assert code == ExitStatus.BAD_INPUT
+    assert "m4.large is not a Nitro instance type" in err
+
+
+@pytest.fixture(scope="module")
+def beta_kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+    """beta-capital's kit in eu-west-2, with the provider's ids recorded: the one real synth here."""
+    config = provider_config(tgw_id=TGW, share_arns={"market-data": SHARE})
+    return write_kit(config, "beta-capital", REGION, tmp_path_factory.mktemp("beta-kit"))
+
+
+def test_cli_kit_without_recorded_ids_marks_placeholders(
+    beta_kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The template is beta's, already synthesized; this test is about what the CLI writes around it.
+    template = json.loads(beta_kit.template.read_text())
+    monkeypatch.setattr(kit_module, "synth_template", lambda *args, **kwargs: template)
+
+    code, out, err = _run([*KIT, "beta-capital", "--region", REGION, "--out", str(tmp_path)])
+
+    assert code == ExitStatus.OK, err
+    assert (
+        "provider ids not recorded in regions.eu-west-2.shared: TransitGatewayId, MarketDataDomainId" in out
+    )
+    assert "the customer fills in: VpcId, MarketDataSubnet1, MarketDataSubnet2, VpcCidr" in out
+    written = tmp_path / "venue-md-beta-capital-eu-west-2-receiver.template.json"
+    assert json.loads(written.read_text()) == template
+    values = {
+        p["ParameterKey"]: p["ParameterValue"] for p in json.loads((tmp_path / "parameters.json").read_text())
+    }
+    assert values["TransitGatewayId"] == f"{PLACEHOLDER}provider-transit-gateway-id-not-yet-recorded"
+    assert values["VpcId"] == f"{PLACEHOLDER}your-vpc-id"
+    readme_text = (tmp_path / "README.md").read_text()
+    assert "**The provider has not recorded its ids for eu-west-2 yet**" in readme_text
+    assert "--share-arn REPLACE-share-arn-of-market-data-from-the-provider" in readme_text
+
+
+def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
+    kit = beta_kit
+
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(kit.parameters.read_text())}
+    assert values["TransitGatewayId"] == TGW
+    assert values["MarketDataDomainId"] == "tgw-mcast-domain-0aaaaaaaaaaaaaaa1"
+    # beta is entitled to one domain: two receiver subnets (two AZs) by default, no reference-data.
+    assert sorted(k for k in values if "Subnet" in k) == ["MarketDataSubnet1", "MarketDataSubnet2"]
+    assert "ReferenceDataDomainId" not in values
+    assert kit.unrecorded == []
+    assert kit.placeholders == ["VpcId", "MarketDataSubnet1", "MarketDataSubnet2", "VpcCidr"]
+    assert values["VpcCidr"] == f"{PLACEHOLDER}your-vpc-cidr"
+    template = json.loads(kit.template.read_text())
+    assert template["Parameters"]["TransitGatewayId"]["Default"] == TGW
+    types = [r["Type"] for r in template["Resources"].values()]
+    assert types.count("AWS::EC2::TransitGatewayMulticastDomainAssociation") == 2
+    assert "AWS::ECS::Cluster" not in types
+    readme = kit.readme.read_text()
+    assert f"mcastkit onboard join --share-arn {SHARE}" in readme
+    assert f"TransitGatewayId={TGW}" in readme
+    assert "aws cloudformation deploy \\\n  --region eu-west-2" in readme
+    assert "--stack-name venue-md-beta-capital-eu-west-2-receiver" in readme
+    assert "mcastkit probe recv --group 239.10.1.1:30001" in readme
+    assert "stay `pendingAcceptance` until venue-md accepts them" in readme
+    assert "CAPABILITY_IAM" not in readme
+    assert "not recorded" not in readme
+
+
+def test_readme_for_an_ou_customer_with_a_cluster(tmp_path: Path) -> None:
+    config = provider_config()
+    customer = config.customer("venue-analytics")
+    template = {
+        "Parameters": {
+            "VpcId": {"Type": "AWS::EC2::VPC::Id"},
+            "MarketDataSubnet1": {"Type": "AWS::EC2::Subnet::Id"},
+        },
+        "Resources": {"InstanceRole": {"Type": "AWS::IAM::Role"}},
+    }
+    values = parameter_values(config, customer, "ap-northeast-1", template)
+    kit = Kit(
+        tmp_path, "stack", tmp_path / "t.json", tmp_path / "p.json", tmp_path / "README.md", list(values)
+    )
+
+    text = readme(config, customer, "ap-northeast-1", kit, values, template)
+
+    assert "your accounts under the Organizations OU arn:aws:organizations::" in text
+    assert "there is no invitation to accept" in text
+    assert "  --capabilities CAPABILITY_IAM \\" in text
+    assert "`ReceiverClusterName`" in text
+
+
+def test_config_checks_recorded_share_arns(write_config: Callable[[dict[str, Any]], Path]) -> None:
+    data = provider_config(tgw_id=TGW).model_dump(mode="json")
+    data["regions"][REGION]["shared"]["share_arns"] = {"market-data": "arn:aws:ram:eu-west-2:1:share"}
+    code, _, err = _run(["validate", str(write_config(data))])
+    assert code == ExitStatus.BAD_INPUT
+    assert "market-data: 'arn:aws:ram:eu-west-2:1:share' is not a RAM resource share ARN" in err
+    data["regions"][REGION]["shared"]["share_arns"] = {"no-such-domain": SHARE}
+    code, _, err = _run(["validate", str(write_config(data))])
+    assert code == ExitStatus.BAD_INPUT
+    assert "shared.share_arns.no-such-domain: not a domain of this region" in err
+
+
+def test_refuses_more_receiver_subnets_than_zones(tmp_path: Path) -> None:
+    code, _, err = _run(
+        [*KIT, "alpha-trading", "--region", REGION, "--out", str(tmp_path), "--subnets-per-domain", "4"]
+    )
+    assert code == ExitStatus.BAD_INPUT
+    assert "--subnets-per-domain 4: 2 domain(s) x 4 subnet(s) must be 1 to 6" in err
+
+
+def test_synth_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("node: not found\n    at somewhere")
+
+    monkeypatch.setattr(kit_module, "synth_template", broken)
+    code, _, err = _run([*KIT, "beta-capital", "--region", REGION, "--out", str(tmp_path)])
+    assert code == ExitStatus.ENVIRONMENT
+    expected = "cannot synthesize the customer template (needs Node.js 22 on PATH): node: not found"
+    assert err == f"mcastkit: error: {expected}\n"

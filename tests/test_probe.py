@@ -1,0 +1,307 @@
+"""Probe: stream statistics, address checks, and real send -> recv / rtt -> echo runs on loopback."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+from io import StringIO
+
+import pytest
+
+from mcastkit.cli import Console, main
+from mcastkit.exit import ExitStatus
+from mcastkit.probe.addresses import GroupPort, ProbeInputError, parse_group_port, resolve_interface
+from mcastkit.probe.receiver import receive_stream
+from mcastkit.probe.roundtrip import echo, measure_rtt
+from mcastkit.probe.sender import send_stream
+from mcastkit.probe.sockets import open_receiver, open_sender, set_receive_timeout
+from mcastkit.probe.stats import StreamStats, latency_summary, percentile
+from mcastkit.probe.wire import HEADER, MAGIC
+
+LOOPBACK = "127.0.0.1"
+
+
+def _loopback_multicast_works() -> bool:
+    group = GroupPort("239.255.77.1", random.randint(20000, 60000))
+    try:
+        with (
+            open_receiver(group, interface=LOOPBACK, timeout=0.5) as listen,
+            open_sender(group, interface=LOOPBACK, ttl=1) as send,
+        ):
+            send.send(b"x" * 32)
+            return listen.recv(64) == b"x" * 32
+    except (OSError, ProbeInputError):
+        return False
+
+
+needs_loopback_multicast = pytest.mark.skipif(
+    not _loopback_multicast_works(), reason="this host does not deliver multicast on loopback"
+)
+
+
+def _group() -> GroupPort:
+    return GroupPort(
+        f"239.255.{random.randint(1, 254)}.{random.randint(1, 254)}", random.randint(20000, 60000)
+    )
+
+
+# -- statistics ----------------------------------------------------------------------------------
+
+
+def test_stats_count_loss_duplicates_and_reordering() -> None:
+    stats = StreamStats(expected=10)
+    for sequence in (0, 1, 3, 2, 2, 5, 4, 9, 12):
+        stats.record(sequence, sent_ns=1_000, received_ns=1_000 + 1_000 * (sequence + 1))
+    assert stats.unique == 7  # 0 1 2 3 4 5 9
+    assert stats.lost == 3  # 6 7 8
+    assert stats.duplicates == 1  # the second 2
+    assert stats.reordered == 2  # 2 after 3, 4 after 5
+    assert stats.unexpected == 1  # 12 is beyond the stream
+    assert stats.received == 9
+    assert stats.loss == pytest.approx(0.3)
+    assert not stats.complete
+    summary = stats.summary()
+    assert summary["lost"] == 3 and summary["duplicates"] == 1 and summary["reordered"] == 2
+
+
+def test_stats_complete_stream() -> None:
+    stats = StreamStats(expected=3)
+    for sequence in range(3):
+        stats.record(sequence, 0, 10)
+    assert stats.complete and stats.lost == 0 and stats.loss == 0.0
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([7], 0.99) == 7
+    assert percentile([], 0.5) is None
+
+
+def test_latency_summary_in_microseconds() -> None:
+    summary = latency_summary([3_000, 1_000, 2_000, 100_000])
+    assert summary == {"p50": 2.0, "p99": 100.0, "max": 100.0}
+    assert latency_summary([]) == {"p50": None, "p99": None, "max": None}
+
+
+# -- addresses -----------------------------------------------------------------------------------
+
+
+def test_parse_group_port() -> None:
+    assert parse_group_port("239.1.1.1:5001") == GroupPort("239.1.1.1", 5001)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("239.1.1.1", "'239.1.1.1': expected GROUP:PORT"),
+        ("10.1.1.1:5000", "10.1.1.1 is not a multicast group"),
+        ("224.0.0.5:5000", "224.0.0.5 is in 224.0.0.0/24"),
+        ("239.1.1.1:70000", "port '70000'"),
+        ("239.1.1.x:5000", "'239.1.1.x' is not an IPv4 address"),
+    ],
+)
+def test_bad_group_is_named(text: str, named: str) -> None:
+    with pytest.raises(ProbeInputError, match=named):
+        parse_group_port(text)
+
+
+def test_interface_must_be_on_this_host() -> None:
+    assert resolve_interface(LOOPBACK) == LOOPBACK
+    assert resolve_interface("lo") == LOOPBACK
+    with pytest.raises(ProbeInputError, match=r"203\.0\.113\.9"):
+        resolve_interface("203.0.113.9")
+    with pytest.raises(ProbeInputError, match="nosuchif0"):
+        resolve_interface("nosuchif0")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (
+            ["probe", "send", "--group", "10.0.0.1:5000", "--interface", LOOPBACK],
+            "10.0.0.1 is not a multicast",
+        ),
+        (
+            ["probe", "recv", "--group", "239.1.1.1", "--interface", LOOPBACK],
+            "'239.1.1.1': expected GROUP:PORT",
+        ),
+        (["probe", "send", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--size", "9000"], "9000"),
+        (["probe", "recv", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--max-loss", "2"], "2"),
+    ],
+)
+def test_cli_bad_arguments_exit_2_naming_the_value(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == ExitStatus.BAD_INPUT
+    err = capsys.readouterr().err
+    assert named in err
+    assert "Traceback" not in err
+
+
+def test_cli_interface_not_on_host_exits_2() -> None:
+    console = Console(out=StringIO(), err=StringIO())
+    status = main(["probe", "recv", "--group", "239.1.1.1:5000", "--interface", "203.0.113.9"], console)
+    assert status == ExitStatus.BAD_INPUT
+    assert "--interface 203.0.113.9: no interface on this host" in console.err.getvalue()
+
+
+# -- real runs on loopback -----------------------------------------------------------------------
+
+
+@needs_loopback_multicast
+def test_send_then_receive_counts_every_datagram() -> None:
+    group = _group()
+    with open_receiver(group, interface=LOOPBACK) as listen:
+        received: list[object] = []
+        thread = threading.Thread(
+            target=lambda: received.append(receive_stream(listen, count=2000, timeout=20, idle=2)),
+            daemon=True,
+        )
+        thread.start()
+        with open_sender(group, interface=LOOPBACK, ttl=1) as send:
+            report = send_stream(send, rate=20_000, count=2000, size=100, stream_id=42)
+        thread.join(30)
+    assert report.sent == 2000
+    (result,) = received
+    stats = result.stats  # type: ignore[attr-defined]
+    assert result.stream_id == 42  # type: ignore[attr-defined]
+    assert stats.unique == 2000 and stats.lost == 0 and stats.duplicates == 0
+    assert result.stopped_by == "count"  # type: ignore[attr-defined]
+    latency = stats.summary()["latency_us"]
+    assert latency["p50"] is not None and latency["p50"] >= 0
+
+
+@needs_loopback_multicast
+def test_receiver_stops_on_timeout_and_counts_foreign_datagrams() -> None:
+    group = _group()
+    with (
+        open_receiver(group, interface=LOOPBACK) as listen,
+        open_sender(group, interface=LOOPBACK, ttl=1) as send,
+    ):
+        send.send(b"not a probe datagram at all")
+        datagram = bytearray(64)
+        HEADER.pack_into(datagram, 0, MAGIC, 7, 0, 0)
+        send.send(datagram)
+        HEADER.pack_into(datagram, 0, MAGIC, 8, 1, 0)  # another stream: foreign
+        send.send(datagram)
+        result = receive_stream(listen, count=5, timeout=0.5, idle=10)
+    assert result.stopped_by == "timeout"
+    assert result.stream_id == 7
+    assert result.foreign == 2
+    assert result.stats.unique == 1 and result.stats.lost == 4
+
+
+@needs_loopback_multicast
+def test_cli_send_and_recv_json() -> None:
+    group = str(_group())
+    common = ["--group", group, "--interface", LOOPBACK, "--count", "500", "--json"]
+    console = Console(out=StringIO(), err=StringIO())
+    outcome: list[int] = []
+    receiver = threading.Thread(
+        target=lambda: outcome.append(
+            main(["probe", "recv", *common, "--timeout", "20", "--idle", "2"], console)
+        )
+    )
+    receiver.start()
+    # The receiver must have joined before the stream starts; a missed head would show as loss.
+    threading.Event().wait(0.5)
+    sender_console = Console(out=StringIO(), err=StringIO())
+    assert main(["probe", "send", *common, "--rate", "5000"], sender_console) == ExitStatus.OK
+    receiver.join(30)
+    assert outcome == [ExitStatus.OK]
+    report = json.loads(console.out.getvalue())
+    assert report["unique"] == 500 and report["lost"] == 0 and report["ok"] is True
+    sent = json.loads(sender_console.out.getvalue())
+    assert sent["sent"] == 500 and sent["stream_id"] == report["stream_id"]
+
+
+@needs_loopback_multicast
+def test_cli_recv_fails_when_loss_exceeds_budget() -> None:
+    console = Console(out=StringIO(), err=StringIO())
+    argv = [
+        "probe",
+        "recv",
+        "--group",
+        str(_group()),
+        "--interface",
+        LOOPBACK,
+        "--count",
+        "10",
+        "--timeout",
+        "0.3",
+    ]
+    assert main([*argv, "--json"], console) == ExitStatus.FAILURE
+    report = json.loads(console.out.getvalue())
+    assert report["lost"] == 10 and report["stopped_by"] == "timeout" and report["ok"] is False
+    assert "exceeds --max-loss" in console.err.getvalue()
+
+
+@needs_loopback_multicast
+def test_rtt_through_echo() -> None:
+    request, reply = _group(), _group()
+    stop = threading.Event()
+    with (
+        open_receiver(request, interface=LOOPBACK, timeout=0.1) as echo_in,
+        open_sender(reply, interface=LOOPBACK, ttl=1) as echo_out,
+    ):
+        echoer = threading.Thread(
+            target=echo,
+            args=(echo_in, echo_out),
+            kwargs={"count": 0, "timeout": 20, "keep_running": lambda: not stop.is_set()},
+        )
+        echoer.start()
+        with (
+            open_sender(request, interface=LOOPBACK, ttl=1) as send,
+            open_receiver(reply, interface=LOOPBACK) as listen,
+        ):
+            set_receive_timeout(listen, 0.05)
+            result = measure_rtt(
+                send, listen, count=20, size=64, interval=0.001, loss_timeout=1.0, stream_id=5
+            )
+        stop.set()
+        echoer.join(5)
+    assert result.sent == 20 and result.answered == 20 and result.lost == 0
+    assert result.summary()["rtt_us"]["p50"] is not None
+
+
+@needs_loopback_multicast
+def test_rtt_without_echo_gives_up_per_datagram() -> None:
+    request, reply = _group(), _group()
+    with (
+        open_sender(request, interface=LOOPBACK, ttl=1) as send,
+        open_receiver(reply, interface=LOOPBACK) as listen,
+    ):
+        set_receive_timeout(listen, 0.02)
+        result = measure_rtt(send, listen, count=3, size=64, interval=0, loss_timeout=0.1, stream_id=9)
+    assert result.sent == 3 and result.answered == 0 and result.lost == 3
+
+
+def test_sender_socket_is_connected_to_the_group() -> None:
+    group = _group()
+    with open_sender(group, interface=LOOPBACK, ttl=3) as send:
+        assert send.getpeername() == (group.group, group.port)
+        assert send.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 3
+
+
+@needs_loopback_multicast
+def test_cli_rtt_through_cli_echo() -> None:
+    request, reply = str(_group()), str(_group())
+    echo_console = Console(out=StringIO(), err=StringIO())
+    common = ["--group", request, "--reply", reply, "--interface", LOOPBACK, "--count", "10"]
+    echoer = threading.Thread(target=main, args=(["probe", "echo", *common, "--timeout", "20"], echo_console))
+    echoer.start()
+    threading.Event().wait(0.5)
+    console = Console(out=StringIO(), err=StringIO())
+    status = main(["probe", "rtt", *common, "--interval", "0.001", "--json"], console)
+    echoer.join(30)
+    assert status == ExitStatus.OK, console.err.getvalue()
+    report = json.loads(console.out.getvalue())
+    assert report["answered"] == 10 and report["lost"] == 0 and report["rtt_us"]["p99"] is not None
+    assert "echoed 10 datagrams" in echo_console.out.getvalue()

@@ -1,0 +1,160 @@
+"""The shared secret and the mutual HMAC handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from mcastkit.relay.auth import (
+    HELLO,
+    AuthError,
+    Role,
+    SecretError,
+    handshake,
+    load_secret,
+    proof,
+)
+from mcastkit.relay.frame import Decoder, FrameType, encode
+
+GOOD = b"correct horse battery staple"
+
+
+def test_secret_file_is_read_and_stripped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "secret"
+    path.write_text("  s3cret-value-long-enough \n")
+    path.chmod(0o600)
+    assert load_secret(path=str(path)) == b"s3cret-value-long-enough"
+    assert not caplog.records
+    path.chmod(0o644)
+    load_secret(path=str(path))
+    assert "readable by other users" in caplog.text
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \t\n"])
+def test_empty_secret_file_is_refused_naming_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "relay.secret"
+    path.write_text(content)
+    with pytest.raises(SecretError, match=f"--secret-file {path} is empty"):
+        load_secret(path=str(path))
+
+
+def test_missing_secret_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.secret"
+    with pytest.raises(SecretError, match=f"--secret-file {path}: no such file"):
+        load_secret(path=str(path))
+    with pytest.raises(SecretError, match="is a directory"):
+        load_secret(path=str(tmp_path))
+
+
+def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_SECRET", "from-secrets-manager")
+    assert load_secret(env="RELAY_SECRET") == b"from-secrets-manager"
+    monkeypatch.setenv("RELAY_SECRET", " ")
+    with pytest.raises(SecretError, match="--secret-env RELAY_SECRET is empty"):
+        load_secret(env="RELAY_SECRET")
+    monkeypatch.delenv("RELAY_SECRET")
+    with pytest.raises(SecretError, match="RELAY_SECRET: the environment variable is not set"):
+        load_secret(env="RELAY_SECRET")
+
+
+def test_proof_binds_secret_role_and_both_nonces() -> None:
+    a, b = b"a" * 32, b"b" * 32
+    base = proof(GOOD, Role.INGRESS, a, b)
+    assert base != proof(b"other", Role.INGRESS, a, b)
+    assert base != proof(GOOD, Role.EGRESS, a, b)
+    assert base != proof(GOOD, Role.INGRESS, b, a)
+    assert base == proof(GOOD, Role.INGRESS, a, b)
+
+
+async def _pair(
+    listener_secret: bytes, dialer_secret: bytes, *, listener_role: Role = Role.EGRESS
+) -> tuple[object, object]:
+    """Run the handshake between a listener and a dialer; return each side's result or error."""
+    results: dict[str, object] = {}
+    done = asyncio.Event()
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            results["listener"] = await handshake(
+                reader, writer, secret=listener_secret, role=listener_role, session=1, dialer=False, timeout=2
+            )
+        except AuthError as err:
+            results["listener"] = err
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        results["dialer"] = await handshake(
+            reader, writer, secret=dialer_secret, role=Role.INGRESS, session=2, dialer=True, timeout=2
+        )
+    except AuthError as err:
+        results["dialer"] = err
+    await asyncio.wait_for(done.wait(), 5)
+    writer.close()
+    server.close()
+    return results["listener"], results["dialer"]
+
+
+def test_handshake_succeeds_both_ways_with_the_same_secret() -> None:
+    listener, dialer = asyncio.run(_pair(GOOD, GOOD))
+    assert getattr(listener, "role", None) is Role.INGRESS and getattr(listener, "session", None) == 2
+    assert getattr(dialer, "role", None) is Role.EGRESS and getattr(dialer, "session", None) == 1
+
+
+def test_wrong_secret_fails_on_both_sides() -> None:
+    listener, dialer = asyncio.run(_pair(GOOD, b"guessed"))
+    assert isinstance(listener, AuthError) and "does not know the shared secret" in str(listener)
+    assert isinstance(dialer, AuthError)
+
+
+def test_same_role_peer_is_refused() -> None:
+    listener, _ = asyncio.run(_pair(GOOD, GOOD, listener_role=Role.INGRESS))
+    assert isinstance(listener, AuthError) and "the peer is an ingress too" in str(listener)
+
+
+def test_listener_reveals_no_proof_to_a_dialer_with_the_wrong_secret() -> None:
+    """All an impostor gets from a listener is a HELLO (a random nonce), then the connection closes."""
+
+    async def scenario() -> list[int]:
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(AuthError):
+                await handshake(reader, writer, secret=GOOD, role=Role.EGRESS, session=1, dialer=False)
+            writer.close()
+
+        server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(encode(FrameType.HELLO, HELLO.pack(Role.INGRESS, b"n" * 32, 3)))
+        writer.write(encode(FrameType.PROOF, b"\0" * 32))
+        received = await asyncio.wait_for(reader.read(), 5)  # until the listener closes
+        writer.close()
+        server.close()
+        return [frame[0] for frame in Decoder().feed(received)]
+
+    assert asyncio.run(scenario()) == [FrameType.HELLO]
+
+
+def test_silent_peer_times_out() -> None:
+    async def scenario() -> AuthError | None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await handshake(
+                reader, writer, secret=GOOD, role=Role.INGRESS, session=1, dialer=True, timeout=0.2
+            )
+        except AuthError as err:
+            return err
+        finally:
+            writer.close()
+            server.close()
+        return None
+
+    err = asyncio.run(scenario())
+    assert err is not None and "no complete handshake within 0.2 s" in str(err)

@@ -1,0 +1,507 @@
+"""Ingress and egress end to end on loopback multicast (127.0.0.1 with IP_MULTICAST_LOOP), in one process.
+
+Each test picks its own random groups and ports, so tests can run next to a lab or another suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from mcastkit.relay.auth import HELLO, Role, handshake
+from mcastkit.relay.egress import Egress
+from mcastkit.relay.frame import MAX_DATAGRAM, FrameType, encode, group_to_int
+from mcastkit.relay.ingress import Ingress
+from mcastkit.relay.link import RelayNode
+from mcastkit.relay.metrics import RelayStats, render
+from mcastkit.relay.sockets import open_receiver
+
+SECRET = b"test secret for the relay suite"
+LOOPBACK = "127.0.0.1"
+HEARTBEAT = 0.2
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 45))
+
+
+def _random_group() -> tuple[str, int]:
+    return (
+        f"239.{random.randint(200, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}",
+        random.randint(20000, 60000),
+    )
+
+
+def _sender() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LOOPBACK))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    return sock
+
+
+def _message(index: int, size: int = 64) -> bytes:
+    return struct.pack("!I", index) + b"m" * (size - 4)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Receiver:
+    """Collects what arrives on a group in the background."""
+
+    def __init__(self, group: tuple[str, int]) -> None:
+        self.sock = open_receiver(*group, LOOPBACK, buffer_bytes=8 << 20)
+        self.received: list[bytes] = []
+        self._task = asyncio.create_task(self._collect())
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.received.append(await loop.sock_recv(self.sock, 65536))
+
+    def indexes(self) -> list[int]:
+        return [struct.unpack_from("!I", data)[0] for data in self.received if len(data) >= 4]
+
+    def close(self) -> None:
+        self._task.cancel()
+        self.sock.close()
+
+
+async def send(sock: socket.socket, group: tuple[str, int], messages: list[bytes], burst: int = 50) -> None:
+    """Send in bursts, yielding between them so the relays in this loop keep up."""
+    for start in range(0, len(messages), burst):
+        for message in messages[start : start + burst]:
+            sock.sendto(message, group)
+        await asyncio.sleep(0.002)
+
+
+@asynccontextmanager
+async def running(
+    node: RelayNode, *, listen: bool = False, connect: list[tuple[str, int]] = ()
+) -> AsyncIterator[Any]:  # type: ignore[assignment]
+    task = asyncio.create_task(node.run(listen=(LOOPBACK, 0) if listen else None, connect=list(connect)))
+    await asyncio.wait_for(node.ready.wait(), 5)
+    try:
+        yield node
+    finally:
+        node.stop()
+        await asyncio.wait_for(task, 10)
+
+
+def _ingress(groups: list[tuple[str, int]], **kwargs: Any) -> Ingress:
+    kwargs.setdefault("secret", SECRET)
+    return Ingress(
+        groups=groups, interface=LOOPBACK, stats=RelayStats("ingress"), heartbeat=HEARTBEAT, **kwargs
+    )
+
+
+def _egress(mapping: dict[tuple[str, int], tuple[str, int]], **kwargs: Any) -> Egress:
+    kwargs.setdefault("secret", SECRET)
+    return Egress(
+        interface=LOOPBACK, ttl=1, stats=RelayStats("egress"), mapping=mapping, heartbeat=HEARTBEAT, **kwargs
+    )
+
+
+def _endpoint(node: RelayNode) -> tuple[str, int]:
+    assert node.listening is not None
+    return node.listening
+
+
+def _label(group: tuple[str, int]) -> str:
+    return f"{group[0]}:{group[1]}"
+
+
+# The datacenter group and where the egress re-emits it: never the same group on one host,
+# or the ingress would hear the egress and loop.
+def _groups() -> tuple[tuple[str, int], tuple[str, int]]:
+    source = _random_group()
+    target = _random_group()
+    while target == source:
+        target = _random_group()
+    return source, target
+
+
+def test_forwards_every_datagram_in_order_and_counts_it() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        sizes = [0, 1, 64, 1024, MAX_DATAGRAM] + [64] * 295
+        messages = [_message(i, max(size, 4)) if size else b"" for i, size in enumerate(sizes)]
+        async with (
+            running(_ingress([source]), listen=True) as ingress,
+            running(_egress({source: target}), connect=[_endpoint(ingress)]) as egress,
+        ):
+            await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the link")
+            await send(_sender(), source, messages)
+            await until(lambda: len(receiver.received) == len(messages), "every datagram")
+            stats = egress.stats.groups[_label(source)]
+            assert stats.datagrams_out == len(messages)
+            assert stats.bytes_out == sum(len(m) for m in messages)
+            assert (stats.gaps, stats.duplicates) == (0, 0)
+            assert ingress.stats.groups[_label(source)].datagrams_in == len(messages)
+        receiver.close()
+        assert receiver.received == messages
+
+    _run(scenario)
+
+
+def test_one_ingress_serves_two_egress_regions() -> None:
+    async def scenario() -> None:
+        source, london = _groups()
+        _, tokyo = _groups()
+        receivers = [Receiver(london), Receiver(tokyo)]
+        messages = [_message(i) for i in range(200)]
+        async with (
+            running(_ingress([source]), listen=True) as ingress,
+            running(_egress({source: london}), connect=[_endpoint(ingress)]),
+            running(_egress({source: tokyo}), connect=[_endpoint(ingress)]),
+        ):
+            await until(lambda: ingress.stats.peers == 2, "both links")
+            await send(_sender(), source, messages)
+            await until(lambda: all(len(r.received) == len(messages) for r in receivers), "both streams")
+            assert ingress.stats.groups[_label(source)].datagrams_out == 2 * len(messages)
+        for receiver in receivers:
+            receiver.close()
+            assert receiver.received == messages
+
+    _run(scenario)
+
+
+def test_datagrams_over_the_tgw_mtu_are_dropped_and_counted() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        async with (
+            running(_ingress([source]), listen=True) as ingress,
+            running(_egress({source: target}), connect=[_endpoint(ingress)]) as egress,
+        ):
+            await until(lambda: egress.stats.peers == 1, "the link")
+            sender = _sender()
+            for message in [_message(1, MAX_DATAGRAM + 1), _message(2, 9000), _message(3, MAX_DATAGRAM)]:
+                sender.sendto(message, source)
+            await until(lambda: len(receiver.received) == 1, "the datagram that fits")
+            await asyncio.sleep(0.1)
+            assert ingress.stats.drops["oversize"] == 2
+        receiver.close()
+        assert receiver.indexes() == [3]
+        assert len(receiver.received[0]) == MAX_DATAGRAM == 8472
+
+    _run(scenario)
+
+
+class Proxy:
+    """A TCP hop that can be cut (connections aborted, port closed) and restored on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: list[asyncio.BaseTransport] = []
+
+    async def start(self) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._handle, LOOPBACK, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return LOOPBACK, self.port
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._transports += [writer.transport, up_writer.transport]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+@pytest.mark.parametrize("dialer", ["ingress", "egress"])
+def test_reconnects_after_the_link_is_cut_and_counts_the_gap(dialer: str) -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        sender = _sender()
+        ingress, egress = _ingress([source]), _egress({source: target})
+        listener, dialing = (egress, ingress) if dialer == "ingress" else (ingress, egress)
+        async with running(listener, listen=True):
+            proxy = Proxy(_endpoint(listener))
+            async with running(dialing, connect=[await proxy.start()]):
+                await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the link")
+                await send(sender, source, [_message(i) for i in range(50)])
+                await until(lambda: len(receiver.received) == 50, "the first batch")
+
+                await proxy.cut()
+                await until(lambda: ingress.stats.peers == 0 and egress.stats.peers == 0, "the cut")
+                await send(sender, source, [_message(i) for i in range(50, 80)])  # lost: nobody to send to
+                await asyncio.sleep(0.05)
+                await proxy.restore()
+                await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the reconnect")
+
+                await send(sender, source, [_message(i) for i in range(80, 130)])
+                await until(lambda: len(receiver.received) == 100, "the stream to resume")
+                stats = egress.stats.groups[_label(source)]
+                assert stats.gaps == 30
+                assert stats.duplicates == 0
+                assert ingress.stats.reconnects == 1 and egress.stats.reconnects == 1
+        receiver.close()
+        assert receiver.indexes() == [*range(50), *range(80, 130)]
+
+    _run(scenario)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _heartbeats(writer: asyncio.StreamWriter) -> None:
+    try:
+        while not writer.is_closing():
+            writer.write(encode(FrameType.HEARTBEAT))
+            await asyncio.sleep(HEARTBEAT / 2)
+    except (RuntimeError, ConnectionError):
+        pass  # the test closed or half-closed the connection
+
+
+async def _raw_peer(
+    endpoint: tuple[str, int],
+    *,
+    role: Role,
+    secret: bytes = SECRET,
+    rcvbuf: int | None = None,
+    heartbeats: bool = True,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A hand-driven peer that authenticates like a relay, then does whatever the test says.
+
+    It sends heartbeats (unless told not to), so only what the test does can get it dropped.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, endpoint)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    await handshake(reader, writer, secret=secret, role=role, session=random.getrandbits(64), dialer=True)
+    if heartbeats:
+        task = asyncio.create_task(_heartbeats(writer))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+    return reader, writer
+
+
+def test_wrong_secret_gets_nothing_is_logged_and_good_peer_keeps_receiving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mcastkit.relay")
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        async with (
+            running(_ingress([source]), listen=True) as ingress,
+            running(_egress({source: target}), connect=[_endpoint(ingress)]) as good,
+        ):
+            await until(lambda: good.stats.peers == 1, "the good link")
+            # An impostor speaking the protocol with a guessed secret, reading everything it is sent.
+            reader, writer = await asyncio.open_connection(*_endpoint(ingress))
+            writer.write(encode(FrameType.HELLO, HELLO.pack(Role.EGRESS, b"n" * 32, 7)))
+            writer.write(encode(FrameType.PROOF, b"\0" * 32))
+            await send(_sender(), source, [_message(i) for i in range(100)])
+            leaked = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            await until(lambda: len(receiver.received) == 100, "the good peer's stream")
+            assert ingress.stats.auth_failures == 1
+            assert ingress.stats.peers == 1
+        receiver.close()
+        assert len(leaked) == 32 + 41  # our HELLO's header + payload, then the close: no data
+        assert receiver.indexes() == list(range(100))
+
+    _run(scenario)
+    assert any("auth failed" in r.getMessage() and "shared secret" in r.getMessage() for r in caplog.records)
+
+
+def test_stalled_peer_is_dropped_while_another_receives_everything(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="mcastkit.relay")
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        count, size = 8000, 1000
+        async with running(_ingress([source], queue_bytes=256 * 1024), listen=True) as ingress:
+            _stalled_reader, stalled_writer = await _raw_peer(
+                _endpoint(ingress), role=Role.EGRESS, rcvbuf=4096
+            )
+            async with running(_egress({source: target}), connect=[_endpoint(ingress)]) as egress:
+                await until(lambda: ingress.stats.peers == 2, "both peers")
+                await send(_sender(), source, [_message(i, size) for i in range(count)], burst=20)
+                await until(lambda: len(receiver.received) == count, "the healthy peer's stream", timeout=20)
+                assert ingress.stats.disconnects["slow_peer"] == 1
+                assert ingress.stats.peers == 1
+                assert egress.stats.groups[_label(source)].gaps == 0
+            stalled_writer.close()
+        receiver.close()
+        assert receiver.indexes() == list(range(count))
+
+    _run(scenario)
+    assert any("behind" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+
+
+HOSTILE = {
+    "bad_magic": (b"XX" + b"\0" * 40, "protocol_error"),
+    "huge_length": (struct.pack("!HBBI", 0x4D4B, 1, 1, 0x7FFFFFFF) + b"\0" * 24, "protocol_error"),
+    "garbage": (bytes(random.Random(3).getrandbits(8) for _ in range(500)), "protocol_error"),
+    "truncated": (
+        encode(FrameType.DATA, b"x" * 100, group=group_to_int("239.9.9.9"), port=9)[:60],
+        "truncated_frame",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_malformed_input_closes_only_that_connection(case: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="mcastkit.relay")
+    payload, reason = HOSTILE[case]
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        async with (
+            running(_egress({source: target}), listen=True) as egress,
+            running(_ingress([source]), connect=[_endpoint(egress)]),
+        ):
+            await until(lambda: egress.stats.peers == 1, "the good link")
+            reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            await until(lambda: egress.stats.peers == 2, "the hostile peer to authenticate")
+            writer.write(payload)
+            if case == "truncated":
+                writer.write_eof()
+            assert await asyncio.wait_for(reader.read(), 5) is not None  # the egress closes it
+            await until(lambda: egress.stats.disconnects[reason] == 1, f"disconnect ({reason})")
+            await send(_sender(), source, [_message(i) for i in range(100)])
+            await until(lambda: len(receiver.received) == 100, "the good stream")
+            assert egress.stats.peers == 1
+            writer.close()
+        receiver.close()
+
+    _run(scenario)
+    if reason == "protocol_error":
+        assert any("protocol error from" in r.getMessage() for r in caplog.records)
+
+
+def test_egress_counts_gaps_and_duplicates_and_never_emits_what_it_must_not() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        group = group_to_int(source[0])
+
+        def data(sequence: int, payload: bytes, to: int = group) -> bytes:
+            return encode(FrameType.DATA, payload, group=to, port=source[1], sequence=sequence)
+
+        async with running(_egress({source: target}), listen=True) as egress:
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            for sequence in [1, 2, 5, 5, 3, 6]:
+                writer.write(data(sequence, _message(sequence)))
+            writer.write(data(7, _message(7, MAX_DATAGRAM + 1)))
+            writer.write(data(1, _message(99), to=group_to_int("10.1.2.3")))
+            writer.write(data(8, _message(8)))
+            await until(lambda: len(receiver.received) == 5, "the valid datagrams")
+            await asyncio.sleep(0.1)
+            stats = egress.stats.groups[_label(source)]
+            assert (stats.gaps, stats.duplicates) == (2, 2)
+            assert egress.stats.drops["oversize"] == 1
+            assert egress.stats.drops["not_multicast"] == 1
+            writer.close()
+        receiver.close()
+        assert receiver.indexes() == [1, 2, 5, 6, 8]
+
+    _run(scenario)
+
+
+def test_silent_peer_is_dropped_by_heartbeat_timeout() -> None:
+    async def scenario() -> None:
+        async with running(_egress({}), listen=True) as egress:
+            reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS, heartbeats=False)
+            await until(lambda: egress.stats.peers == 1, "the link")
+            # The peer sends nothing more (no heartbeats): dead after 3 intervals.
+            await until(lambda: egress.stats.disconnects["heartbeat_timeout"] == 1, "the timeout", timeout=5)
+            assert egress.stats.peers == 0
+            received = await asyncio.wait_for(reader.read(), 5)
+            assert received.count(b"MK") >= 1  # it did send us heartbeats before giving up
+            writer.close()
+
+    _run(scenario)
+
+
+def test_ingress_refuses_data_from_an_egress() -> None:
+    async def scenario() -> None:
+        source, _ = _groups()
+        async with running(_ingress([source]), listen=True) as ingress:
+            _reader, writer = await _raw_peer(_endpoint(ingress), role=Role.EGRESS)
+            writer.write(encode(FrameType.DATA, b"inject", group=group_to_int(source[0]), port=source[1]))
+            await until(lambda: ingress.stats.disconnects["protocol_error"] == 1, "the refusal")
+            writer.close()
+
+    _run(scenario)
+
+
+def test_stopping_ingress_forwards_what_already_arrived_then_says_bye() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        async with running(_egress({source: target}), listen=True) as egress:
+            ingress = _ingress([source])
+            async with running(ingress, connect=[_endpoint(egress)]):
+                await until(lambda: egress.stats.peers == 1, "the link")
+                sender = _sender()
+                for index in range(500):  # no yielding: all of it still sits in the socket buffer
+                    sender.sendto(_message(index), source)
+            await until(lambda: egress.stats.disconnects["peer_closed"] == 1, "the BYE")
+            await until(lambda: len(receiver.received) == 500, "everything sent before the stop")
+        receiver.close()
+        assert receiver.indexes() == list(range(500))
+
+    _run(scenario)
+
+
+def test_metrics_text_has_every_family() -> None:
+    stats = RelayStats("egress")
+    group = stats.group("239.1.1.1:5000")
+    group.datagrams_out, group.gaps = 10, 3
+    stats.drops["oversize"] = 2
+    stats.disconnects["slow_peer"] = 1
+    stats.auth_failures = 4
+    text = render(stats).decode()
+    for line in [
+        'mcastkit_relay_info{role="egress",version="0.1.0"} 1.0',
+        'mcastkit_relay_datagrams_out_total{group="239.1.1.1:5000"} 10.0',
+        'mcastkit_relay_gaps_total{group="239.1.1.1:5000"} 3.0',
+        'mcastkit_relay_drops_total{reason="oversize"} 2.0',
+        'mcastkit_relay_disconnects_total{reason="slow_peer"} 1.0',
+        "mcastkit_relay_auth_failures_total 4.0",
+        "mcastkit_relay_peers 0.0",
+        "mcastkit_relay_reconnects_total 0.0",
+    ]:
+        assert line in text.splitlines(), line
