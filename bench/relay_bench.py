@@ -108,7 +108,7 @@ def wait_relay_drained(lab: Lab, timeout: float = 15.0) -> None:
     """Let the relay finish what an earlier step queued, so it cannot slow the next step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counters = relay_counters(lab)
+        counters = lab.relay_counters()
         if counters.get("ingress.datagrams_out", 0) <= counters.get("egress.datagrams_in", 0):
             return
         time.sleep(0.2)
@@ -118,38 +118,12 @@ def _tcp(namespace: str, filters: list[str]) -> bool:
     return bool(netns.in_namespace(namespace, ["ss", *filters], check=False).strip())
 
 
-_SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
-
-
-def relay_counters(lab: Lab) -> dict[str, float]:
-    """Totals of the relays' Prometheus counters (ingress + egress), to tell where datagrams went."""
-    layout = lab.state().layout
-    totals: dict[str, float] = {}
-    for role, namespace, port in (("ingress", layout.ns("dc"), 9101), ("egress", layout.ns("egress"), 9102)):
-        url = f"http://127.0.0.1:{port}/metrics"
-        try:
-            text = netns.in_namespace(namespace, [sys.executable, "-c", _SCRAPE, url])
-        except LabError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("#") or " " not in line:
-                continue
-            name, _, value = line.rpartition(" ")
-            metric = name.split("{", 1)[0].removeprefix("mcastkit_relay_")
-            if metric.endswith("_total") and "bytes" not in metric:
-                key = f"{role}.{metric.removesuffix('_total')}"
-                totals[key] = totals.get(key, 0.0) + float(value)
-    return totals
-
-
 def one_step(lab: Lab, path: str, size: int, rate: int, seconds: float) -> dict[str, Any]:
     count = max(2_000, int(rate * seconds))
-    before: dict[str, float] = {}
     # A path may pause (a loaded machine, a relay draining): IDLE keeps a stream from being cut short.
     common = {"count": count, "rate": rate, "size": size, "receivers": 1, "idle": IDLE}
     if path == "relay":
         wait_relay_drained(lab)
-        before = relay_counters(lab)
         report = lab.run(path="relay", **common)
     elif path == "direct":
         report = lab.run(path="direct", group=DIRECT_GROUP, **common)
@@ -159,14 +133,6 @@ def one_step(lab: Lab, path: str, size: int, rate: int, seconds: float) -> dict[
             report = lab.stream(origin="datacenter", group=UDPTUNNEL_GROUP, **common)
         finally:
             netns.stop(tunnel)
-    relay: dict[str, int] = {}
-    if path == "relay":
-        after = relay_counters(lab)
-        relay = {
-            key: round(value - before.get(key, 0.0))
-            for key, value in after.items()
-            if value != before.get(key)
-        }
     receiver = report["receivers"][0]
     sender = report["sender"]
     latency = receiver.get("latency_us") or {}
@@ -185,7 +151,7 @@ def one_step(lab: Lab, path: str, size: int, rate: int, seconds: float) -> dict[
         "sender_limited": achieved < rate * SENDER_LIMIT,
         "socket_buffer_drops": report.get("socket_buffer_drops"),
         "receiver_stopped_by": receiver.get("stopped_by"),
-        **({"relay_counters": relay} if path == "relay" else {}),
+        **({"relay_counters": report.get("relay")} if path == "relay" else {}),
         "non_member_frames": report["receivers"][-1].get("frames"),
     }
 

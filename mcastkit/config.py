@@ -412,6 +412,10 @@ class Region(_Model):
     vpc_cidr: str
     subnets: list[Subnet] = Field(min_length=1)
     transit_gateway_asn: int = Field(default=64512)
+    auto_accept_shared_attachments: bool = Field(
+        default=False,
+        description="Accept customers' VPC attachments without `mcastkit onboard accept` (default off)",
+    )
     capacity: Capacity = Field(default_factory=Capacity)
     domains: list[Domain] = Field(min_length=1)
     relay: Relay | None = None
@@ -585,6 +589,18 @@ class Config(_Model):
             if subnet.domain not in domain_names:
                 problems.append(f"{where}.domain: {subnet.domain!r} is not a domain of this region")
         problems += _overlaps((f"subnets[{i}].cidr", s.cidr) for i, s in enumerate(region.subnets))
+        # The VPC has one Transit Gateway attachment (a second one is refused with
+        # DuplicateTransitGatewayAttachment), an attachment takes one subnet per zone, and a
+        # domain association names a subnet of that attachment: so one multicast subnet per zone.
+        first_in_zone: dict[str, int] = {}
+        for i, subnet in enumerate(region.subnets):
+            j = first_in_zone.setdefault(subnet.availability_zone, i)
+            if j != i:
+                problems.append(
+                    f"subnets[{i}].availability_zone: {subnet.availability_zone} already holds "
+                    f"subnets[{j}] ({region.subnets[j].cidr}); the Transit Gateway attachment takes one "
+                    "multicast subnet per availability zone, so give each domain its own zones"
+                )
         for domain in region.domains:
             if not region.subnets_of(domain.name):
                 problems.append(f"domains.{domain.name}: no subnet is associated with it")

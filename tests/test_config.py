@@ -62,6 +62,12 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "10.20.0.0/23",
     ),
     (
+        "two-multicast-subnets-in-one-zone",
+        lambda d: _london(d)["subnets"][2].update(availability_zone="eu-west-2a"),
+        "regions.eu-west-2.subnets[2].availability_zone",
+        "eu-west-2a",
+    ),
+    (
         "overlapping-vpc-cidrs",
         lambda d: d["regions"]["ap-northeast-1"].update(vpc_cidr="10.20.0.0/16"),
         "regions.ap-northeast-1.vpc_cidr",

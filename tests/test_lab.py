@@ -67,6 +67,10 @@ def test_lab_up_run_down() -> None:
         (outsider,) = outsiders
         assert outsider["frames"] == 0, "the receiver that never joined saw the group: snooping is off"
         assert report["ok"] is True
+        if with_relay:
+            # The relays' own counters agree with the receivers: every datagram went through them.
+            assert report["relay"]["ingress.datagrams_in"] == 3000, report["relay"]
+            assert report["relay"]["egress.datagrams_out"] == 3000, report["relay"]
 
         table = _mcastkit(
             "lab", "run", "--name", name, "--path", "direct", "--count", "500", "--rate", "5000"

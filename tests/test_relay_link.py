@@ -18,9 +18,9 @@ import pytest
 
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import MAX_DATAGRAM, FrameType, encode, group_to_int
+from mcastkit.relay.frame import MAX_DATAGRAM, Decoder, FrameType, encode, group_to_int
 from mcastkit.relay.ingress import Ingress
-from mcastkit.relay.link import RelayNode
+from mcastkit.relay.link import Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
 from mcastkit.relay.sockets import open_receiver
 
@@ -482,6 +482,37 @@ def test_stopping_ingress_forwards_what_already_arrived_then_says_bye() -> None:
             await until(lambda: len(receiver.received) == 500, "everything sent before the stop")
         receiver.close()
         assert receiver.indexes() == list(range(500))
+
+    _run(scenario)
+
+
+def test_a_busy_relay_sends_heartbeats_from_the_data_path() -> None:
+    """A loop busy with data runs timers late, so the data path itself beats when one is due."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def scenario() -> None:
+        egress = _egress({})
+        egress.open()
+        transport = Transport()
+        connection = Connection()
+        link = Link(connection, transport, "peer", session=1)  # type: ignore[arg-type]
+        egress.link_up(link)
+        on_data = egress._handler(link)
+        connection.last_rx = link.heartbeat_sent_at + HEARTBEAT  # a beat is due
+        on_data(encode(FrameType.HEARTBEAT))
+        assert [frame[0] for frame in Decoder().feed(b"".join(transport.written))] == [FrameType.HEARTBEAT]
+        on_data(encode(FrameType.HEARTBEAT))  # not due again yet
+        assert len(transport.written) == 1
+        egress.close()
 
     _run(scenario)
 

@@ -114,14 +114,14 @@ def test_domains_and_associations_follow_the_config(
             }
 
 
-def test_attachment_uses_the_first_subnet_of_each_zone(templates: dict[str, Template]) -> None:
+def test_attachment_holds_every_multicast_subnet(templates: dict[str, Template]) -> None:
     template = templates["venue-md-eu-west-2-network"]
     resources = template.to_json()["Resources"]
     cidr_of = {
         k: r["Properties"]["CidrBlock"] for k, r in resources.items() if r["Type"] == "AWS::EC2::Subnet"
     }
     subnets = resources["TransitGatewayVpcAttachment"]["Properties"]["SubnetIds"]
-    assert [cidr_of[s["Ref"]] for s in subnets] == ["10.20.0.0/24", "10.20.1.0/24"]
+    assert [cidr_of[s["Ref"]] for s in subnets] == ["10.20.0.0/24", "10.20.1.0/24", "10.20.10.0/24"]
 
 
 def test_member_rules_cover_the_multicast_subnets(templates: dict[str, Template]) -> None:
@@ -212,3 +212,22 @@ def test_a_domain_nobody_receives_gets_no_share(revised: dict[str, Template]) ->
     template.resource_count_is("AWS::RAM::ResourceShare", 0)
     # The stack stays deployable (an empty template is not), so the old shares get deleted.
     template.resource_count_is("AWS::CloudFormation::WaitConditionHandle", 1)
+
+
+def test_each_share_arn_is_an_output_for_the_hand_off_kit(templates: dict[str, Template]) -> None:
+    outputs = templates["venue-md-eu-west-2-sharing"].to_json()["Outputs"]
+    assert set(outputs) == {"MarketDataShareArn", "ReferenceDataShareArn"}
+    share_ids = templates["venue-md-eu-west-2-sharing"].find_resources("AWS::RAM::ResourceShare")
+    assert {o["Value"]["Fn::GetAtt"][0] for o in outputs.values()} == set(share_ids)
+
+
+def test_transit_gateway_auto_accept_follows_the_config(
+    example_config: Config, cdk_context: dict[str, Any]
+) -> None:
+    data = example_config.model_dump(mode="json")
+    data["regions"]["eu-west-2"]["auto_accept_shared_attachments"] = True
+    app = cdk.App(context=cdk_context)
+    stacks = add_region_stacks(app, parse_config(data), "eu-west-2")
+    Template.from_stack(stacks.network).has_resource_properties(
+        "AWS::EC2::TransitGateway", {"AutoAcceptSharedAttachments": "enable", "MulticastSupport": "enable"}
+    )

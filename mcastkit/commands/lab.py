@@ -135,6 +135,17 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{receiver['name']:<9} {'not joined':<10} {'-':<5} {'' if frames is None else frames:>9}"
                 f"   frames seen on the wire (snooping must keep this at 0)"
             )
+    relay = report.get("relay")
+    if relay is not None:
+        wanted = (
+            "ingress.datagrams_in",
+            "ingress.datagrams_out",
+            "egress.datagrams_in",
+            "egress.datagrams_out",
+        )
+        counts = ", ".join(f"{key} {relay.get(key, 0)}" for key in wanted)
+        trouble = {key: value for key, value in relay.items() if key not in wanted and value}
+        lines.append(f"relay during the run: {counts}" + (f"; {trouble}" if trouble else ""))
     return "\n".join(lines)
 
 

@@ -25,6 +25,9 @@ DEFAULT_NAME = "mcklab"
 DEFAULT_GROUP = GroupPort("239.1.1.1", 5001)
 RELAY_PORT = 7400
 RELAY_TTL = 4
+#: Prometheus endpoints of the relays, each on its host's loopback.
+METRICS_PORTS = {"ingress": 9101, "egress": 9102}
+_SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
 #: How long receivers may take to appear in the bridge's snooping table.
 JOIN_WAIT = 10.0
 
@@ -126,7 +129,7 @@ class Lab:
                 "--interface", EGRESS_ADDRESS,
                 "--ttl", str(RELAY_TTL),
                 "--secret-file", str(secret),
-                "--metrics", "127.0.0.1:9102",
+                "--metrics", f"127.0.0.1:{METRICS_PORTS['egress']}",
             ),
             log=self.run_dir / "egress.log",
         )  # fmt: skip
@@ -142,7 +145,7 @@ class Lab:
                 "--interface", INGRESS_ADDRESS,
                 "--connect", f"{EGRESS_ADDRESS}:{RELAY_PORT}",
                 "--secret-file", str(secret),
-                "--metrics", "127.0.0.1:9101",
+                "--metrics", f"127.0.0.1:{METRICS_PORTS['ingress']}",
             ),
             log=self.run_dir / "ingress.log",
         )  # fmt: skip
@@ -192,6 +195,7 @@ class Lab:
                 if not netns.alive(state.pids.get(role, 0) or 0):
                     raise LabError(f"the {role} relay is not running; its log:\n{self.log_tail(role)}")
             group = GroupPort(*_split(state.group))
+            before = self.relay_counters()
         report = self.stream(
             origin="datacenter" if path == "relay" else "aws",
             group=group or GroupPort(*_split(state.group)),
@@ -201,7 +205,36 @@ class Lab:
             receivers=receivers,
             idle=idle,
         )
+        if path == "relay":
+            after = self.relay_counters()
+            report["relay"] = {
+                key: round(value - before.get(key, 0.0))
+                for key, value in after.items()
+                if value != before.get(key, 0.0)
+            }
         return {"path": path, **report}
+
+    def relay_counters(self) -> dict[str, float]:
+        """The relays' counters (``ingress.datagrams_in``, ``egress.gaps``...), summed over labels.
+
+        Read from their Prometheus endpoints; a relay that does not answer contributes nothing.
+        """
+        layout = self.state().layout
+        totals: dict[str, float] = {}
+        for role, namespace in (("ingress", layout.ns("dc")), ("egress", layout.ns("egress"))):
+            url = f"http://127.0.0.1:{METRICS_PORTS[role]}/metrics"
+            try:
+                text = netns.in_namespace(namespace, [sys.executable, "-c", _SCRAPE, url], timeout=10)
+            except LabError:
+                continue
+            for line in text.splitlines():
+                name, _, value = line.rpartition(" ")
+                metric = name.split("{", 1)[0].removeprefix("mcastkit_relay_")
+                if line.startswith("#") or not metric.endswith("_total") or "bytes" in metric:
+                    continue
+                key = f"{role}.{metric.removesuffix('_total')}"
+                totals[key] = totals.get(key, 0.0) + float(value)
+        return totals
 
     def stream(
         self,

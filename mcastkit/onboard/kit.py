@@ -9,10 +9,12 @@ in the config are placeholders starting with ``REPLACE-``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mcastkit.config import Capacity, Config, Customer
@@ -57,14 +59,26 @@ def select(config: Config, customer_name: str, region: str) -> Customer:
     return customer
 
 
-def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
-    from mcastkit.stacks.customer import MAX_RECEIVER_SUBNETS, default_subnets_per_domain
+def _customer_stacks() -> ModuleType:
+    """The customer stack module; the kit is synthesized with the AWS CDK (the ``cdk`` extra)."""
+    try:
+        return importlib.import_module("mcastkit.stacks.customer")
+    except ImportError as err:
+        raise KitError(
+            f"the kit is synthesized with the AWS CDK ({err}): pip install 'mcastkit[cdk]'"
+        ) from None
 
-    per_domain = default_subnets_per_domain(domains) if subnets_per_domain is None else subnets_per_domain
-    if not 1 <= per_domain * domains <= MAX_RECEIVER_SUBNETS:
+
+def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
+    stacks = _customer_stacks()
+    limit: int = stacks.MAX_RECEIVER_SUBNETS
+    per_domain = (
+        stacks.default_subnets_per_domain(domains) if subnets_per_domain is None else subnets_per_domain
+    )
+    if not 1 <= per_domain * domains <= limit:
         raise KitError(
             f"--subnets-per-domain {per_domain}: {domains} domain(s) x {per_domain} subnet(s) must be 1 to "
-            f"{MAX_RECEIVER_SUBNETS}, one availability zone each (a VPC attachment takes one subnet per zone)"
+            f"{limit}, one availability zone each (a VPC attachment takes one subnet per zone)"
         )
 
 
@@ -83,7 +97,7 @@ def synth_template(
     """The customer stack's CloudFormation template (no credentials, no lookups)."""
     import aws_cdk as cdk
 
-    from mcastkit.stacks.customer import CustomerStack
+    CustomerStack = _customer_stacks().CustomerStack
 
     shared = config.regions[region].shared
     domains = [config.regions[region].domain(name) for name in customer.domains_in(region)]

@@ -52,8 +52,9 @@ def send_stream(
     """Send ``count`` datagrams of ``size`` bytes at ``rate`` per second (0: as fast as possible).
 
     Each turn sends every datagram that is due (up to :data:`MAX_BURST`) with one system call,
-    then sleeps until the next one is due. When the machine cannot keep up the stream runs
-    late rather than bursting; the report says what rate was achieved.
+    then sleeps until the next one is due. A sender that fell behind (descheduled) catches up
+    back to back, :data:`MAX_BURST` at a time, as a real feed does after a stall; when the
+    machine cannot sustain the rate the stream runs late and the report says what rate it achieved.
     """
     tighten_timer_slack()
     batch = DatagramBatch(sock, slots=MAX_BURST, slot_size=size)
@@ -71,6 +72,7 @@ def send_stream(
         else:
             due = count - sent
         burst = min(due, MAX_BURST)
+        # One timestamp per burst, taken just before the system call that sends it.
         stamp = clock()
         for index in range(burst):
             pack_into(view, index * size, MAGIC, stream_id, sent + index, stamp)

@@ -58,8 +58,10 @@ security group restricted to the datacenter CIDRs.
 Operation
 ---------
 - After the handshake both sides send a HEARTBEAT every ``--heartbeat`` seconds (default 1) and
-  drop a link on which nothing arrived for three intervals. The dialing side reconnects with
-  exponential backoff (0.1 s doubling to 5 s, with jitter).
+  drop a link on which nothing arrived for three intervals. A relay busy with data also sends
+  them from its data path (timers run late on a busy event loop), so load alone never makes a
+  link look dead. The dialing side reconnects with exponential backoff (0.1 s doubling to 5 s,
+  with jitter; it is reset once a link has stayed up for 5 s).
 - One ingress serves many egress peers (``--listen``, or ``--connect`` repeated). Each peer has a
   bounded send queue (``--queue-bytes``); a peer that falls further behind is dropped, counted
   in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` and logged, and never slows the

@@ -11,7 +11,7 @@ from mcastkit.config import Config
 from mcastkit.constructs.member_rules import MemberRules
 from mcastkit.constructs.multicast_domain import MulticastDomain, pascal
 from mcastkit.constructs.transit_gateway import MulticastTransitGateway
-from mcastkit.constructs.vpc import MulticastVpc, first_subnet_per_zone
+from mcastkit.constructs.vpc import MulticastVpc
 from mcastkit.stacks.base import RegionStack
 
 #: Logical ids of the stateful resources. Changing one replaces the resource (a new
@@ -68,17 +68,15 @@ class NetworkStack(RegionStack):
         _pin(self.network.vpc, VPC_LOGICAL_ID)
         subnet_of = dict(zip((s.cidr for s in settings.subnets), self.network.subnets, strict=True))
 
-        # A VPC attachment takes one subnet per zone, and a VPC can have only one attachment
-        # per Transit Gateway: the attachment uses the first configured subnet of each zone,
-        # and the domain associations of every subnet name that attachment. (That AWS
-        # accepts associating a subnet that is not itself in the attachment, in a zone the
-        # attachment covers, is inferred, not verified: with one subnet per zone it is moot.)
+        # The config holds one multicast subnet per zone (see Config), so every subnet is in
+        # the VPC's single attachment and each domain association names an attachment subnet.
         self.transit_gateway = MulticastTransitGateway(
             self,
             "Gateway",
             vpc=self.network.vpc,
-            attachment_subnets=first_subnet_per_zone(self.network.subnets),
+            attachment_subnets=self.network.subnets,
             amazon_side_asn=settings.transit_gateway_asn,
+            auto_accept_shared_attachments=settings.auto_accept_shared_attachments,
             description=f"{config.project} {region} multicast",
         )
         self.transit_gateway.transit_gateway.override_logical_id(TRANSIT_GATEWAY_LOGICAL_ID)

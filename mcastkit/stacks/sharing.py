@@ -17,7 +17,8 @@ from mcastkit.stacks.base import RegionStack
 class SharingStack(RegionStack):
     """RAM resource shares (Transit Gateway ARN + domain ARN) per domain of a region.
 
-    A domain nobody is entitled to in this region gets no share at all. Removing the last
+    Each share's ARN is a stack output (``<Domain>ShareArn``), which customers need for
+    ``mcastkit onboard join``. A domain nobody is entitled to in this region gets no share at all. Removing the last
     customer of a domain therefore deletes its share; when no domain has a customer, the
     stack keeps a single placeholder resource so CloudFormation can still update it (and
     delete the old shares) instead of failing on an empty template.
@@ -56,6 +57,13 @@ class SharingStack(RegionStack):
                 resource_arns=[transit_gateway_arn, domain_arns[domain.name]],
                 principals=[c.principal for c in customers],
                 allow_external_principals=config.allow_external_principals(region, domain.name),
+            )
+            cdk.CfnOutput(
+                self,
+                f"{pascal(domain.name)}ShareArn",
+                value=self.shares[domain.name].share_arn,
+                description=f"RAM share of multicast domain {domain.name}: record it under "
+                f"regions.{region}.shared.share_arns for the customers' hand-off kits",
             )
         if not self.shares:
             cdk.CfnWaitConditionHandle(self, "NoShares")
