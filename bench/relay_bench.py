@@ -36,7 +36,21 @@ from mcastkit.lab.topology import EGRESS_ADDRESS
 from mcastkit.probe.addresses import GroupPort
 
 LAB_NAME = "mckbench"
-RATES = (1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000)
+RATES = (
+    1_000,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    75_000,
+    100_000,
+    150_000,
+    200_000,
+    250_000,
+    300_000,
+    400_000,
+    500_000,
+)
 SIZES = (64, 1024)
 LATENCY_RATE = 50_000
 DIRECT_GROUP = GroupPort("239.1.3.1", 5003)

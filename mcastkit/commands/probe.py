@@ -174,16 +174,19 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
             "achieved_rate": round(report.rate),
             "seconds": round(report.seconds, 3),
         }
-        if args.json:
-            print(json.dumps(summary), file=console.out)
-        else:
-            print(
-                f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
-                f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
-                file=console.out,
-            )
+        _report(
+            console,
+            summary if args.json else None,
+            f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
+            f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
+        )
         return ExitStatus.OK
     return failed[0]
+
+
+def _report(console: Any, as_json: dict[str, Any] | None, text: str) -> None:
+    """The JSON document when asked for (``--json``), else the line for people."""
+    print(text if as_json is None else json.dumps(as_json), file=console.out)
 
 
 def _format_latency(latency: dict[str, float | None]) -> str:
@@ -222,17 +225,15 @@ def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
         }
         over_budget = result.stats.unique == 0 or result.stats.loss > args.max_loss
         summary["ok"] = not over_budget
-        if args.json:
-            print(json.dumps(summary), file=console.out)
-        else:
-            stats = result.stats
-            print(
-                f"{args.group} on {interface}: received {stats.unique}/{stats.expected} "
-                f"(lost {stats.lost}, {stats.loss:.4%}), duplicates {stats.duplicates}, "
-                f"reordered {stats.reordered}, latency p50/p99/max "
-                f"{_format_latency(summary['latency_us'])} µs, stopped by {result.stopped_by}",
-                file=console.out,
-            )
+        stats = result.stats
+        _report(
+            console,
+            summary if args.json else None,
+            f"{args.group} on {interface}: received {stats.unique}/{stats.expected} "
+            f"(lost {stats.lost}, {stats.loss:.4%}), duplicates {stats.duplicates}, "
+            f"reordered {stats.reordered}, latency p50/p99/max "
+            f"{_format_latency(summary['latency_us'])} µs, stopped by {result.stopped_by}",
+        )
         if over_budget:
             console.error(f"loss {result.stats.loss:.4%} exceeds --max-loss {args.max_loss:.4%}")
             return ExitStatus.FAILURE
@@ -296,14 +297,12 @@ def run_rtt(args: argparse.Namespace, console: Any) -> ExitStatus:
         summary: dict[str, Any] = {"group": str(args.group), "reply": str(args.reply), **result.summary()}
         over_budget = result.answered == 0 or result.lost / result.sent > args.max_loss
         summary["ok"] = not over_budget
-        if args.json:
-            print(json.dumps(summary), file=console.out)
-        else:
-            print(
-                f"{args.group} -> {args.reply}: answered {result.answered}/{result.sent}, "
-                f"late {result.late}, rtt p50/p99/max {_format_latency(summary['rtt_us'])} µs",
-                file=console.out,
-            )
+        _report(
+            console,
+            summary if args.json else None,
+            f"{args.group} -> {args.reply}: answered {result.answered}/{result.sent}, "
+            f"late {result.late}, rtt p50/p99/max {_format_latency(summary['rtt_us'])} µs",
+        )
         if over_budget:
             console.error(f"{result.lost} of {result.sent} pings unanswered (--max-loss {args.max_loss})")
             return ExitStatus.FAILURE
