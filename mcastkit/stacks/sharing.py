@@ -18,10 +18,11 @@ class SharingStack(RegionStack):
     """RAM resource shares (Transit Gateway ARN + domain ARN) per domain of a region.
 
     Each share's ARN is a stack output (``<Domain>ShareArn``), which customers need for
-    ``mcastkit onboard join``. A domain nobody is entitled to in this region gets no share at all. Removing the last
-    customer of a domain therefore deletes its share; when no domain has a customer, the
-    stack keeps a single placeholder resource so CloudFormation can still update it (and
-    delete the old shares) instead of failing on an empty template.
+    ``mcastkit onboard join``. A domain nobody is entitled to in this region gets no
+    share at all: removing the last customer of a domain deletes its share. When no
+    domain has a customer, the stack keeps one placeholder resource so CloudFormation
+    can still update it (and delete the old shares) instead of failing on an empty
+    template.
 
     Attributes:
         shares: :class:`DomainShare` by domain name (only domains with customers).
