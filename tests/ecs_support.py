@@ -17,7 +17,7 @@ from mcastkit.constructs.member_rules import MemberRules
 
 ACCOUNT = "111111111111"
 REGION = "eu-west-2"
-ZONES = ["eu-west-2a", "eu-west-2b"]
+ZONES = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]
 
 
 def config_data(**sections: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def config_data(**sections: Any) -> dict[str, Any]:
                 "subnets": [
                     {"cidr": "10.20.0.0/24", "availability_zone": ZONES[0], "domain": "market-data"},
                     {"cidr": "10.20.1.0/24", "availability_zone": ZONES[1], "domain": "market-data"},
-                    {"cidr": "10.20.10.0/24", "availability_zone": ZONES[0], "domain": "reference-data"},
+                    {"cidr": "10.20.10.0/24", "availability_zone": ZONES[2], "domain": "reference-data"},
                 ],
                 "domains": [
                     {
