@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
-.PHONY: help setup synth test lint typecheck shellcheck actionlint cfn-lint pytest bench clean
+.PHONY: help setup synth test lint typecheck shellcheck actionlint cfn-lint pytest bench bench-relay clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,10 +57,15 @@ actionlint: setup
 
 test: lint typecheck shellcheck actionlint cfn-lint pytest ## every check: ruff, mypy, shellcheck, actionlint, cfn-lint, pytest (incl. cdk-nag)
 
-bench: setup ## run the benchmarks (JSON in bench/out/)
+bench: setup ## synth benchmark: JSON in bench/out/synth.json
 	mkdir -p bench/out
-	python bench/synth_bench.py > bench/out/synth.json
-	cat bench/out/synth.json
+	python bench/synth_bench.py --cli > bench/out/synth.json
+	python bench/synth_bench.py --table bench/out/synth.json
+
+bench-relay: setup ## relay benchmark in the netns lab (root): JSON in bench/out/relay.json
+	mkdir -p bench/out
+	python bench/relay_bench.py > bench/out/relay.json
+	python bench/relay_bench.py --table bench/out/relay.json
 
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out bench/out .pytest_cache .mypy_cache .ruff_cache

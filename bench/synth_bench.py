@@ -30,10 +30,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
-#: Regions of the generated configs, each with its own /16 and two zones.
-REGIONS = [("eu-west-2", "abc"), ("ap-northeast-1", "acd"), ("us-east-1", "abc")]
 #: Members per group are capped at 100, so customers are spread over this many domains.
 DOMAINS_PER_REGION = 4
+#: Regions of the generated configs, each with its own /16 and one zone per domain (the
+#: Transit Gateway attachment takes one multicast subnet per zone).
+REGIONS = [("us-east-1", "abcd"), ("us-west-2", "abcd"), ("ap-northeast-2", "abcd")]
 
 
 def generated_config(regions: int, customers: int) -> dict[str, Any]:
@@ -45,23 +46,21 @@ def generated_config(regions: int, customers: int) -> dict[str, Any]:
         "customers": [],
     }
     for r, (name, zones) in enumerate(REGIONS[:regions]):
-        azs = [f"{name}{z}" for z in zones[:2]]
+        azs = [f"{name}{z}" for z in zones[:DOMAINS_PER_REGION]]
         domains, subnets = [], []
         for d in range(DOMAINS_PER_REGION):
             domains.append(
                 {
                     "name": f"feed-{d}",
-                    "source_cidrs": [f"10.{100 + r}.{d * 2}.0/24"],
+                    "source_cidrs": [f"10.{100 + r}.{d}.0/24"],  # the domain's own subnet
                     "groups": [
                         {"name": f"g{g}", "address": f"239.{r}.{d}.{g + 1}", "port": 30000 + d * 10 + g}
                         for g in range(3)
                     ],
                 }
             )
-            subnets += [
-                {"cidr": f"10.{100 + r}.{d * 2 + i}.0/24", "availability_zone": azs[i], "domain": f"feed-{d}"}
-                for i in range(2)
-            ]
+            cidr = f"10.{100 + r}.{d}.0/24"
+            subnets.append({"cidr": cidr, "availability_zone": azs[d], "domain": f"feed-{d}"})
         data["regions"][name] = {
             "availability_zones": azs,
             "vpc_cidr": f"10.{100 + r}.0.0/16",
@@ -130,11 +129,24 @@ def time_cli(config: Path, workdir: Path) -> float | None:
     return elapsed
 
 
+def table(results: dict[str, Any]) -> str:
+    """The README's Markdown table of a result document."""
+    rows = ["| case | wall s | CPU s |", "| --- | --- | --- |"]
+    for case, wall in results["seconds"].items():
+        cpu = results["cpu_seconds"].get(case)
+        rows.append(f"| {case} | {wall} | {'-' if cpu is None else cpu} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the minimum is reported")
     parser.add_argument("--cli", action="store_true", help="also time the example through `cdk synth`")
+    parser.add_argument("--table", metavar="JSON", help="print a result file as a Markdown table and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        return 0
 
     results: dict[str, Any] = {
         "machine": {

@@ -18,7 +18,7 @@ import pytest
 
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import MAX_DATAGRAM, Decoder, FrameType, encode, group_to_int
+from mcastkit.relay.frame import HEADER_SIZE, MAX_DATAGRAM, Decoder, FrameType, encode, group_to_int
 from mcastkit.relay.ingress import Ingress
 from mcastkit.relay.link import Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
@@ -361,12 +361,143 @@ def test_stalled_peer_is_dropped_while_another_receives_everything(caplog: pytes
                 assert ingress.stats.disconnects["slow_peer"] == 1
                 assert ingress.stats.peers == 1
                 assert egress.stats.groups[_label(source)].gaps == 0
+                await until(lambda: ingress.stats.queued == 0, "the queue to empty")
+                group = ingress.stats.groups[_label(source)]
+                assert ingress.stats.drops["slow_peer_queue"] > 0
+                due, accounted = _accounted(ingress, source)
+                assert due == accounted
+                # each datagram was due to the healthy peer, and to the stalled one until it was dropped
+                stalled_share = due - group.datagrams_in
+                assert 0 < stalled_share < count
+                assert group.datagrams_out == count + stalled_share - ingress.stats.drops["slow_peer_queue"]
             stalled_writer.close()
         receiver.close()
         assert receiver.indexes() == list(range(count))
 
     _run(scenario)
     assert any("behind" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+
+
+QUEUE_DROPS = ("no_peer", "slow_peer_queue", "link_lost_queue")
+
+
+def _accounted(ingress: Ingress, source: tuple[str, int]) -> tuple[int, int]:
+    """(copies due, copies accounted for): the ingress identity of "Counters" in mcastkit.relay."""
+    stats = ingress.stats.groups[_label(source)]
+    drops = sum(ingress.stats.drops[reason] for reason in QUEUE_DROPS)
+    return stats.datagrams_due, stats.datagrams_out + drops + ingress.stats.queued
+
+
+def test_datagrams_arriving_with_no_peer_are_counted_as_drops() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        sender = _sender()
+        async with running(_ingress([source]), listen=True) as ingress:
+            stats = ingress.stats.groups  # filled in as the groups are joined
+            await send(sender, source, [_message(i) for i in range(40)])
+            await until(lambda: stats[_label(source)].datagrams_in == 40, "the datagrams to arrive")
+            assert ingress.stats.drops["no_peer"] == 40
+            assert stats[_label(source)].datagrams_out == 0
+            assert _accounted(ingress, source) == (40, 40)
+
+            async with running(_egress({source: target}), connect=[_endpoint(ingress)]):
+                await until(lambda: ingress.stats.peers == 1, "the link")
+                await send(sender, source, [_message(i) for i in range(40, 100)])
+                await until(lambda: len(receiver.received) == 60, "the stream")
+                await until(lambda: ingress.stats.queued == 0, "the queue to empty")
+                group = stats[_label(source)]
+                assert (group.datagrams_in, group.datagrams_out, ingress.stats.drops["no_peer"]) == (
+                    100,
+                    60,
+                    40,
+                )
+                # one peer at most: in = out + drops
+                assert group.datagrams_in == group.datagrams_out + sum(ingress.stats.drops.values())
+                assert _accounted(ingress, source) == (100, 100)
+        receiver.close()
+        assert receiver.indexes() == list(range(40, 100))
+
+    _run(scenario)
+
+
+def test_slow_peer_queue_is_counted_as_dropped_not_sent() -> None:
+    """The only peer stalls: whatever its queue held when it was dropped is a drop, not ``out``."""
+
+    async def scenario() -> None:
+        source, _ = _groups()
+        count, size = 3000, 1000
+        async with running(_ingress([source], queue_bytes=128 * 1024), listen=True) as ingress:
+            reader, writer = await _raw_peer(_endpoint(ingress), role=Role.EGRESS, rcvbuf=4096)
+            await until(lambda: ingress.stats.peers == 1, "the peer")
+            await send(_sender(), source, [_message(i, size) for i in range(count)], burst=20)
+            group = ingress.stats.groups[_label(source)]
+            await until(lambda: group.datagrams_in == count, "every datagram to arrive", timeout=20)
+            await until(lambda: ingress.stats.disconnects["slow_peer"] == 1, "the peer to be dropped")
+            drops = ingress.stats.drops
+            assert drops["slow_peer_queue"] > 0 and drops["no_peer"] > 0
+            assert ingress.stats.queued == 0
+            assert group.datagrams_in == group.datagrams_out + drops["slow_peer_queue"] + drops["no_peer"]
+            assert group.datagrams_in == group.datagrams_due
+            assert group.bytes_out == group.datagrams_out * size
+            # the peer got no more than what was counted out (the kernel discards the rest on abort)
+            received = await asyncio.wait_for(reader.read(), 5)
+            frames = [f for f in Decoder().feed(received) if f[0] == FrameType.DATA]
+            assert 0 < len(frames) <= group.datagrams_out
+            writer.close()
+
+    _run(scenario)
+
+
+def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
+    """A peer dropped mid-chunk: the frames wholly on the socket are out, the rest drops."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.unsent = 0
+            self.aborted = False
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def get_write_buffer_size(self) -> int:
+            return self.unsent
+
+        def is_closing(self) -> bool:
+            return self.aborted
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def scenario() -> None:
+        source, _ = _groups()
+        ingress = _ingress([source])
+        transport = Transport()
+        link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
+        ingress.link_up(link)
+        ingress.links = (link,)
+        stats = ingress.stats.group(_label(source))
+        payloads = [b"a" * 10, b"b" * 20, b"c" * 30]
+        chunk = b"".join(
+            encode(FrameType.DATA, p, group=1, port=2, sequence=i) for i, p in enumerate(payloads)
+        )
+        first_two = 2 * HEADER_SIZE + 30
+
+        transport.unsent = len(chunk)  # nothing of it on the socket yet
+        ingress._send(chunk, 3, 60, stats)
+        assert (stats.datagrams_out, ingress.stats.queued) == (0, 3)
+        transport.unsent = len(chunk) - first_two - 5  # two frames and a bit of the third went
+        link.abort("heartbeat_timeout")
+        assert (stats.datagrams_out, stats.bytes_out) == (2, 30)
+        assert ingress.stats.drops["link_lost_queue"] == 1
+        assert ingress.stats.queued == 0
+        assert _accounted(ingress, source) == (3, 3)
+
+        link.abort("again")  # counted once
+        ingress.link_down(link)
+        assert _accounted(ingress, source) == (3, 3)
+
+    _run(scenario)
 
 
 HOSTILE = {

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from mcastkit.relay.auth import Role
@@ -33,6 +34,24 @@ DATA = int(FrameType.DATA)
 RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
 #: Read at most this many batches per wakeup, then let the other groups' sockets have their turn.
 MAX_BATCHES_PER_WAKEUP = 4
+#: While a peer has a backlog, check this often how far its socket has taken it (``datagrams_out``).
+SETTLE_SECONDS = 0.05
+_LENGTH_AT = 4  # offset of the frame header's length field
+
+
+class _Backlog:
+    """Chunks handed to one peer's transport that its socket may not have taken yet.
+
+    Each entry is (end, datagrams, payload bytes, group stats, chunk); ``end`` is the offset in
+    the link's byte stream (:attr:`Link.bytes_given`) just past the chunk, so the transport's
+    write buffer size says exactly which chunks are on the socket.
+    """
+
+    __slots__ = ("chunks", "finished")
+
+    def __init__(self) -> None:
+        self.chunks: deque[tuple[int, int, int, GroupStats, bytes]] = deque()
+        self.finished = False
 
 
 @dataclass(eq=False)
@@ -68,6 +87,7 @@ class Ingress(RelayNode):
         self.buffer_bytes = buffer_bytes
         self._sources: list[_Source] = []
         self._oversize_logged = 0.0
+        self._settle_timer: asyncio.TimerHandle | None = None
 
     def open(self) -> None:
         """Join every group now, so a bad interface or group fails at start."""
@@ -106,6 +126,9 @@ class Ingress(RelayNode):
         try:
             await super().run(listen=listen, connect=connect)
         finally:
+            if self._settle_timer is not None:
+                self._settle_timer.cancel()
+                self._settle_timer = None
             self.close()
 
     async def before_drain(self) -> None:
@@ -157,25 +180,103 @@ class Ingress(RelayNode):
             count = len(frames)
             stats.datagrams_in += count
             stats.bytes_in += total
-            if count and self.links:
+            if count:
                 self._send(b"".join(frames), count, total, stats)
             if len(results) < BATCH:
                 return read
         return read
 
     def _send(self, chunk: bytes, count: int, total: int, stats: GroupStats) -> None:
-        delivered = 0
+        """Offer one batch to every peer; account for each copy (see "Counters" in :mod:`mcastkit.relay`)."""
+        offered = 0
         for link in self.links:
             transport = link.transport
             if transport.is_closing():
                 continue  # going away; its connection_lost will unregister it
+            offered += 1
             if transport.get_write_buffer_size() + len(chunk) > self.queue_bytes:
+                self.stats.drops["slow_peer_queue"] += count
                 self._drop_slow(link)
                 continue
-            transport.write(chunk)
-            delivered += 1
-        stats.datagrams_out += count * delivered
-        stats.bytes_out += total * delivered
+            link.write(chunk)
+            backlog: _Backlog = link.context
+            unsent = transport.get_write_buffer_size()
+            if not unsent and not backlog.chunks:  # the socket took all of it: the usual case
+                stats.datagrams_out += count
+                stats.bytes_out += total
+                continue
+            backlog.chunks.append((link.bytes_given, count, total, stats, chunk))
+            self.stats.queued += count
+            self._settle(link, unsent)
+            if backlog.chunks and self._settle_timer is None:
+                self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle_all)
+        if offered:
+            stats.datagrams_due += count * offered
+        else:
+            stats.datagrams_due += count
+            self.stats.drops["no_peer"] += count
+
+    def _settle(self, link: Link, unsent: int) -> None:
+        """Count as sent the chunks the socket has taken all of (``unsent`` bytes are still queued)."""
+        chunks = link.context.chunks
+        written = link.bytes_given - unsent
+        while chunks and chunks[0][0] <= written:
+            _end, count, total, stats, _chunk = chunks.popleft()
+            stats.datagrams_out += count
+            stats.bytes_out += total
+            self.stats.queued -= count
+
+    def _settle_all(self) -> None:
+        self._settle_timer = None
+        waiting = False
+        for link in self.links:
+            backlog: _Backlog = link.context
+            if backlog.chunks and not backlog.finished:
+                self._settle(link, link.transport.get_write_buffer_size())
+                waiting = waiting or bool(backlog.chunks)
+        if waiting:
+            self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle_all)
+
+    def _finish(self, link: Link, unsent: int | None, reason: str) -> int:
+        """The link is ending: what its socket took counts as out, the rest as ``drops[reason]``.
+
+        ``unsent`` is what the transport still holds, or None when it is unknown (the connection
+        failed and its queue is gone): then only what was already seen on the socket counts as out.
+        Returns how many datagrams were discarded.
+        """
+        backlog: _Backlog = link.context
+        if backlog is None or backlog.finished:
+            return 0
+        backlog.finished = True
+        discarded = 0
+        if unsent is not None:
+            self._settle(link, unsent)
+        written = link.bytes_given - unsent if unsent is not None else 0
+        chunks = backlog.chunks
+        while chunks:
+            end, count, _total, stats, chunk = chunks.popleft()
+            sent, sent_bytes = _complete_frames(chunk, written - (end - len(chunk)))
+            stats.datagrams_out += sent
+            stats.bytes_out += sent_bytes
+            discarded += count - sent
+            self.stats.queued -= count
+        if discarded:
+            self.stats.drops[reason] += discarded
+        return discarded
+
+    def link_up(self, link: Link) -> None:
+        link.context = _Backlog()
+        link.on_abort = self._aborting
+
+    def _aborting(self, link: Link) -> None:
+        self._finish(link, link.transport.get_write_buffer_size(), "link_lost_queue")
+
+    def link_down(self, link: Link) -> None:
+        unsent = None if link.connection.error is not None else link.transport.get_write_buffer_size()
+        if discarded := self._finish(link, unsent, "link_lost_queue"):
+            log.warning(
+                "peer %s: %d datagram(s) in its queue were not sent (counted in drops)", link.name, discarded
+            )
 
     def _count_oversize(self, source: _Source, count: int) -> None:
         self.stats.drops["oversize"] += count
@@ -192,11 +293,17 @@ class Ingress(RelayNode):
 
     def _drop_slow(self, link: Link) -> None:
         queued = link.transport.get_write_buffer_size()
-        log.warning(
-            "peer %s is %d bytes behind (--queue-bytes %d): dropped", link.name, queued, self.queue_bytes
-        )
         self.links = tuple(other for other in self.links if other is not link)
         self.stats.peers = len(self.links)
+        discarded = self._finish(link, queued, "slow_peer_queue")
+        log.warning(
+            "peer %s is %d bytes behind (--queue-bytes %d): dropped with %d queued datagram(s) "
+            "(counted in drops)",
+            link.name,
+            queued,
+            self.queue_bytes,
+            discarded,
+        )
         link.abort("slow_peer")
 
     def receive(self, link: Link, data: bytes) -> str | None:
@@ -207,3 +314,16 @@ class Ingress(RelayNode):
             if frame_type != FrameType.HEARTBEAT:
                 raise FrameError(f"unexpected {FrameType(frame_type).name} frame from an egress")
         return None
+
+
+def _complete_frames(chunk: bytes, written: int) -> tuple[int, int]:
+    """How many whole frames (and their payload bytes) the first ``written`` bytes of ``chunk`` hold."""
+    offset = frames = payload = 0
+    while offset + HEADER_SIZE <= written:
+        length = int.from_bytes(chunk[offset + _LENGTH_AT : offset + _LENGTH_AT + 4], "big")
+        if offset + HEADER_SIZE + length > written:
+            break
+        frames += 1
+        payload += length
+        offset += HEADER_SIZE + length
+    return frames, payload

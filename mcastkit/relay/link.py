@@ -46,6 +46,8 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
         self._handler: Callable[[bytes], None] | None = None
+        #: why the connection was lost, when it was an error (the transport's queue is then gone)
+        self.error: Exception | None = None
         self.last_rx = self._loop.time()
         self.lost: asyncio.Future[None] = self._loop.create_future()
 
@@ -72,6 +74,7 @@ class Connection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.error = exc
         self._eof = True
         self._wake()
         if not self.lost.done():
@@ -137,15 +140,26 @@ class Link:
     reason: str | None = None
     heartbeats_sent: int = 0
     heartbeat_sent_at: float = 0.0
+    #: every byte handed to the transport since the handshake (what it still holds is not yet sent)
+    bytes_given: int = 0
+    #: called just before :meth:`abort` discards the queue (the ingress counts what it held)
+    on_abort: Callable[[Link], None] | None = None
 
     @property
     def last_rx(self) -> float:
         return self.connection.last_rx
 
+    def write(self, data: bytes) -> None:
+        """Queue bytes to the peer; every write after the handshake goes through here."""
+        self.transport.write(data)
+        self.bytes_given += len(data)
+
     def abort(self, reason: str) -> None:
         """Close at once, discarding anything still queued (frees the queue's memory)."""
         if self.reason is None:
             self.reason = reason
+        if self.on_abort is not None:
+            self.on_abort(self)
         self.transport.abort()
 
 
@@ -179,6 +193,9 @@ class RelayNode(ABC):
 
     def link_up(self, link: Link) -> None:  # noqa: B027 (optional hook)
         """Called once the link is authenticated, before any data is handled."""
+
+    def link_down(self, link: Link) -> None:  # noqa: B027 (optional hook)
+        """Called once the link has ended (or is being cancelled), before its transport is aborted."""
 
     async def before_drain(self) -> None:  # noqa: B027 (optional hook)
         """Stop taking new input before the links are drained."""
@@ -219,7 +236,7 @@ class RelayNode(ABC):
         bye = encode(FrameType.BYE)
         for link in links:
             if not link.transport.is_closing():
-                link.transport.write(bye)
+                link.write(bye)
         deadline = time.monotonic() + DRAIN_SECONDS
         while any(
             link.transport.get_write_buffer_size() for link in links if not link.transport.is_closing()
@@ -323,6 +340,7 @@ class RelayNode(ABC):
             if link.reason is None:
                 link.reason = "truncated_frame" if link.decoder.pending else "closed"
             self.stats.disconnects[link.reason] += 1
+            self.link_down(link)
             link.transport.abort()
             if not self._stopping.is_set():
                 log.warning("peer %s gone (%s)", link.name, link.reason)
@@ -356,7 +374,7 @@ class RelayNode(ABC):
         link.heartbeat_sent_at = now
         link.heartbeats_sent += 1
         beat = encode(FrameType.HEARTBEAT, sequence=link.heartbeats_sent, time_ns=time.time_ns())
-        link.transport.write(beat)
+        link.write(beat)
 
     async def _watch(self, link: Link) -> None:
         """Send heartbeats; drop the link when the peer has been silent too long."""

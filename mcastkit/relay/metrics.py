@@ -31,6 +31,8 @@ class GroupStats:
 
     datagrams_in: int = 0
     bytes_in: int = 0
+    #: ingress: copies owed to peers (one per peer connected on arrival; one when there was none)
+    datagrams_due: int = 0
     datagrams_out: int = 0
     bytes_out: int = 0
     gaps: int = 0
@@ -46,6 +48,8 @@ class RelayStats:
     #: links closed, by reason (slow_peer, heartbeat_timeout, protocol_error, closed, ...)
     disconnects: Counter[str] = field(default_factory=Counter)
     peers: int = 0
+    #: ingress: datagram copies handed to a peer's transport, not yet seen on its socket
+    queued: int = 0
     #: egress: wall-clock age of the newest datagram emitted (needs synchronized clocks)
     transit_ns: int | None = None
     reconnects: int = 0
@@ -74,7 +78,15 @@ class RelayStats:
 _GROUP_COUNTERS = (
     ("datagrams_in", "Datagrams received (ingress: from multicast; egress: from the relay link)"),
     ("bytes_in", "Payload bytes received"),
-    ("datagrams_out", "Datagrams sent (ingress: frames queued to peers; egress: multicast emitted)"),
+    (
+        "datagrams_due",
+        "Ingress: datagram copies owed to peers, one per peer connected on arrival (one if none was)",
+    ),
+    (
+        "datagrams_out",
+        "Datagrams sent (ingress: frames written to a peer's socket, summed over peers; "
+        "egress: multicast emitted)",
+    ),
     ("bytes_out", "Payload bytes sent"),
     ("gaps", "Sequence numbers never received (egress)"),
     ("duplicates", "Repeated or old sequence numbers, not emitted (egress)"),
@@ -92,6 +104,8 @@ class RelayCollector(Collector):
         yield info
         groups = list(stats.groups.items())
         for name, help_text in _GROUP_COUNTERS:
+            if name == "datagrams_due" and stats.role != "ingress":
+                continue
             family = CounterMetricFamily(f"mcastkit_relay_{name}", help_text, labels=["group"])
             for label, group in groups:
                 family.add_metric([label], getattr(group, name))
@@ -109,6 +123,12 @@ class RelayCollector(Collector):
             disconnects.add_metric([reason], count)
         yield disconnects
         yield GaugeMetricFamily("mcastkit_relay_peers", "Authenticated peers connected", value=stats.peers)
+        if stats.role == "ingress":
+            yield GaugeMetricFamily(
+                "mcastkit_relay_queued_datagrams",
+                "Datagram copies in peers' send queues, not yet written to their sockets",
+                value=stats.queued,
+            )
         if stats.transit_ns is not None:
             yield GaugeMetricFamily(
                 "mcastkit_relay_transit_seconds",
