@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from aws_cdk import Tags
@@ -25,8 +26,9 @@ def domain_options(domain: Domain) -> dict[str, str]:
 
 
 def pascal(name: str) -> str:
-    """``market-data`` -> ``MarketData``: construct ids from config names."""
-    return "".join(part.capitalize() for part in name.split("-"))
+    """Construct ids from config values: ``market-data`` -> ``MarketData``,
+    ``10.20.0.0/24`` -> ``10200024``, ``ecr.dkr`` -> ``EcrDkr``."""
+    return "".join(part.capitalize() for part in re.split(r"[-./]", name))
 
 
 class MulticastDomain(Construct):

@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mcastkit.config import Subnet
+from mcastkit.constructs.multicast_domain import pascal
 
 #: What ECS container instances and their tasks call: the ECS control plane, ECR for
 #: images, CloudWatch Logs for task logs, Secrets Manager for task secrets.
@@ -36,10 +37,6 @@ def first_subnet_per_zone(subnets: Sequence[ec2.ISubnet]) -> list[ec2.ISubnet]:
     for subnet in subnets:
         chosen.setdefault(subnet.availability_zone, subnet)
     return list(chosen.values())
-
-
-def _pascal(text: str) -> str:
-    return "".join(part.capitalize() for part in text.replace(".", "-").replace("/", "-").split("-"))
 
 
 class MulticastVpc(Construct):
@@ -96,7 +93,7 @@ class MulticastVpc(Construct):
         self.subnets: list[ec2.ISubnet] = [
             ec2.PrivateSubnet(
                 self,
-                f"Subnet{_pascal(spec.cidr)}",
+                f"Subnet{pascal(spec.cidr)}",
                 vpc_id=self.vpc.vpc_id,
                 availability_zone=spec.availability_zone,
                 cidr_block=spec.cidr,
@@ -123,7 +120,7 @@ class MulticastVpc(Construct):
         for service in interface_endpoints:
             short = service.short_name
             self.endpoints[short] = self.vpc.add_interface_endpoint(
-                f"Endpoint{_pascal(short)}",
+                f"Endpoint{pascal(short)}",
                 service=service,
                 subnets=ec2.SubnetSelection(subnets=self.endpoint_subnets),
                 private_dns_enabled=True,

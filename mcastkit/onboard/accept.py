@@ -73,14 +73,7 @@ def _decide(verdict: Verdict) -> Action:
 def review_attachments(
     aws: Aws, config: Config, provider: ProviderRegion, entitlements: Entitlements, *, dry_run: bool
 ) -> list[Decision]:
-    tgw = provider.transit_gateway_id
-    attachments = aws.pages(
-        "ec2",
-        "describe_transit_gateway_attachments",
-        "TransitGatewayAttachments",
-        tgw,
-        Filters=[{"Name": "transit-gateway-id", "Values": [tgw]}],
-    )
+    attachments = provider.attachments(aws)
     decisions = []
     for attachment in attachments:
         owner = attachment.get("ResourceOwnerId", "")
@@ -124,13 +117,7 @@ def review_associations(
 ) -> list[Decision]:
     decisions = []
     for domain in provider.domains.values():
-        associations = aws.pages(
-            "multicast",
-            "get_transit_gateway_multicast_domain_associations",
-            "MulticastDomainAssociations",
-            domain.domain_id,
-            TransitGatewayMulticastDomainId=domain.domain_id,
-        )
+        associations = provider.associations(aws, domain)
         pending: dict[tuple[str, str], list[str]] = defaultdict(list)
         for association in associations:
             owner = association.get("ResourceOwnerId", "")

@@ -56,6 +56,27 @@ class ProviderRegion:
     def domain_named(self, domain_id: str) -> str | None:
         return next((d.name for d in self.domains.values() if d.domain_id == domain_id), None)
 
+    def attachments(self, aws: Aws) -> list[dict[str, Any]]:
+        """Every attachment to the transit gateway, whoever owns it."""
+        tgw = self.transit_gateway_id
+        return aws.pages(
+            "ec2",
+            "describe_transit_gateway_attachments",
+            "TransitGatewayAttachments",
+            tgw,
+            Filters=[{"Name": "transit-gateway-id", "Values": [tgw]}],
+        )
+
+    def associations(self, aws: Aws, domain: SharedDomain) -> list[dict[str, Any]]:
+        """Every subnet association of ``domain``, whoever owns the subnet."""
+        return aws.pages(
+            "multicast",
+            "get_transit_gateway_multicast_domain_associations",
+            "MulticastDomainAssociations",
+            domain.domain_id,
+            TransitGatewayMulticastDomainId=domain.domain_id,
+        )
+
 
 def recorded_ids(config: Config, region: str) -> tuple[str | None, dict[str, str]]:
     """The TGW and domain ids recorded in the config (``regions.<region>.shared``), if any."""

@@ -200,13 +200,7 @@ def collect_status(aws: Aws, config: Config, region: str) -> RegionStatus:
                     f"RAM association for {domain_name} failed: {association.get('statusMessage', '')}"
                 )
 
-    attachments = aws.pages(
-        "ec2",
-        "describe_transit_gateway_attachments",
-        "TransitGatewayAttachments",
-        tgw,
-        Filters=[{"Name": "transit-gateway-id", "Values": [tgw]}],
-    )
+    attachments = provider.attachments(aws)
     for attachment in attachments:
         account = attachment.get("ResourceOwnerId", "")
         state = attachment.get("State", "")
@@ -225,13 +219,7 @@ def collect_status(aws: Aws, config: Config, region: str) -> RegionStatus:
 
     groups: list[GroupStatus] = []
     for domain in provider.domains.values():
-        associations = aws.pages(
-            "multicast",
-            "get_transit_gateway_multicast_domain_associations",
-            "MulticastDomainAssociations",
-            domain.domain_id,
-            TransitGatewayMulticastDomainId=domain.domain_id,
-        )
+        associations = provider.associations(aws, domain)
         for association in associations:
             account = association.get("ResourceOwnerId", "")
             subnet = association.get("Subnet", {})
