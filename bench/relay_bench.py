@@ -33,7 +33,7 @@ from mcastkit.lab import netns
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import Lab, relay_available
 from mcastkit.lab.topology import EGRESS_ADDRESS
-from mcastkit.probe.addresses import GroupPort
+from mcastkit.net.addresses import GroupPort
 
 LAB_NAME = "mckbench"
 RATES = (
@@ -123,7 +123,11 @@ def wait_relay_drained(lab: Lab, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counters = lab.relay_counters()
-        if counters.get("ingress.datagrams_out", 0) <= counters.get("egress.datagrams_in", 0):
+        # Nothing left in the ingress's queue (every copy due is out or dropped), and the egress has
+        # taken all that went out.
+        due = counters.get("ingress.datagrams_due", 0)
+        out = counters.get("ingress.datagrams_out", 0)
+        if due <= out + counters.get("ingress.drops", 0) and out <= counters.get("egress.datagrams_in", 0):
             return
         time.sleep(0.2)
 

@@ -169,6 +169,29 @@ def _duplicates(values: Iterable[Any]) -> list[Any]:
     return [value for value, count in Counter(values).items() if count > 1]
 
 
+def port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
+    """Merge ports into the fewest contiguous (first, last) ranges: 1,2,3,7 -> (1,3),(7,7)."""
+    ranges: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if ranges and port == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], port)
+        else:
+            ranges.append((port, port))
+    return ranges
+
+
+def member_rule_counts(domains: Iterable[Domain]) -> tuple[int, int]:
+    """(inbound, outbound) rules of the members security group that MemberRules generates.
+
+    In: IGMP from the querier, and UDP from each source CIDR per contiguous port range.
+    Out: IGMP to 224.0.0.2, HTTPS to the endpoints, and IGMP + UDP to each group.
+    """
+    domains = list(domains)
+    inbound = 1 + sum(len(d.source_cidrs) * len(port_ranges(g.port for g in d.groups)) for d in domains)
+    outbound = 2 + sum(2 * len(d.groups) for d in domains)
+    return inbound, outbound
+
+
 def _repeats(values: list[Any]) -> list[tuple[int, Any]]:
     """(index, value) of every value that already appeared earlier in the list."""
     return [(i, value) for i, value in enumerate(values) if value in values[:i]]
@@ -526,6 +549,11 @@ class Quotas(_Model):
         ge=1,
         description="members per group are capped at 100 (not adjustable); one is the provider's",
     )
+    security_group_rules: int = Field(
+        default=60,
+        ge=1,
+        description="inbound or outbound rules per security group (VPC quota, adjustable)",
+    )
 
 
 class Config(_Model):
@@ -575,6 +603,13 @@ class Config(_Model):
                 f"domains: {groups} groups exceed the quota of "
                 f"{self.quotas.groups_per_transit_gateway} per transit gateway "
                 "(quotas.groups_per_transit_gateway)"
+            )
+        inbound, outbound = member_rule_counts(region.domains)
+        if max(inbound, outbound) > self.quotas.security_group_rules:
+            problems.append(
+                f"domains: the members security group would need {inbound} inbound and {outbound} "
+                f"outbound rules, over quotas.security_group_rules ({self.quotas.security_group_rules}); "
+                "use contiguous group ports and fewer source CIDRs, or raise the VPC quota"
             )
         vpc = ipaddress.IPv4Network(region.vpc_cidr)
         for i, subnet in enumerate(region.subnets):

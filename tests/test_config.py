@@ -153,6 +153,14 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "regions.eu-west-2.domains.market-data",
         "2 customers exceed",
     ),
+    (
+        "more-security-group-rules-than-the-quota",
+        lambda d: _london(d)["domains"][0]["groups"].extend(
+            {"name": f"extra-{n}", "address": f"239.10.9.{n}", "port": 40000 + n} for n in range(1, 30)
+        ),
+        "regions.eu-west-2.domains",
+        "68 outbound",
+    ),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
 
-from mcastkit.config import Config, Domain
+from mcastkit.config import Config, Domain, member_rule_counts, port_ranges
 from mcastkit.constructs.member_rules import (
     IGMP,
     NACL_RULES_PER_DIRECTION,
@@ -18,7 +18,6 @@ from mcastkit.constructs.member_rules import (
     MemberRules,
     acl_plan,
     covering_network,
-    port_ranges,
 )
 
 ENV = cdk.Environment(account="111111111111", region="eu-west-2")
@@ -227,3 +226,12 @@ def test_acl_plan_merges_domains_when_the_quota_would_be_exceeded() -> None:
     assert {(r.cidr, r.ports) for r in inbound if r.protocol == UDP} == {
         (f"10.{i}.0.0/24", (30000, 30011)) for i in range(12)
     }
+
+
+def test_config_counts_the_security_group_rules_the_construct_makes(
+    built: Any, example_config: Config
+) -> None:
+    _, template = built
+    group = _members_group(template)
+    made = (len(group["SecurityGroupIngress"]), len(group["SecurityGroupEgress"]))
+    assert made == member_rule_counts(example_config.regions["eu-west-2"].domains)

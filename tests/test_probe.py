@@ -12,27 +12,35 @@ import pytest
 
 from mcastkit.cli import Console, main
 from mcastkit.exit import ExitStatus
-from mcastkit.probe.addresses import GroupPort, ProbeInputError, parse_group_port, resolve_interface
+from mcastkit.net.addresses import AddressError, GroupPort, parse_group, resolve_interface
+from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.receiver import receive_stream
 from mcastkit.probe.roundtrip import echo, measure_rtt
 from mcastkit.probe.sender import send_stream
-from mcastkit.probe.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.stats import StreamStats, latency_summary, percentile
 from mcastkit.probe.wire import HEADER, MAGIC
 
 LOOPBACK = "127.0.0.1"
 
 
+def _receiver(group: GroupPort, timeout: float = 0.1) -> socket.socket:
+    return open_receiver(*group, LOOPBACK, buffer_bytes=1 << 20, timeout=timeout)
+
+
+def _sender(group: GroupPort, ttl: int) -> socket.socket:
+    return open_sender(LOOPBACK, ttl=ttl, loop=True, connect=group)
+
+
 def _loopback_multicast_works() -> bool:
     group = GroupPort("239.255.77.1", random.randint(20000, 60000))
     try:
         with (
-            open_receiver(group, interface=LOOPBACK, timeout=0.5) as listen,
-            open_sender(group, interface=LOOPBACK, ttl=1) as send,
+            _receiver(group, timeout=0.5) as listen,
+            _sender(group, ttl=1) as send,
         ):
             send.send(b"x" * 32)
             return listen.recv(64) == b"x" * 32
-    except (OSError, ProbeInputError):
+    except (OSError, AddressError):
         return False
 
 
@@ -92,7 +100,7 @@ def test_latency_summary_in_microseconds() -> None:
 
 
 def test_parse_group_port() -> None:
-    assert parse_group_port("239.1.1.1:5001") == GroupPort("239.1.1.1", 5001)
+    assert parse_group("239.1.1.1:5001", flag="") == GroupPort("239.1.1.1", 5001)
 
 
 @pytest.mark.parametrize(
@@ -106,16 +114,16 @@ def test_parse_group_port() -> None:
     ],
 )
 def test_bad_group_is_named(text: str, named: str) -> None:
-    with pytest.raises(ProbeInputError, match=named):
-        parse_group_port(text)
+    with pytest.raises(AddressError, match=named):
+        parse_group(text, flag="")
 
 
 def test_interface_must_be_on_this_host() -> None:
     assert resolve_interface(LOOPBACK) == LOOPBACK
     assert resolve_interface("lo") == LOOPBACK
-    with pytest.raises(ProbeInputError, match=r"203\.0\.113\.9"):
+    with pytest.raises(AddressError, match=r"203\.0\.113\.9"):
         resolve_interface("203.0.113.9")
-    with pytest.raises(ProbeInputError, match="nosuchif0"):
+    with pytest.raises(AddressError, match="nosuchif0"):
         resolve_interface("nosuchif0")
 
 
@@ -158,14 +166,14 @@ def test_cli_interface_not_on_host_exits_2() -> None:
 @needs_loopback_multicast
 def test_send_then_receive_counts_every_datagram() -> None:
     group = _group()
-    with open_receiver(group, interface=LOOPBACK) as listen:
+    with _receiver(group) as listen:
         received: list[object] = []
         thread = threading.Thread(
             target=lambda: received.append(receive_stream(listen, count=2000, timeout=20, idle=2)),
             daemon=True,
         )
         thread.start()
-        with open_sender(group, interface=LOOPBACK, ttl=1) as send:
+        with _sender(group, ttl=1) as send:
             report = send_stream(send, rate=20_000, count=2000, size=100, stream_id=42)
         thread.join(30)
     assert report.sent == 2000
@@ -182,8 +190,8 @@ def test_send_then_receive_counts_every_datagram() -> None:
 def test_receiver_stops_on_timeout_and_counts_foreign_datagrams() -> None:
     group = _group()
     with (
-        open_receiver(group, interface=LOOPBACK) as listen,
-        open_sender(group, interface=LOOPBACK, ttl=1) as send,
+        _receiver(group) as listen,
+        _sender(group, ttl=1) as send,
     ):
         send.send(b"not a probe datagram at all")
         datagram = bytearray(64)
@@ -248,8 +256,8 @@ def test_rtt_through_echo() -> None:
     request, reply = _group(), _group()
     stop = threading.Event()
     with (
-        open_receiver(request, interface=LOOPBACK, timeout=0.1) as echo_in,
-        open_sender(reply, interface=LOOPBACK, ttl=1) as echo_out,
+        _receiver(request, timeout=0.1) as echo_in,
+        _sender(reply, ttl=1) as echo_out,
     ):
         echoer = threading.Thread(
             target=echo,
@@ -258,8 +266,8 @@ def test_rtt_through_echo() -> None:
         )
         echoer.start()
         with (
-            open_sender(request, interface=LOOPBACK, ttl=1) as send,
-            open_receiver(reply, interface=LOOPBACK) as listen,
+            _sender(request, ttl=1) as send,
+            _receiver(reply) as listen,
         ):
             set_receive_timeout(listen, 0.05)
             result = measure_rtt(
@@ -275,8 +283,8 @@ def test_rtt_through_echo() -> None:
 def test_rtt_without_echo_gives_up_per_datagram() -> None:
     request, reply = _group(), _group()
     with (
-        open_sender(request, interface=LOOPBACK, ttl=1) as send,
-        open_receiver(reply, interface=LOOPBACK) as listen,
+        _sender(request, ttl=1) as send,
+        _receiver(reply) as listen,
     ):
         set_receive_timeout(listen, 0.02)
         result = measure_rtt(send, listen, count=3, size=64, interval=0, loss_timeout=0.1, stream_id=9)
@@ -285,7 +293,7 @@ def test_rtt_without_echo_gives_up_per_datagram() -> None:
 
 def test_sender_socket_is_connected_to_the_group() -> None:
     group = _group()
-    with open_sender(group, interface=LOOPBACK, ttl=3) as send:
+    with _sender(group, ttl=3) as send:
         assert send.getpeername() == (group.group, group.port)
         assert send.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 3
 

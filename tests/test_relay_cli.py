@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mcastkit.relay.sockets import open_receiver
+from mcastkit.net.sockets import open_receiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,8 +81,8 @@ def test_empty_secret_file_fails_at_start_naming_it(tmp_path: Path) -> None:
         (["--group", "239.1.1.1:5000", "--interface", "nosuch9"], 2, "--interface 'nosuch9': no interface"),
         (
             ["--group", "239.1.1.1:5000", "--interface", "192.0.2.254"],
-            3,
-            "interface address 192.0.2.254 is not on this host",
+            2,
+            "--interface 192.0.2.254: no interface on this host has that address",
         ),
     ],
 )
@@ -99,9 +99,11 @@ def test_bad_ingress_input_names_the_value(
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["--ttl", "0"], 2, "--ttl '0': must be from 1 to 255"),
+        (["--ttl", "0"], 2, "argument --ttl: '0': must be from 1 to 255"),
+        (["--heartbeat", "0"], 2, "argument --heartbeat: '0': must be more than 0.0"),
+        (["--heartbeat", "inf"], 2, "argument --heartbeat: 'inf': must be more than 0.0"),
         (["--map", "239.1.1.1:5000"], 2, "--map '239.1.1.1:5000': expected G:P=G2:P2"),
-        (["--interface", "192.0.2.254"], 3, "interface address 192.0.2.254 is not on this host"),
+        (["--interface", "192.0.2.254"], 2, "--interface 192.0.2.254: no interface on this host"),
         (["--connect", "127.0.0.1"], 2, "--connect '127.0.0.1': expected HOST:PORT"),
     ],
 )

@@ -13,10 +13,11 @@ import argparse
 import json
 from typing import Any
 
-from mcastkit.commands.probe import _bounded_float, _bounded_int, _group
+from mcastkit.commands.args import bounded_float, bounded_int, group_port
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath
+from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
 
 
 def register(subparsers: Any) -> None:
@@ -30,18 +31,20 @@ def register(subparsers: Any) -> None:
 
     up = actions.add_parser("up", help="build the namespaces and start the relays")
     named(up)
-    up.add_argument("--receivers", type=_bounded_int(1, 8), default=2, help="receivers that join (2)")
-    up.add_argument("--group", type=_group, default=DEFAULT_GROUP, metavar="G:P", help=f"({DEFAULT_GROUP})")
+    up.add_argument("--receivers", type=bounded_int(1, 8), default=2, help="receivers that join (2)")
+    up.add_argument(
+        "--group", type=group_port, default=DEFAULT_GROUP, metavar="G:P", help=f"({DEFAULT_GROUP})"
+    )
     up.add_argument("--no-relay", dest="relay", action="store_false", help="build without relays")
     up.set_defaults(handler=run_up)
 
     run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
     named(run)
     run.add_argument("--path", choices=("relay", "direct"), default=None, help="default: relay if running")
-    run.add_argument("--count", type=_bounded_int(1), default=10_000)
-    run.add_argument("--rate", type=_bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
-    run.add_argument("--size", type=_bounded_int(24, 8500), default=64)
-    run.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction per member")
+    run.add_argument("--count", type=bounded_int(1), default=10_000)
+    run.add_argument("--rate", type=bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
+    run.add_argument("--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
+    run.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction per member")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(handler=run_run)
 
@@ -139,6 +142,7 @@ def render_table(report: dict[str, Any]) -> str:
     if relay is not None:
         wanted = (
             "ingress.datagrams_in",
+            "ingress.datagrams_due",
             "ingress.datagrams_out",
             "egress.datagrams_in",
             "egress.datagrams_out",

@@ -10,53 +10,28 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from mcastkit.commands.args import bounded_float, bounded_int, group_port
 from mcastkit.exit import ExitStatus
-from mcastkit.probe.addresses import GroupPort, ProbeInputError, parse_group_port, resolve_interface
-from mcastkit.probe.receiver import ReceiveResult, receive_stream
+from mcastkit.net.addresses import AddressError, GroupPort, resolve_interface
+from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
+from mcastkit.probe.receiver import RECEIVE_BUFFER_BYTES, ReceiveResult, receive_stream
 from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
 from mcastkit.probe.sender import new_stream_id, send_stream
-from mcastkit.probe.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
 
 
-def _group(text: str) -> GroupPort:
-    try:
-        return parse_group_port(text)
-    except ProbeInputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+def _receiver(group: GroupPort, interface: str, timeout: float = 0.1) -> socket.socket:
+    return open_receiver(*group, interface, buffer_bytes=RECEIVE_BUFFER_BYTES, timeout=timeout)
 
 
-def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            limits = f"{low}-{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({limits})")
-        return value
-
-    return parse
-
-
-def _bounded_float(low: float, high: float | None = None) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value >= low or (high is not None and value > high):
-            limits = f"{low}-{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"{text} is out of range ({limits})")
-        return value
-
-    return parse
+def _sender(group: GroupPort, interface: str, ttl: int) -> socket.socket:
+    return open_sender(interface, ttl=ttl, loop=True, connect=group)
 
 
 def register(subparsers: Any) -> None:
@@ -64,37 +39,39 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="probe_command", required=True)
 
     def common(sub: argparse.ArgumentParser, *, ttl: bool = False) -> None:
-        sub.add_argument("--group", required=True, type=_group, metavar="G:P", help="multicast group:port")
+        sub.add_argument(
+            "--group", required=True, type=group_port, metavar="G:P", help="multicast group:port"
+        )
         sub.add_argument(
             "--interface", required=True, metavar="IFADDR", help="local interface address (or name)"
         )
         if ttl:
-            sub.add_argument("--ttl", type=_bounded_int(1, 255), default=1, help="multicast TTL (default 1)")
+            sub.add_argument("--ttl", type=bounded_int(1, 255), default=1, help="multicast TTL (default 1)")
 
     send = actions.add_parser("send", help="send a paced, numbered stream")
     common(send, ttl=True)
-    send.add_argument("--rate", type=_bounded_int(0), default=1000, help="datagrams/s; 0 = unpaced")
-    send.add_argument("--count", type=_bounded_int(1), default=10_000)
+    send.add_argument("--rate", type=bounded_int(0), default=1000, help="datagrams/s; 0 = unpaced")
+    send.add_argument("--count", type=bounded_int(1), default=10_000)
     send.add_argument(
-        "--size", type=_bounded_int(HEADER_SIZE, MAX_SIZE), default=64, help="datagram payload bytes"
+        "--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64, help="datagram payload bytes"
     )
     send.add_argument(
-        "--stream-id", type=_bounded_int(0, 2**32 - 1), default=None, help="stream id (default: random)"
+        "--stream-id", type=bounded_int(0, 2**32 - 1), default=None, help="stream id (default: random)"
     )
     send.add_argument("--json", action="store_true", help="print the report as JSON")
     send.set_defaults(handler=run_send)
 
     recv = actions.add_parser("recv", help="receive and count a stream")
     common(recv)
-    recv.add_argument("--count", type=_bounded_int(1), default=10_000, help="datagrams the sender sends")
-    recv.add_argument("--timeout", type=_bounded_float(0.1), default=30.0, help="give up after S seconds")
+    recv.add_argument("--count", type=bounded_int(1), default=10_000, help="datagrams the sender sends")
+    recv.add_argument("--timeout", type=bounded_float(0.1), default=30.0, help="give up after S seconds")
     recv.add_argument(
-        "--idle", type=_bounded_float(0.05), default=2.0, help="stop S seconds after the last datagram"
+        "--idle", type=bounded_float(0.05), default=2.0, help="stop S seconds after the last datagram"
     )
-    recv.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
+    recv.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
     recv.add_argument(
         "--stream-id",
-        type=_bounded_int(0, 2**32 - 1),
+        type=bounded_int(0, 2**32 - 1),
         default=None,
         help="count only this stream (default: the first one heard); others are foreign",
     )
@@ -103,23 +80,27 @@ def register(subparsers: Any) -> None:
 
     echo_parser = actions.add_parser("echo", help="re-emit a group's probe datagrams to a reply group")
     common(echo_parser, ttl=True)
-    echo_parser.add_argument("--reply", required=True, type=_group, metavar="G:P", help="reply group:port")
-    echo_parser.add_argument("--count", type=_bounded_int(0), default=0, help="stop after N (0 = never)")
     echo_parser.add_argument(
-        "--timeout", type=_bounded_float(0.0), default=0.0, help="stop after S s (0 = never)"
+        "--reply", required=True, type=group_port, metavar="G:P", help="reply group:port"
+    )
+    echo_parser.add_argument("--count", type=bounded_int(0), default=0, help="stop after N (0 = never)")
+    echo_parser.add_argument(
+        "--timeout", type=bounded_float(0.0), default=0.0, help="stop after S s (0 = never)"
     )
     echo_parser.set_defaults(handler=run_echo)
 
     rtt = actions.add_parser("rtt", help="round-trip latency through a remote `probe echo`")
     common(rtt, ttl=True)
-    rtt.add_argument("--reply", required=True, type=_group, metavar="G:P", help="group the echo replies to")
-    rtt.add_argument("--count", type=_bounded_int(1), default=100)
-    rtt.add_argument("--size", type=_bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
-    rtt.add_argument("--interval", type=_bounded_float(0.0), default=0.01, help="seconds between pings")
     rtt.add_argument(
-        "--loss-timeout", type=_bounded_float(0.001), default=0.5, help="seconds to wait for each echo"
+        "--reply", required=True, type=group_port, metavar="G:P", help="group the echo replies to"
     )
-    rtt.add_argument("--max-loss", type=_bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
+    rtt.add_argument("--count", type=bounded_int(1), default=100)
+    rtt.add_argument("--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
+    rtt.add_argument("--interval", type=bounded_float(0.0), default=0.01, help="seconds between pings")
+    rtt.add_argument(
+        "--loss-timeout", type=bounded_float(0.001), default=0.5, help="seconds to wait for each echo"
+    )
+    rtt.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
     rtt.add_argument("--json", action="store_true", help="print the report as JSON")
     rtt.set_defaults(handler=run_rtt)
 
@@ -130,7 +111,7 @@ def _handled(console: Any) -> Iterator[list[ExitStatus]]:
     status: list[ExitStatus] = []
     try:
         yield status
-    except ProbeInputError as err:
+    except AddressError as err:
         console.error(str(err))
         status.append(ExitStatus.BAD_INPUT)
     except OSError as err:
@@ -146,7 +127,7 @@ def _progress_line(console: Any, text: str) -> None:
 def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
     with _handled(console) as failed:
         interface = resolve_interface(args.interface)
-        sock = open_sender(args.group, interface=interface, ttl=args.ttl)
+        sock = _sender(args.group, interface, args.ttl)
         progress = None
         if console.interactive and not args.json:
 
@@ -207,7 +188,7 @@ def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
                     f"reordered {stats.reordered}  {partial.seconds:.1f}s",
                 )
 
-        with open_receiver(args.group, interface=interface) as sock:
+        with _receiver(args.group, interface) as sock:
             result = receive_stream(
                 sock, count=args.count, timeout=args.timeout, idle=args.idle, progress=progress
             )
@@ -254,8 +235,8 @@ def run_echo(args: argparse.Namespace, console: Any) -> ExitStatus:
         previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
         try:
             with (
-                open_receiver(args.group, interface=interface, timeout=0.2) as listen,
-                open_sender(args.reply, interface=interface, ttl=args.ttl) as reply,
+                _receiver(args.group, interface, timeout=0.2) as listen,
+                _sender(args.reply, interface, args.ttl) as reply,
             ):
                 echoed = echo(
                     listen, reply, count=args.count, timeout=args.timeout, keep_running=lambda: running[0]
@@ -278,8 +259,8 @@ def run_rtt(args: argparse.Namespace, console: Any) -> ExitStatus:
                 _progress_line(console, f"answered {partial.answered}/{partial.sent}")
 
         with (
-            open_sender(args.group, interface=interface, ttl=args.ttl) as send,
-            open_receiver(args.reply, interface=interface) as listen,
+            _sender(args.group, interface, args.ttl) as send,
+            _receiver(args.reply, interface) as listen,
         ):
             set_receive_timeout(listen, min(args.loss_timeout, 0.05))
             result = measure_rtt(

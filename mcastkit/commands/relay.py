@@ -12,20 +12,15 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from mcastkit.commands.args import bounded_float, bounded_int
 from mcastkit.exit import ExitStatus
+from mcastkit.net.addresses import AddressError, parse_endpoint, parse_group, resolve_interface
+from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, SocketSetupError
 from mcastkit.relay.auth import RECOMMENDED_SECRET_BYTES, SecretError, load_secret
 from mcastkit.relay.egress import Egress
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
 from mcastkit.relay.metrics import MetricsServer, RelayStats
-from mcastkit.relay.sockets import (
-    DEFAULT_BUFFER_BYTES,
-    AddressError,
-    SocketSetupError,
-    parse_endpoint,
-    parse_group,
-    resolve_interface,
-)
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -82,7 +77,7 @@ def register(subparsers: Any) -> None:
     _endpoints(egress, connect_help="dial this ingress (repeatable)")
     _interface(egress, "send multicast out of this interface")
     egress.add_argument(
-        "--ttl", type=_ranged_int("--ttl", 1, 255), required=True, metavar="N", help="multicast TTL (1-255)"
+        "--ttl", type=bounded_int(1, 255), required=True, metavar="N", help="multicast TTL (1-255)"
     )
     _common(egress)
     egress.add_argument(
@@ -104,7 +99,7 @@ def register(subparsers: Any) -> None:
 
 def _count(parser: argparse.ArgumentParser, flag: str, default: int, purpose: str) -> None:
     parser.add_argument(
-        flag, type=_positive_int(flag), default=default, metavar="N", help=f"{purpose} (default: %(default)s)"
+        flag, type=bounded_int(1), default=default, metavar="N", help=f"{purpose} (default: %(default)s)"
     )
 
 
@@ -136,7 +131,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--heartbeat",
-        type=_positive_float("--heartbeat"),
+        type=bounded_float(0.0, exclusive=True),
         default=1.0,
         metavar="SECONDS",
         help="heartbeat interval; a link silent for 3 intervals is dropped (default: %(default)s)",
@@ -147,37 +142,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default="info",
         help="(default: %(default)s)",
     )
-
-
-def _positive_int(flag: str) -> Callable[[str], int]:
-    return _ranged_int(flag, 1, None)
-
-
-def _ranged_int(flag: str, low: int, high: int | None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: not a whole number") from None
-        if value < low or (high is not None and value > high):
-            limits = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be {limits}")
-        return value
-
-    return parse
-
-
-def _positive_float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: not a number") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be a positive number of seconds")
-        return value
-
-    return parse
 
 
 def _parse_map(values: list[str]) -> dict[tuple[str, int], tuple[str, int]]:

@@ -10,7 +10,7 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from mcastkit.config import Domain
+from mcastkit.config import Domain, port_ranges
 
 #: IP protocol numbers as network ACL entries take them.
 IGMP, TCP, UDP = 2, 6, 17
@@ -35,17 +35,6 @@ class AclRule:
     protocol: int
     cidr: str
     ports: tuple[int, int] | None = None
-
-
-def port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
-    """Merge ports into the fewest contiguous (first, last) ranges: 1,2,3,7 -> (1,3),(7,7)."""
-    ranges: list[tuple[int, int]] = []
-    for port in sorted(set(ports)):
-        if ranges and port == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], port)
-        else:
-            ranges.append((port, port))
-    return ranges
 
 
 def covering_network(addresses: Iterable[str]) -> ipaddress.IPv4Network:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from mcastkit.lab import netns, topology
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
-from mcastkit.probe.addresses import GroupPort
+from mcastkit.net.addresses import GroupPort
 from mcastkit.probe.sender import new_stream_id
 
 RUN_ROOT = Path("/run/mcastkit-lab")

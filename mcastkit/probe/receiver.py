@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mcastkit.probe.batch import DatagramBatch
+from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.probe.stats import StreamStats
 from mcastkit.probe.wire import HEADER, HEADER_SIZE, MAGIC, MAX_SIZE
 
 _BATCH = 64
+#: Big enough to ride out a scheduling hiccup at several hundred thousand datagrams per second.
+RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -42,19 +44,19 @@ def receive_stream(
     """
     result = ReceiveResult(stats=StreamStats(count), stream_id=stream_id)
     stats, record = result.stats, result.stats.record
-    batch = DatagramBatch(sock, slots=_BATCH, slot_size=MAX_SIZE)
-    view, unpack_from, slot = batch.view, HEADER.unpack_from, batch.slot_size
+    batch = DatagramSlots(sock, capacity=MAX_SIZE, slots=_BATCH)
+    view, unpack_from, slot = batch.view, HEADER.unpack_from, batch.stride
     start = time.monotonic()
     deadline = start + timeout
     last_arrival: float | None = None
     next_progress = start + 0.25
     while True:
-        lengths = batch.receive()
+        received = batch.receive(wait=True)
         now = time.monotonic()
-        if lengths:
+        if received:
             arrived_ns = time.time_ns()
             last_arrival = now
-            for index, length in enumerate(lengths):
+            for index, (length, _truncated) in enumerate(received):
                 if length < HEADER_SIZE:
                     result.foreign += 1
                     continue

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mcastkit.probe.batch import DatagramBatch
+from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.probe.wire import HEADER, MAGIC
 
 #: Upper bound on one burst: keeps the send timestamp of the last datagram in a burst honest.
@@ -57,8 +57,8 @@ def send_stream(
     machine cannot sustain the rate the stream runs late and the report says what rate it achieved.
     """
     tighten_timer_slack()
-    batch = DatagramBatch(sock, slots=MAX_BURST, slot_size=size)
-    view, pack_into = batch.view, HEADER.pack_into
+    batch = DatagramSlots(sock, capacity=size, slots=MAX_BURST)
+    view, pack_into, stride = batch.view, HEADER.pack_into, batch.stride
     start = time.monotonic_ns()
     next_progress = start
     sent = 0
@@ -75,7 +75,7 @@ def send_stream(
         # One timestamp per burst, taken just before the system call that sends it.
         stamp = clock()
         for index in range(burst):
-            pack_into(view, index * size, MAGIC, stream_id, sent + index, stamp)
+            pack_into(view, index * stride, MAGIC, stream_id, sent + index, stamp)
         done = batch.send(burst, size)
         if done == 0:
             time.sleep(0.0001)  # the kernel is out of buffer space: let the queue drain

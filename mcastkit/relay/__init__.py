@@ -55,6 +55,36 @@ recorded or reflected proof is useless. The handshake authenticates the peers; i
 encrypt or sign the stream afterwards: run the link over Direct Connect or a VPN and keep the
 security group restricted to the datacenter CIDRs.
 
+Counters (nothing is lost without one)
+--------------------------------------
+Every datagram the ingress reads is either too large (``drops{reason="oversize"}``) or counted in
+``datagrams_in{group}``. Each accepted datagram is then owed once to every peer connected when it
+arrived, or, when none is, once to nobody; ``datagrams_due{group}`` counts these copies (with one
+peer, or none, it equals ``datagrams_in``). Every copy ends in exactly one of:
+
+- ``datagrams_out{group}``: its whole frame was written to that peer's TCP socket (a frame still in
+  the relay's send queue is not out yet; what the kernel held when a link was reset is not seen);
+- ``drops{reason="no_peer"}``: no peer was connected when it arrived;
+- ``drops{reason="slow_peer_queue"}``: it was in (or would have overflowed) the queue of a peer
+  dropped for falling ``--queue-bytes`` behind;
+- ``drops{reason="link_lost_queue"}``: it was still queued when the link ended for another reason
+  (heartbeat timeout, connection reset, drain timeout at stop);
+- ``queued_datagrams`` (gauge): still in a peer's send queue, not yet seen on its socket (the
+  ingress looks every 50 ms while a queue is not empty).
+
+So at any moment, summed over groups::
+
+    datagrams_due = datagrams_out + drops{no_peer} + drops{slow_peer_queue} + drops{link_lost_queue}
+                    + queued_datagrams
+
+and with a single egress peer ``datagrams_in = datagrams_out + those drops + queued_datagrams``.
+With several peers ``datagrams_out`` is summed over them (one datagram to London and Tokyo is two).
+
+The egress counts every DATA frame it decodes in ``datagrams_in{group}``; each one is emitted
+(``datagrams_out``), a repeat (``duplicates``), or dropped (``drops`` ``oversize``,
+``not_multicast``, ``send_error``): ``datagrams_in = datagrams_out + duplicates + drops``.
+Datagrams that never reached it show as ``gaps``.
+
 Operation
 ---------
 - After the handshake both sides send a HEARTBEAT every ``--heartbeat`` seconds (default 1) and
@@ -64,14 +94,15 @@ Operation
   with jitter; it is reset once a link has stayed up for 5 s).
 - One ingress serves many egress peers (``--listen``, or ``--connect`` repeated). Each peer has a
   bounded send queue (``--queue-bytes``); a peer that falls further behind is dropped, counted
-  in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` and logged, and never slows the
-  others. It reconnects and resumes; what it missed shows as gaps.
+  in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` (its queued datagrams in
+  ``drops{reason="slow_peer_queue"}``) and logged, and never slows the others. It reconnects
+  and resumes; what it missed shows as gaps.
 - Malformed input closes only that connection (``reason="protocol_error"`` or
   ``"truncated_frame"``), with a log line naming the peer and the fault.
 - SIGTERM: the ingress stops reading multicast, forwards what had already arrived, flushes each
   queue (at most 2 s), sends BYE and exits 0; the egress sends BYE and exits 0.
 - ``--metrics HOST:PORT`` serves ``/metrics`` (Prometheus text: datagrams and bytes in/out,
-  gaps and duplicates per group; drops by reason; disconnects by reason; peers; reconnects;
+  gaps and duplicates per group; drops by reason (see "Counters"); disconnects by reason; peers; reconnects;
   auth failures) and ``/healthz`` (200 with a JSON summary while the event loop runs, 503 if it
   stalls; it does not fail merely because no peer is connected, so ECS does not restart a
   healthy egress during a datacenter outage).

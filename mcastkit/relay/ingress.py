@@ -7,8 +7,11 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mcastkit.net.mmsg import BATCH, DatagramSlots
+from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import Role
 from mcastkit.relay.frame import (
     HEADER,
@@ -23,8 +26,6 @@ from mcastkit.relay.frame import (
 )
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
-from mcastkit.relay.mmsg import BATCH, BatchReceiver
-from mcastkit.relay.sockets import open_receiver
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -57,7 +58,7 @@ class _Backlog:
 @dataclass(eq=False)
 class _Source:
     sock: socket.socket
-    receiver: BatchReceiver
+    receiver: DatagramSlots
     group: int
     port: int
     stats: GroupStats
@@ -71,7 +72,7 @@ class Ingress(RelayNode):
     def __init__(
         self,
         *,
-        groups: list[tuple[str, int]],
+        groups: Sequence[tuple[str, int]],
         interface: str,
         secret: bytes,
         stats: RelayStats,
@@ -104,7 +105,7 @@ class Ingress(RelayNode):
                         granted,
                         self.buffer_bytes,
                     )
-                receiver = BatchReceiver(sock, capacity=MAX_DATAGRAM + 1, headroom=HEADER_SIZE)
+                receiver = DatagramSlots(sock, capacity=MAX_DATAGRAM + 1, headroom=HEADER_SIZE)
                 self._sources.append(
                     _Source(sock, receiver, group_to_int(group), port, self.stats.group(label), label)
                 )
@@ -163,6 +164,7 @@ class Ingress(RelayNode):
                 return read
             read += len(results)
             sequence = source.sequence
+            received_ns = now_ns()  # one read: every datagram of the batch was taken just now
             frames = []
             total = oversize = 0
             for index, (size, truncated) in enumerate(results):
@@ -171,7 +173,7 @@ class Ingress(RelayNode):
                     continue
                 sequence += 1
                 offset = index * stride
-                pack_into(buffer, offset, MAGIC, VERSION, DATA, size, group, port, 0, sequence, now_ns())
+                pack_into(buffer, offset, MAGIC, VERSION, DATA, size, group, port, 0, sequence, received_ns)
                 frames.append(view[offset : offset + HEADER_SIZE + size])
                 total += size
             source.sequence = sequence

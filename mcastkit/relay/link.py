@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from mcastkit.net.sockets import set_tcp_options
 from mcastkit.relay.auth import AuthError, Role, handshake
 from mcastkit.relay.frame import Decoder, FrameError, FrameType, encode
 from mcastkit.relay.metrics import RelayStats
-from mcastkit.relay.sockets import set_tcp_options
 
 log = logging.getLogger("mcastkit.relay")
 

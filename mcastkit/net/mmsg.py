@@ -1,7 +1,16 @@
 """sendmmsg(2) and recvmmsg(2) through ctypes: one system call for a batch of datagrams (Linux).
 
 A ``sendto``/``recv`` per datagram costs a system call each; at a hundred thousand datagrams
-a second and more, the calls, not the copying, are what the relay spends its time on.
+a second and more, the calls, not the copying, are what the relay and the probe spend their
+time on.
+
+- :class:`DatagramSlots`: a buffer cut into fixed slots, received into with ``recvmmsg`` (the
+  ingress relay, the probe receiver) or sent from with ``sendmmsg`` on a connected socket (the
+  probe sender);
+- :class:`BatchSender`: datagrams anywhere in memory, each to its own destination (the egress
+  relay sends straight out of the TCP chunk it decoded).
+
+The message headers and iovecs are built once; a call passes prebuilt pointers only.
 """
 
 from __future__ import annotations
@@ -38,8 +47,18 @@ if _sendmmsg is not None and _recvmmsg is not None:
 AVAILABLE = _sendmmsg is not None and _recvmmsg is not None and ctypes.sizeof(ctypes.c_void_p) == 8
 #: msg_hdr.msg_flags (offset 48) and msg_len (offset 56) of each struct mmsghdr, as recvmmsg left them
 _RESULT = struct.Struct("@48xi4xI4x")
-_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+# Plain ints: the socket module's are enum flags, whose ``&`` costs a microsecond per datagram.
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
+_MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0x40))
+#: recvmmsg: block for the first datagram only (up to SO_RCVTIMEO), then take what is waiting
+_MSG_WAITFORONE = 0x10000
+#: sendmmsg errors that mean "no room right now", not a broken socket
+_BACKPRESSURE = frozenset({errno.ENOBUFS, errno.EAGAIN, errno.ECONNREFUSED})
+
+
+def _require() -> None:
+    if not AVAILABLE:
+        raise OSError(errno.ENOSYS, "sendmmsg/recvmmsg are not available on this platform (Linux, 64-bit)")
 
 
 def buffer_address(data: bytes) -> int:
@@ -71,8 +90,7 @@ class BatchSender:
     """
 
     def __init__(self, sock: socket.socket, on_error: Callable[[int, Any], None]) -> None:
-        if not AVAILABLE:
-            raise OSError(errno.ENOSYS, "sendmmsg is not available on this platform")
+        _require()
         self._fd = sock.fileno()
         self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * BATCH))()
         self._iovecs = (ctypes.c_char * (_IOVEC.size * BATCH))()
@@ -120,39 +138,57 @@ class BatchSender:
         self.tags.clear()
 
 
-class BatchReceiver:
-    """Reads up to :data:`BATCH` datagrams per system call from a non-blocking socket.
+class DatagramSlots:
+    """``slots`` datagram buffers in one :attr:`buffer`, received into or sent from with one call each.
 
-    Datagram ``i`` lands at ``i * stride + headroom`` of :attr:`buffer`, leaving ``headroom``
-    bytes in front of it for the caller (the relay writes its frame header there). Datagrams
-    longer than ``capacity`` are cut and reported as truncated.
+    Slot ``i`` starts at ``i * stride``; its datagram at ``i * stride + headroom``, leaving
+    ``headroom`` bytes in front of it for the caller (the ingress writes its frame header there).
+    A received datagram longer than ``capacity`` is cut and reported as truncated.
     """
 
-    def __init__(self, sock: socket.socket, *, capacity: int, headroom: int) -> None:
-        if not AVAILABLE:
-            raise OSError(errno.ENOSYS, "recvmmsg is not available on this platform")
+    def __init__(self, sock: socket.socket, *, capacity: int, headroom: int = 0, slots: int = BATCH) -> None:
+        _require()
         self._fd = sock.fileno()
+        self.slots = slots
+        self.capacity = capacity
+        self.headroom = headroom
         self.stride = (headroom + capacity + 15) // 16 * 16
-        self.buffer = bytearray(self.stride * BATCH)
+        self.buffer = bytearray(self.stride * slots)
+        self.view = memoryview(self.buffer)
         self._storage = (ctypes.c_char * len(self.buffer)).from_buffer(self.buffer)
-        self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * BATCH))()
-        self._iovecs = (ctypes.c_char * (_IOVEC.size * BATCH))()
+        self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * slots))()
+        self._iovecs = (ctypes.c_char * (_IOVEC.size * slots))()
         self._headers_ptr = ctypes.c_void_p(ctypes.addressof(self._headers))
-        buffer_at = ctypes.addressof(self._storage)
         iovecs_at = ctypes.addressof(self._iovecs)
-        for index in range(BATCH):
-            _IOVEC.pack_into(
-                self._iovecs, index * _IOVEC.size, buffer_at + index * self.stride + headroom, capacity
-            )
+        for index in range(slots):
             _IOV_FIELDS.pack_into(
                 self._headers, index * _MMSGHDR_SIZE + _IOV_FIELDS_OFFSET, iovecs_at + index * _IOVEC.size, 1
             )
+        self._length = -1
+        self._set_lengths(capacity)
         self._results = memoryview(self._headers).cast("B")
 
-    def receive(self) -> list[tuple[int, bool]]:
-        """(length, truncated) for each datagram read now; empty when none is waiting."""
+    def _set_lengths(self, length: int) -> None:
+        """Point every iovec at its slot's datagram, ``length`` bytes long."""
+        if length == self._length:
+            return
+        buffer_at = ctypes.addressof(self._storage)
+        for index in range(self.slots):
+            _IOVEC.pack_into(
+                self._iovecs, index * _IOVEC.size, buffer_at + index * self.stride + self.headroom, length
+            )
+        self._length = length
+
+    def receive(self, *, wait: bool = False) -> list[tuple[int, bool]]:
+        """(length, truncated) for each datagram read now; empty when none is waiting.
+
+        With ``wait`` (a blocking socket) it waits for the first datagram up to the socket's
+        receive timeout (:func:`mcastkit.net.sockets.set_receive_timeout`).
+        """
         assert _recvmmsg is not None
-        count = _recvmmsg(self._fd, self._headers_ptr, BATCH, _MSG_DONTWAIT, None)
+        self._set_lengths(self.capacity)
+        mode = _MSG_WAITFORONE if wait else _MSG_DONTWAIT
+        count = _recvmmsg(self._fd, self._headers_ptr, self.slots, mode, None)
         if count < 0:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EINTR):
@@ -162,3 +198,18 @@ class BatchReceiver:
             (length, bool(flags & _MSG_TRUNC))
             for flags, length in _RESULT.iter_unpack(self._results[: count * _MMSGHDR_SIZE])
         ]
+
+    def send(self, count: int, length: int) -> int:
+        """Send the first ``count`` slots, ``length`` bytes each, on a connected socket.
+
+        Returns how many the kernel took: 0 instead of raising when it has no room right now.
+        """
+        assert _sendmmsg is not None
+        self._set_lengths(length)
+        sent = _sendmmsg(self._fd, self._headers_ptr, count, 0)
+        if sent < 0:
+            code = ctypes.get_errno()
+            if code in _BACKPRESSURE or code == errno.EINTR:
+                return 0
+            raise OSError(code, os.strerror(code))
+        return int(sent)

@@ -1,0 +1,60 @@
+"""Argument types shared by the relay, probe and lab commands.
+
+Each returns a parser for ``argparse``'s ``type=``; a bad value becomes an ``ArgumentTypeError``,
+which argparse reports as ``argument --flag: <message>`` with exit status 2 (bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+from mcastkit.net.addresses import AddressError, GroupPort, parse_group
+
+
+def _limits(low: float, high: float | None) -> str:
+    return f"from {low} to {high}" if high is not None else f"at least {low}"
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (no upper limit when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {_limits(low, high)}")
+        return value
+
+    return parse
+
+
+def bounded_float(
+    low: float, high: float | None = None, *, exclusive: bool = False
+) -> Callable[[str], float]:
+    """A finite number from ``low`` (above it, with ``exclusive``) to ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a number") from None
+        too_low = value <= low if exclusive else not value >= low  # `not >=` also catches NaN
+        if too_low or not math.isfinite(value) or (high is not None and value > high):
+            lowest = f"more than {low}" if exclusive else f"at least {low}"
+            limits = f"{lowest} and at most {high}" if high is not None else lowest
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {limits}")
+        return value
+
+    return parse
+
+
+def group_port(text: str) -> GroupPort:
+    """``GROUP:PORT`` with an IPv4 multicast data group."""
+    try:
+        return parse_group(text, flag="")
+    except AddressError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

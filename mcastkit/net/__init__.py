@@ -1,0 +1,6 @@
+"""Socket plumbing shared by the relay, the probe and the lab (Linux).
+
+- :mod:`mcastkit.net.addresses`: ``GROUP:PORT``, ``HOST:PORT`` and ``--interface`` parsing;
+- :mod:`mcastkit.net.sockets`: multicast sender/receiver setup, buffers, TCP options;
+- :mod:`mcastkit.net.mmsg`: ``sendmmsg``/``recvmmsg`` batches through ctypes.
+"""
