@@ -473,6 +473,9 @@ def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
         def abort(self) -> None:
             self.aborted = True
 
+        def get_extra_info(self, name: str) -> None:
+            return None  # no socket behind it
+
     async def scenario() -> None:
         source, _ = _groups()
         ingress = _ingress([source])

@@ -3,6 +3,7 @@ sendmmsg/recvmmsg batches; every failure is a message naming the value."""
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 
@@ -64,7 +65,7 @@ def test_batch_sender_and_receiver_move_datagrams_intact() -> None:
     receiver = DatagramSlots(receiver_sock, capacity=100, headroom=8)
     sender_sock = open_sender("127.0.0.1", ttl=1, loop=True, buffer_bytes=1 << 20)
     failures: list[object] = []
-    sender = BatchSender(sender_sock, lambda code, tag: failures.append(tag))
+    sender = BatchSender(sender_sock, lambda code, tag, length: failures.append(tag))
     payloads = b"".join(bytes([i]) * (i + 1) for i in range(5)) + b"z" * 150
     base = buffer_address(payloads)
     destination = Destination(group, port)
@@ -108,5 +109,26 @@ def test_slots_send_on_a_connected_socket_and_wait_for_the_first_datagram() -> N
     assert [bytes(receiver.view[i * receiver.stride : i * receiver.stride + 20]) for i in range(3)] == [
         bytes([i]) * 20 for i in range(3)
     ]
+    receiver_sock.close()
+    sender_sock.close()
+
+
+def test_batch_sender_reports_a_refused_datagram_and_sends_the_rest() -> None:
+    group = GroupPort("239.254.77.9", 45979)
+    receiver_sock = open_receiver(*group, "127.0.0.1", buffer_bytes=1 << 20, timeout=0.5)
+    sender_sock = open_sender("127.0.0.1", ttl=1, loop=True)
+    failures: list[tuple[int, object, int]] = []
+    sender = BatchSender(sender_sock, lambda code, tag, length: failures.append((code, tag, length)))
+    data = bytes(70_000)  # more than a UDP datagram can hold
+    base, destination = buffer_address(data), Destination(*group)
+    for tag, size in [("first", 10), ("too big", 70_000), ("last", 20)]:
+        sender.add(base, size, destination, tag)
+    sender.flush()
+    assert failures == [(errno.EMSGSIZE, "too big", 70_000)]
+    receiver = DatagramSlots(receiver_sock, capacity=64, slots=4)
+    results = receiver.receive(wait=True)
+    while len(results) < 2:
+        results += receiver.receive(wait=True)
+    assert results == [(10, False), (20, False)]
     receiver_sock.close()
     sender_sock.close()

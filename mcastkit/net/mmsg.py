@@ -89,7 +89,7 @@ class BatchSender:
     The caller keeps the memory the addresses point at alive until ``flush`` returns.
     """
 
-    def __init__(self, sock: socket.socket, on_error: Callable[[int, Any], None]) -> None:
+    def __init__(self, sock: socket.socket, on_error: Callable[[int, Any, int], None]) -> None:
         _require()
         self._fd = sock.fileno()
         self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * BATCH))()
@@ -104,6 +104,8 @@ class BatchSender:
         self._on_error = on_error
         #: whatever the caller wants back for a datagram that failed
         self.tags: list[Any] = []
+        #: the destination each header already names (most batches go to one group: skip rewriting it)
+        self._names: list[Destination | None] = [None] * BATCH
         self.count = 0
 
     @property
@@ -111,9 +113,12 @@ class BatchSender:
         return self.count == BATCH
 
     def add(self, address: int, length: int, destination: Destination, tag: Any) -> None:
+        """Queue ``length`` bytes at ``address`` for ``destination``; ``tag`` goes to ``on_error``."""
         index = self.count
         _IOVEC.pack_into(self._iovecs, index * _IOVEC.size, address, length)
-        _NAME.pack_into(self._headers, index * _MMSGHDR_SIZE, destination.sockaddr, 16)
+        if self._names[index] is not destination:
+            _NAME.pack_into(self._headers, index * _MMSGHDR_SIZE, destination.sockaddr, 16)
+            self._names[index] = destination
         self.tags.append(tag)
         self.count = index + 1
 
@@ -132,7 +137,8 @@ class BatchSender:
             code = ctypes.get_errno()
             if code == errno.EINTR:
                 continue
-            self._on_error(code, self.tags[start])
+            length = _IOVEC.unpack_from(self._iovecs, start * _IOVEC.size)[1]
+            self._on_error(code, self.tags[start], length)
             start += 1
         self.count = 0
         self.tags.clear()

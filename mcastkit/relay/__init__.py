@@ -66,7 +66,8 @@ peer, or none, it equals ``datagrams_in``). Every copy ends in exactly one of:
   the relay's send queue is not out yet; what the kernel held when a link was reset is not seen);
 - ``drops{reason="no_peer"}``: no peer was connected when it arrived;
 - ``drops{reason="slow_peer_queue"}``: it was in (or would have overflowed) the queue of a peer
-  dropped for falling ``--queue-bytes`` behind;
+  dropped for falling ``--queue-bytes`` behind (the socket's sending side is shut as the queue
+  is counted, so nothing of it leaves afterwards);
 - ``drops{reason="link_lost_queue"}``: it was still queued when the link ended for another reason
   (heartbeat timeout, connection reset, drain timeout at stop);
 - ``queued_datagrams`` (gauge): still in a peer's send queue, not yet seen on its socket (the
@@ -108,7 +109,8 @@ Operation
   healthy egress during a datacenter outage).
 - Never let an egress emit onto a group:port that the ingress joins on the same network (use
   ``--map``), or the ingress will hear its own output.
-- Hot path: the ingress reads up to 64 datagrams per ``recvmmsg`` call and frames them in place
-  into one buffer, written once per peer; the egress sends each TCP read's datagrams with
-  ``sendmmsg`` (up to 256 per call). Counters are plain integers read at scrape time.
+- Hot path (:mod:`mcastkit.net.mmsg`): the ingress reads up to 256 datagrams per ``recvmmsg``
+  call and frames them in place into one buffer, written once per peer; the egress sends each
+  TCP read's datagrams with ``sendmmsg`` (up to 256 per call) straight out of the chunk it
+  decoded. Counters are plain integers read at scrape time.
 """

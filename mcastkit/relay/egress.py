@@ -9,7 +9,7 @@ import socket
 import time
 from collections import OrderedDict
 
-from mcastkit.net.mmsg import BatchSender, Destination, buffer_address
+from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_sender
 from mcastkit.relay.auth import Role
 from mcastkit.relay.frame import MAX_DATAGRAM, FrameError, FrameType, int_to_group
@@ -143,11 +143,11 @@ class Egress(RelayNode):
                 if size > MAX_DATAGRAM:
                     drops["oversize"] += 1
                     continue
-                batch.add(base + start, size, destination, (stats, size, destination))
+                batch.add(base + start, size, destination, stream)
                 stats.datagrams_out += 1
                 stats.bytes_out += size
                 newest_ns = received_ns
-                if batch.full:
+                if batch.count == BATCH:
                     batch.flush()
         finally:
             batch.flush()  # while ``buffer``, which the batch points into, is still referenced
@@ -155,8 +155,9 @@ class Egress(RelayNode):
                 self.stats.transit_ns = time.time_ns() - newest_ns
         return None
 
-    def _send_failed(self, code: int, tag: tuple[GroupStats, int, Destination]) -> None:
-        stats, size, destination = tag
+    def _send_failed(self, code: int, stream: _Stream, size: int) -> None:
+        stats, destination = stream.stats, stream.destination
+        assert destination is not None
         stats.datagrams_out -= 1
         stats.bytes_out -= size
         self.stats.drops["send_error"] += 1

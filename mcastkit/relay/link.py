@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -155,11 +157,19 @@ class Link:
         self.bytes_given += len(data)
 
     def abort(self, reason: str) -> None:
-        """Close at once, discarding anything still queued (frees the queue's memory)."""
+        """Close at once, discarding anything still queued (frees the queue's memory).
+
+        The socket's sending side is shut first: uvloop closes the handle only on a later loop
+        turn and would go on writing the queue until then, past what the counters were told.
+        """
         if self.reason is None:
             self.reason = reason
         if self.on_abort is not None:
             self.on_abort(self)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(sock.fileno())) as own:
+                own.shutdown(socket.SHUT_WR)
         self.transport.abort()
 
 
