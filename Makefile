@@ -59,7 +59,7 @@ test: lint typecheck shellcheck actionlint cfn-lint pytest ## every check: ruff,
 
 bench: setup ## synth benchmark: JSON in bench/out/synth.json
 	mkdir -p bench/out
-	python bench/synth_bench.py --cli > bench/out/synth.json
+	python bench/synth_bench.py --repeat 2 --cli > bench/out/synth.json
 	python bench/synth_bench.py --table bench/out/synth.json
 
 bench-relay: setup ## relay benchmark in the netns lab (root): JSON in bench/out/relay.json
