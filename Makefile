@@ -64,7 +64,7 @@ bench: setup ## synth benchmark: JSON in bench/out/synth.json
 
 bench-relay: setup ## relay benchmark in the netns lab (root): JSON in bench/out/relay.json
 	mkdir -p bench/out
-	python bench/relay_bench.py > bench/out/relay.json
+	python bench/relay_bench.py --install > bench/out/relay.json
 	python bench/relay_bench.py --table bench/out/relay.json
 
 clean: ## remove build outputs (keeps .venv and node_modules)
