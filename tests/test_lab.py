@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mcastkit.cli import main
+from mcastkit.exit import ExitStatus
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import RUN_ROOT, Lab, relay_available
 from mcastkit.lab.sniff import is_group_datagram
@@ -144,3 +146,10 @@ def test_sniffer_matches_only_the_group_and_port() -> None:
     assert not is_group_datagram(_frame("239.1.1.2", 5001), group, 5001)
     assert not is_group_datagram(_frame("239.1.1.1", 5001, protocol=6), group, 5001)
     assert not is_group_datagram(b"\x00" * 20, group, 5001)
+
+
+def test_bad_lab_name_on_the_command_line_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["lab", "down", "--name", "BAD!"])
+    assert exited.value.code == ExitStatus.BAD_INPUT
+    assert "lab name 'BAD!'" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from mcastkit.commands.args import bounded_float, bounded_int, group_port
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath
+from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
 
 
@@ -26,7 +27,10 @@ def register(subparsers: Any) -> None:
 
     def named(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--name", default=DEFAULT_NAME, help=f"lab name, prefix of its namespaces ({DEFAULT_NAME})"
+            "--name",
+            type=check_lab_name,
+            default=DEFAULT_NAME,
+            help=f"lab name, prefix of its namespaces ({DEFAULT_NAME})",
         )
 
     up = actions.add_parser("up", help="build the namespaces and start the relays")

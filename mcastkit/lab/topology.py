@@ -17,6 +17,7 @@ The bridge's querier sends from 0.0.0.0, as the Transit Gateway does.
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import sys
@@ -52,6 +53,17 @@ class Receiver:
     bridge_port: str
 
 
+def lab_name_problem(name: str) -> str:
+    return f"lab name {name!r}: use 1-12 lowercase letters and digits, starting with a letter"
+
+
+def check_lab_name(name: str) -> str:
+    """``argparse`` type for ``--name``: a bad name is bad input (exit 2), not an environment fault."""
+    if not _NAME.match(name):
+        raise argparse.ArgumentTypeError(lab_name_problem(name))
+    return name
+
+
 @dataclass(frozen=True)
 class Layout:
     name: str
@@ -59,9 +71,7 @@ class Layout:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise LabError(
-                f"lab name {self.name!r}: use 1-12 lowercase letters and digits, starting with a letter"
-            )
+            raise LabError(lab_name_problem(self.name))
         if not 1 <= self.members <= 8:
             raise LabError(f"receivers {self.members}: the lab has room for 1-8 members")
 
