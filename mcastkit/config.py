@@ -145,6 +145,16 @@ class DomainMode(StrEnum):
     STATIC = "static"
 
 
+def _quoted_account(value: Any) -> Any:
+    """YAML reads an unquoted account id as a number (and drops leading zeros): say so."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f'{value} is a number: write the account id as a quoted string, e.g. "{value:012d}" '
+            "(YAML drops leading zeros of unquoted numbers)"
+        )
+    return value
+
+
 def _network(value: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -511,6 +521,8 @@ class Customer(_Model):
     principal: str = Field(description="12-digit AWS account id or an Organizations OU ARN")
     entitlements: list[Entitlement] = Field(default_factory=list)
 
+    _quoted_principal = field_validator("principal", mode="before")(_quoted_account)
+
     @field_validator("principal")
     @classmethod
     def _principal(cls, value: str) -> str:
@@ -565,6 +577,8 @@ class Config(_Model):
         default=None, pattern=r"^o-[a-z0-9]{10,32}$", description="the provider's AWS Organization"
     )
     allowed_regions: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_REGIONS))
+
+    _quoted_provider = field_validator("provider_account", mode="before")(_quoted_account)
     quotas: Quotas = Field(default_factory=Quotas)
     regions: dict[str, Region] = Field(min_length=1)
     customers: list[Customer] = Field(default_factory=list)

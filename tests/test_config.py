@@ -80,6 +80,12 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "12345678901",
     ),
     (
+        "account-id-unquoted-in-yaml",
+        lambda d: d["customers"][1].update(principal=33333333333),
+        "customers[1].principal",
+        '"033333333333"',
+    ),
+    (
         "customer-account-not-12-digits",
         lambda d: d["customers"][1].update(principal="33333333333a"),
         "customers[1].principal",
