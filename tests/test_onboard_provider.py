@@ -85,3 +85,25 @@ def test_outputs_need_exact_keys() -> None:
         "tgw-0123456789abcdef0",
         {"market-data": DOMAIN_IDS["market-data"]},
     )
+
+
+def test_an_account_covered_by_its_own_entry_and_an_ou_gets_the_union() -> None:
+    """alpha-trading (its own entry: market-data in Tokyo) is also in venue-analytics' OU
+    (market-data and reference-data): RAM shares reference-data with it through the OU."""
+    from mcastkit.config import load_config
+    from mcastkit.onboard.aws import Aws
+    from mcastkit.onboard.provider import Entitlements, Verdict
+
+    config = load_config("config/example.yaml")
+    entitlements = Entitlements(config, "ap-northeast-1", Aws(region="ap-northeast-1"))
+    entitlements._ou_accounts["venue-analytics"] = {"222222222222"}
+
+    customer, verdict, _ = entitlements.verdict("222222222222", "reference-data")
+    assert (customer.name if customer else None, verdict) == ("venue-analytics", Verdict.ENTITLED)
+    customer, verdict, _ = entitlements.verdict("222222222222", "market-data")
+    assert (customer.name if customer else None, verdict) == ("alpha-trading", Verdict.ENTITLED)
+
+    entitlements._ou_accounts["venue-analytics"] = set()
+    _, verdict, reason = entitlements.verdict("222222222222", "reference-data")
+    assert verdict is Verdict.NOT_ENTITLED
+    assert reason == "alpha-trading is not entitled to reference-data in ap-northeast-1"

@@ -231,11 +231,10 @@ class Entitlements:
             return f"cannot list the accounts of {ou_arn} ({code or type(err).__name__})"
         return accounts
 
-    def customer_of(self, account: str) -> tuple[Customer | None, Verdict, str]:
-        """The customer an account belongs to; UNVERIFIED when only an unlistable OU could cover it."""
-        for customer in self.customers():
-            if customer.is_account and customer.principal == account:
-                return customer, Verdict.ENTITLED, ""
+    def customers_covering(self, account: str) -> tuple[list[Customer], list[str]]:
+        """Every customer entry that covers ``account`` (its own entry, then each OU holding it),
+        and why an OU could not be listed."""
+        covering = [c for c in self.customers() if c.is_account and c.principal == account]
         reasons = []
         for customer in self.customers():
             if customer.is_account:
@@ -244,20 +243,23 @@ class Entitlements:
             if isinstance(listed, str):
                 reasons.append(listed)
             elif account in listed:
-                return customer, Verdict.ENTITLED, ""
-        if reasons:
-            return None, Verdict.UNVERIFIED, "; ".join(reasons)
-        return None, Verdict.NOT_ENTITLED, ""
+                covering.append(customer)
+        return covering, reasons
 
     def verdict(self, account: str, domain: str | None = None) -> tuple[Customer | None, Verdict, str]:
-        """May ``account`` use ``domain`` (or, with ``None``, attach to the TGW at all) in this region?"""
-        customer, verdict, reason = self.customer_of(account)
-        if customer is None:
-            return None, verdict, reason or f"account {account} is not a customer in {self.region}"
-        if domain is not None and domain not in customer.domains_in(self.region):
-            return (
-                customer,
-                Verdict.NOT_ENTITLED,
-                f"{customer.name} is not entitled to {domain} in {self.region}",
-            )
-        return customer, Verdict.ENTITLED, f"{customer.name} is entitled"
+        """May ``account`` use ``domain`` (or, with ``None``, attach to the TGW at all) in this region?
+
+        An account may be covered by its own entry and by OU entries at once (RAM shares each
+        domain with all of them): it is entitled to the union of their domains.
+        """
+        covering, reasons = self.customers_covering(account)
+        for customer in covering:
+            if domain is None or domain in customer.domains_in(self.region):
+                return customer, Verdict.ENTITLED, f"{customer.name} is entitled"
+        if reasons and (not covering or domain is not None):
+            # An OU we cannot list might still grant it: leave the decision to a person.
+            return (covering[0] if covering else None), Verdict.UNVERIFIED, "; ".join(reasons)
+        if not covering:
+            return None, Verdict.NOT_ENTITLED, f"account {account} is not a customer in {self.region}"
+        names = ", ".join(c.name for c in covering)
+        return covering[0], Verdict.NOT_ENTITLED, f"{names} is not entitled to {domain} in {self.region}"
