@@ -231,3 +231,18 @@ def test_transit_gateway_auto_accept_follows_the_config(
     Template.from_stack(stacks.network).has_resource_properties(
         "AWS::EC2::TransitGateway", {"AutoAcceptSharedAttachments": "enable", "MulticastSupport": "enable"}
     )
+
+
+def test_customers_never_change_the_network_stack(
+    example_config: Config, cdk_context: dict[str, Any]
+) -> None:
+    """Revoking the last customer of a domain must not remove an output (or export) of the
+    stateful network stack that the deployed sharing stack still uses."""
+    nobody = parse_config({**example_config.model_dump(mode="json"), "customers": []})
+    built = [
+        add_region_stacks(cdk.App(context=cdk_context), c, "eu-west-2") for c in (example_config, nobody)
+    ]
+    networks = [Template.from_stack(b.network).to_json() for b in built]
+    assert networks[0] == networks[1]
+    sharing = json.dumps(Template.from_stack(built[0].sharing).to_json())
+    assert '{"Fn::ImportValue": "venue-md-eu-west-2-network-MarketDataDomainArn"}' in sharing

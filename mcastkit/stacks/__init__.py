@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mcastkit.config import Config
+from mcastkit.constructs.multicast_domain import pascal
 from mcastkit.stacks.compute import ComputeStack
 from mcastkit.stacks.network import NetworkStack
 from mcastkit.stacks.sharing import SharingStack
@@ -40,10 +41,16 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         config.stack_name(region, "sharing"),
         config=config,
         region=region,
-        transit_gateway_arn=network.transit_gateway.transit_gateway_arn,
-        domain_arns={name: d.domain_arn for name, d in network.domains.items()},
+        # Imported by export name, not passed as tokens: a token would add an output to the
+        # network stack per shared domain, which would come and go with the customers.
+        transit_gateway_arn=cdk.Fn.import_value(network.export_name("TransitGatewayArn")),
+        domain_arns={
+            name: cdk.Fn.import_value(network.export_name(f"{pascal(name)}DomainArn"))
+            for name in network.domains
+        },
         env=env,
     )
+    sharing.add_dependency(network)
     compute = ComputeStack(
         app,
         config.stack_name(region, "compute"),

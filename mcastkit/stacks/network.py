@@ -105,12 +105,19 @@ class NetworkStack(RegionStack):
         )
         self._outputs()
 
+    def export_name(self, output_id: str) -> str:
+        """The stable export name of one of this stack's outputs (``TransitGatewayArn``...)."""
+        return f"{self.stack_name}-{output_id}"
+
     def _outputs(self) -> None:
-        """Ids customers and the onboarding commands need, under stable export names."""
-        prefix = self.stack_name
+        """Ids customers and the onboarding commands need, under stable export names.
+
+        The sharing stack imports these by name, so the outputs of this (stateful) stack
+        never change when customers come and go.
+        """
 
         def output(id_: str, value: str, description: str) -> None:
-            cdk.CfnOutput(self, id_, value=value, description=description, export_name=f"{prefix}-{id_}")
+            cdk.CfnOutput(self, id_, value=value, description=description, export_name=self.export_name(id_))
 
         output("TransitGatewayId", self.transit_gateway.transit_gateway_id, "multicast transit gateway id")
         output("TransitGatewayArn", self.transit_gateway.transit_gateway_arn, "multicast transit gateway ARN")
