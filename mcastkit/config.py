@@ -354,6 +354,10 @@ class Capacity(_Model):
         return self
 
 
+#: The port the relay serves ``/metrics`` and ``/healthz`` on in its ECS task.
+RELAY_METRICS_PORT = 9400
+
+
 class Relay(_Model):
     """The egress relay that re-emits datacenter multicast into a domain (ECS service)."""
 
@@ -375,6 +379,13 @@ class Relay(_Model):
         description="Datacenter ingress relays (IPV4:PORT, inside datacenter_cidrs) the egress dials; "
         "default: none, the egress listens on port and the ingress dials it",
     )
+
+    @field_validator("port")
+    @classmethod
+    def _not_the_metrics_port(cls, value: int) -> int:
+        if value == RELAY_METRICS_PORT:
+            raise ValueError(f"{value} is the relay's metrics port; choose another relay port")
+        return value
 
     @field_validator("datacenter_cidrs")
     @classmethod
@@ -488,6 +499,19 @@ class Region(_Model):
         return [s for s in self.subnets if s.domain == domain]
 
 
+def _id_collisions(where: str, names: list[str]) -> list[str]:
+    """Names become CloudFormation ids and export names without their hyphens
+    (``md-1`` and ``md1`` are both ``Md1``): two such names cannot both be used."""
+    problems = []
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name.replace("-", "")
+        if key in seen and seen[key] != name:
+            problems.append(f"{where}: names {seen[key]!r} and {name!r} differ only by hyphens")
+        seen.setdefault(key, name)
+    return problems
+
+
 def _unheard_senders(region: Region) -> list[str]:
     """The relay and the probe sender send from any subnet of their domain, and members admit
     UDP only from the domain's ``source_cidrs``: those subnets must lie inside them."""
@@ -497,6 +521,13 @@ def _unheard_senders(region: Region) -> list[str]:
         if section is None or section.domain not in known:
             continue
         domain = region.domain(section.domain)
+        if not domain.igmpv2:
+            problems.append(
+                f"{field}.domain: {domain.name!r} is a static-sources domain: only registered ENIs may "
+                f"send or receive there, and the {field}'s task ENIs change with every deployment; "
+                "use an igmpv2 domain"
+            )
+            continue
         sources = [ipaddress.IPv4Network(c) for c in domain.source_cidrs]
         for subnet in region.subnets_of(domain.name):
             if not any(ipaddress.IPv4Network(subnet.cidr).subnet_of(source) for source in sources):
@@ -603,6 +634,9 @@ class Config(_Model):
             if az[:-1] != name:
                 problems.append(f"availability_zones[{i}]: {az} is not in region {name}")
         domain_names = [d.name for d in region.domains]
+        problems += _id_collisions("domains", domain_names)
+        for i, domain in enumerate(region.domains):
+            problems += _id_collisions(f"domains[{i}].groups", [g.name for g in domain.groups])
         for i, dupe in _repeats(domain_names):
             problems.append(f"domains[{i}].name: {dupe!r} is used twice")
         if len(region.domains) > self.quotas.domains_per_transit_gateway:

@@ -167,6 +167,24 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "regions.eu-west-2.domains",
         "68 outbound",
     ),
+    (
+        "names-that-differ-only-by-hyphens",
+        lambda d: _london(d)["domains"][1].update(name="marketdata"),
+        "regions.eu-west-2.domains",
+        "'marketdata'",
+    ),
+    (
+        "relay-on-a-static-sources-domain",
+        lambda d: _london(d)["domains"][0].update(mode="static"),
+        "regions.eu-west-2.relay.domain",
+        "'market-data' is a static-sources domain",
+    ),
+    (
+        "relay-port-is-the-metrics-port",
+        lambda d: _london(d)["relay"].update(port=9400),
+        "regions.eu-west-2.relay.port",
+        "9400",
+    ),
 ]
 
 

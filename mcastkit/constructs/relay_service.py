@@ -34,7 +34,7 @@ TOOLS_USER = "10001:10001"
 TASK_INTERFACE = "eth0"
 #: The environment variable ECS fills from Secrets Manager with the shared relay secret.
 RELAY_SECRET_ENV = "MCASTKIT_RELAY_SECRET"
-DEFAULT_METRICS_PORT = 9400
+DEFAULT_METRICS_PORT = config.RELAY_METRICS_PORT
 #: SIGTERM to SIGKILL: time for the relay to drain its queues (ECS on EC2 allows up to 120 s).
 DEFAULT_STOP_TIMEOUT = cdk.Duration.seconds(30)
 #: Network ACL rule numbers of the relay's entries (one inbound and one outbound entry per
