@@ -21,7 +21,7 @@ from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
 from mcastkit.relay.frame import HEADER_SIZE, MAX_DATAGRAM, Decoder, FrameType, encode, group_to_int
 from mcastkit.relay.ingress import Ingress
-from mcastkit.relay.link import Connection, Link, RelayNode
+from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
 
 SECRET = b"test secret for the relay suite"
@@ -690,3 +690,23 @@ def test_metrics_text_has_every_family() -> None:
     assert 'mcastkit_relay_datagrams_due_total{group="239.1.1.1:5000"} 7.0' in lines
     assert "mcastkit_relay_queued_datagrams 2.0" in lines
     assert 'mcastkit_relay_drops_total{reason="no_peer"} 5.0' in lines
+
+
+def test_unauthenticated_connections_cannot_lock_the_real_peer_out() -> None:
+    """Strangers that connect and say nothing neither use up --max-peers nor, beyond
+    MAX_HANDSHAKES, keep the handshake slots: the oldest gives way to a new connection."""
+
+    async def scenario() -> None:
+        source, _ = _groups()
+        async with running(_ingress([source], max_peers=1), listen=True) as ingress:
+            host, port = _endpoint(ingress)
+            idle = [await asyncio.open_connection(host, port) for _ in range(MAX_HANDSHAKES + 2)]
+            await until(
+                lambda: ingress.stats.disconnects["handshake_evicted"] == 2, "the oldest strangers to go"
+            )
+            async with running(_egress({}), connect=[(host, port)]) as egress:
+                await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the real link")
+            for _reader, writer in idle:
+                writer.close()
+
+    _run(scenario)

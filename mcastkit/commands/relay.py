@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
         DEFAULT_QUEUE_BYTES,
         "per-peer send queue (bytes); a peer further behind is dropped",
     )
-    _count(ingress, "--max-peers", 32, "egress connections accepted at once with --listen")
+    _count(ingress, "--max-peers", 32, "authenticated egress peers at once with --listen")
     _count(ingress, "--rcvbuf", RECEIVE_BUFFER_BYTES, "UDP receive buffer per group; as root beyond rmem_max")
     ingress.set_defaults(handler=run_ingress)
 
@@ -93,7 +93,7 @@ def register(subparsers: Any) -> None:
         help="do not deliver to listeners on this host (IP_MULTICAST_LOOP off; default: on)",
     )
     _count(egress, "--sndbuf", DEFAULT_BUFFER_BYTES, "UDP send buffer")
-    _count(egress, "--max-peers", 8, "ingress connections accepted at once with --listen")
+    _count(egress, "--max-peers", 8, "authenticated ingress peers at once with --listen")
     egress.set_defaults(handler=run_egress)
 
 

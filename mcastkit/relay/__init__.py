@@ -98,6 +98,9 @@ Operation
   in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` (its queued datagrams in
   ``drops{reason="slow_peer_queue"}``) and logged, and never slows the others. It reconnects
   and resumes; what it missed shows as gaps.
+- ``--max-peers`` counts authenticated peers only. At most 16 accepted connections may be in
+  the handshake at once; a further one closes the oldest (``reason="handshake_evicted"``), so
+  strangers that connect and say nothing cannot lock the real peer out.
 - Malformed input closes only that connection (``reason="protocol_error"`` or
   ``"truncated_frame"``), with a log line naming the peer and the fault.
 - SIGTERM: the ingress stops reading multicast, forwards what had already arrived, flushes each

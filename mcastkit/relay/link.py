@@ -33,6 +33,8 @@ BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 5.0
 DRAIN_SECONDS = 2.0
 CONNECT_TIMEOUT = 5.0
+#: Accepted connections allowed in the handshake at once; a new one closes the oldest.
+MAX_HANDSHAKES = 16
 #: Bytes an unauthenticated peer may send before the handshake is judged (it needs < 200).
 HANDSHAKE_BUFFER_LIMIT = 64 * 1024
 
@@ -186,6 +188,8 @@ class RelayNode(ABC):
         self.session = secrets.randbits(64)
         self.links: tuple[Link, ...] = ()
         self._connections = 0
+        #: Accepted connections still in the handshake, oldest first (dict keeps insertion order).
+        self._handshaking: dict[Connection, None] = {}
         self._seen_sessions: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -267,11 +271,14 @@ class RelayNode(ABC):
         if self._stopping.is_set():
             connection.abort()
             return
-        if self._connections >= self.max_peers:
-            log.warning("refused %s: already %d connections (--max-peers)", connection.name, self.max_peers)
-            self.stats.disconnects["max_peers"] += 1
-            connection.abort()
-            return
+        if len(self._handshaking) >= MAX_HANDSHAKES:
+            # Unauthenticated connections must not lock a real peer out: the oldest gives way.
+            oldest = next(iter(self._handshaking))
+            del self._handshaking[oldest]
+            log.warning("closing %s: unauthenticated, %d handshakes waiting", oldest.name, MAX_HANDSHAKES)
+            self.stats.disconnects["handshake_evicted"] += 1
+            oldest.abort()
+        self._handshaking[connection] = None
         task = asyncio.create_task(self._run_link(connection, dialer=False))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -304,22 +311,30 @@ class RelayNode(ABC):
     async def _run_link(self, connection: Connection, *, dialer: bool, reconnect: bool = False) -> bool:
         """Authenticate and serve one connection; True if it was authenticated."""
         name = connection.name
+        try:
+            hello = await handshake(
+                connection,
+                connection,
+                secret=self.secret,
+                role=self.role,
+                session=self.session,
+                dialer=dialer,
+            )
+        except AuthError as err:
+            self.stats.auth_failures += 1
+            log.warning("auth failed: %s: %s; closing", name, err)
+            connection.abort()
+            return False
+        finally:
+            self._handshaking.pop(connection, None)
+        # --max-peers counts authenticated peers only, so strangers cannot use up the places.
+        if not dialer and self._connections >= self.max_peers:
+            log.warning("refused %s: already %d peers (--max-peers)", name, self.max_peers)
+            self.stats.disconnects["max_peers"] += 1
+            connection.abort()
+            return True
         self._connections += 1
         try:
-            try:
-                hello = await handshake(
-                    connection,
-                    connection,
-                    secret=self.secret,
-                    role=self.role,
-                    session=self.session,
-                    dialer=dialer,
-                )
-            except AuthError as err:
-                self.stats.auth_failures += 1
-                log.warning("auth failed: %s: %s; closing", name, err)
-                connection.abort()
-                return False
             assert connection.transport is not None
             if self._stopping.is_set():
                 connection.transport.close()
