@@ -139,3 +139,20 @@ def test_share_principal_not_in_config_and_quota(stub: MulticastStub) -> None:
     assert not any(i["resource"] == request for i in status.intruders)
     book = next(g for g in status.groups if g.address == "239.10.1.1")
     assert book.members == 95
+
+
+@mock_aws
+def test_a_source_the_provider_does_not_own_is_a_problem(stub: MulticastStub) -> None:
+    provider = Provider()
+    customer_source = {
+        **member(ALPHA, "239.10.1.1", "eni-0aaaaaaaaaaaaaaa9"),
+        "GroupMember": False,
+        "GroupSource": True,
+        "SourceType": "static",
+    }
+    customer_source.pop("MemberType")
+    _healthy(provider, stub, extra_members=[customer_source])
+    status = collect_status(provider_aws(stub), provider_config(tgw_id=provider.tgw_id), REGION)
+    assert not status.ok
+    expected = "source owned by account 222222222222 (eni-0aaaaaaaaaaaaaaa9)"
+    assert any(expected in problem for problem in status.problems), status.problems

@@ -254,6 +254,13 @@ def collect_status(aws: Aws, config: Config, region: str) -> RegionStatus:
             account = entry.get("ResourceOwnerId", "")
             if entry.get("GroupSource"):
                 sources[address] += 1
+                if account != config.provider_account:
+                    # Only the provider originates the feed: a customer's source could inject
+                    # datagrams that every other member of the group accepts.
+                    problems.append(
+                        f"group {address} in {domain.name} has a source owned by account {account} "
+                        f"({entry.get('NetworkInterfaceId', '?')}): only the provider should send"
+                    )
             if not entry.get("GroupMember"):
                 continue
             members[address] += 1
