@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from mcastkit.rules import acl_plan, member_rule_counts
+
 MULTICAST_RANGE = ipaddress.IPv4Network("224.0.0.0/4")
 LOCAL_CONTROL_BLOCK = ipaddress.IPv4Network("224.0.0.0/24")
 
@@ -177,29 +179,6 @@ def _overlaps(items: Iterable[tuple[str, str]]) -> list[str]:
 
 def _duplicates(values: Iterable[Any]) -> list[Any]:
     return [value for value, count in Counter(values).items() if count > 1]
-
-
-def port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
-    """Merge ports into the fewest contiguous (first, last) ranges: 1,2,3,7 -> (1,3),(7,7)."""
-    ranges: list[tuple[int, int]] = []
-    for port in sorted(set(ports)):
-        if ranges and port == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], port)
-        else:
-            ranges.append((port, port))
-    return ranges
-
-
-def member_rule_counts(domains: Iterable[Domain]) -> tuple[int, int]:
-    """(inbound, outbound) rules of the members security group that MemberRules generates.
-
-    In: IGMP from the querier, and UDP from each source CIDR per contiguous port range.
-    Out: IGMP to 224.0.0.2, HTTPS to the endpoints, and IGMP + UDP to each group.
-    """
-    domains = list(domains)
-    inbound = 1 + sum(len(d.source_cidrs) * len(port_ranges(g.port for g in d.groups)) for d in domains)
-    outbound = 2 + sum(2 * len(d.groups) for d in domains)
-    return inbound, outbound
 
 
 def _repeats(values: list[Any]) -> list[tuple[int, Any]]:
@@ -597,6 +576,11 @@ class Quotas(_Model):
         ge=1,
         description="inbound or outbound rules per security group (VPC quota, adjustable)",
     )
+    network_acl_rules: int = Field(
+        default=20,
+        ge=1,
+        description="inbound or outbound rules per network ACL (VPC quota, adjustable up to 40)",
+    )
 
 
 class Config(_Model):
@@ -658,6 +642,17 @@ class Config(_Model):
                 f"domains: the members security group would need {inbound} inbound and {outbound} "
                 f"outbound rules, over quotas.security_group_rules ({self.quotas.security_group_rules}); "
                 "use contiguous group ports and fewer source CIDRs, or raise the VPC quota"
+            )
+        # The network stack's MemberRules (HTTPS out, HTTPS in from the VPC for the endpoints),
+        # plus one entry each way per relay link to the datacenter, share one network ACL.
+        acl = acl_plan(region.domains, https_egress=True, serve_https_to=region.vpc_cidr)
+        relay_links = len(region.relay.connect or region.relay.datacenter_cidrs) if region.relay else 0
+        acl_in, acl_out = (len(rules) + relay_links for rules in acl)
+        if max(acl_in, acl_out) > self.quotas.network_acl_rules:
+            problems.append(
+                f"domains: the multicast subnets' network ACL would need {acl_in} inbound and {acl_out} "
+                f"outbound entries, over quotas.network_acl_rules ({self.quotas.network_acl_rules}); "
+                "summarize source_cidrs and relay.datacenter_cidrs, or raise the VPC quota"
             )
         vpc = ipaddress.IPv4Network(region.vpc_cidr)
         for i, subnet in enumerate(region.subnets):

@@ -185,6 +185,12 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "regions.eu-west-2.relay.port",
         "9400",
     ),
+    (
+        "more-network-acl-entries-than-the-quota",
+        lambda d: _london(d)["relay"].update(datacenter_cidrs=[f"192.168.{n}.0/24" for n in range(0, 32, 2)]),
+        "regions.eu-west-2.domains",
+        "21 inbound",
+    ),
 ]
 
 

@@ -9,15 +9,17 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
 
-from mcastkit.config import Config, Domain, member_rule_counts, port_ranges
-from mcastkit.constructs.member_rules import (
+from mcastkit.config import Config, Domain
+from mcastkit.constructs.member_rules import MemberRules
+from mcastkit.rules import (
     IGMP,
     NACL_RULES_PER_DIRECTION,
     TCP,
     UDP,
-    MemberRules,
     acl_plan,
     covering_network,
+    member_rule_counts,
+    port_ranges,
 )
 
 ENV = cdk.Environment(account="111111111111", region="eu-west-2")

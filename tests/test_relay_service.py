@@ -49,6 +49,7 @@ class Fixture(ClusterStack):
         assert region.relay is not None
         self.relay_config = region.relay
         self.domain_subnets = self.subnets_of(region.relay.domain)
+        self.relay_domain = region.domain(region.relay.domain)
         self.relay = RelayService(
             self.stack,
             "Relay",
@@ -56,7 +57,7 @@ class Fixture(ClusterStack):
             vpc=self.vpc,
             subnets=self.domain_subnets,
             relay=region.relay,
-            domain=region.domain(region.relay.domain),
+            domain=self.relay_domain,
             members_security_group=self.members.security_group,
             network_acl=self.members.network_acl if with_acl else None,
             capacity_provider=self.cluster.capacity_provider,
@@ -289,8 +290,23 @@ def test_inconsistent_arguments_are_refused(change: dict[str, Any], message: str
 
 def test_too_many_datacenter_cidrs_for_the_acl_rule_numbers_are_refused(tmp_path: Path) -> None:
     cidrs = [f"172.20.{i}.0/24" for i in range(51)]
+    # The config refuses them first (the network ACL quota) ...
+    with pytest.raises(config.ConfigError, match=r"network ACL would need 56 inbound"):
+        _config(datacenter_cidrs=cidrs)
+    # ... and the construct, used on its own, refuses what its rule numbers cannot hold.
+    fixture = Fixture(tmp_path)
     with pytest.raises(ValueError, match=r"relay: 51 datacenter links .* need more network ACL rule numbers"):
-        Fixture(tmp_path, datacenter_cidrs=cidrs)
+        RelayService(
+            fixture.stack,
+            "MoreLinks",
+            cluster=fixture.cluster.cluster,
+            vpc=fixture.vpc,
+            subnets=fixture.domain_subnets,
+            relay=config.Relay(domain="market-data", datacenter_cidrs=cidrs),
+            domain=fixture.relay_domain,
+            members_security_group=fixture.members.security_group,
+            network_acl=fixture.members.network_acl,
+        )
 
 
 def test_image_asset_stages_only_the_package_sources(built: Fixture) -> None:

@@ -2,109 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from mcastkit.config import Domain, port_ranges
-
-#: IP protocol numbers as network ACL entries take them.
-IGMP, TCP, UDP = 2, 6, 17
-#: The Transit Gateway sends IGMPv2 general queries from this address.
-QUERIER_CIDR = "0.0.0.0/32"
-#: IGMPv2 LEAVE messages go to the all-routers group.
-ALL_ROUTERS_CIDR = "224.0.0.2/32"
-ANYWHERE = "0.0.0.0/0"
-EPHEMERAL_PORTS = (1024, 65535)
-HTTPS = (443, 443)
-#: Default network ACL quota: rules per direction (adjustable up to 40).
-NACL_RULES_PER_DIRECTION = 20
-FIRST_RULE_NUMBER = 100
-RULE_NUMBER_STEP = 10
-
-
-@dataclass(frozen=True)
-class AclRule:
-    """One network ACL entry, before it gets a rule number."""
-
-    egress: bool
-    protocol: int
-    cidr: str
-    ports: tuple[int, int] | None = None
-
-
-def covering_network(addresses: Iterable[str]) -> ipaddress.IPv4Network:
-    """The smallest single network that contains every address."""
-    ips = [ipaddress.IPv4Address(a) for a in addresses]
-    network = ipaddress.IPv4Network(f"{min(ips)}/32")
-    while not all(ip in network for ip in ips):
-        network = network.supernet()
-    return network
-
-
-def _domain_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
-    """Per domain: UDP in from its sources, IGMP and UDP out to the network covering its groups."""
-    rules: list[AclRule] = []
-    for domain in domains:
-        ports = [g.port for g in domain.groups]
-        span = (min(ports), max(ports))
-        groups = str(covering_network(g.address for g in domain.groups))
-        for net in ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in domain.source_cidrs):
-            rules.append(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span))
-        rules.append(AclRule(egress=True, protocol=IGMP, cidr=groups))
-        rules.append(AclRule(egress=True, protocol=UDP, cidr=groups, ports=span))
-    return rules
-
-
-def _merged_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
-    """All domains as one: fewer entries when the per-domain plan exceeds the ACL quota."""
-    ports = [g.port for d in domains for g in d.groups]
-    span = (min(ports), max(ports))
-    groups = str(covering_network(g.address for d in domains for g in d.groups))
-    sources = ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for d in domains for c in d.source_cidrs)
-    return [
-        *(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span) for net in sources),
-        AclRule(egress=True, protocol=IGMP, cidr=groups),
-        AclRule(egress=True, protocol=UDP, cidr=groups, ports=span),
-    ]
-
-
-def acl_plan(
-    domains: Sequence[Domain], *, https_egress: bool, serve_https_to: str | None
-) -> tuple[list[AclRule], list[AclRule]]:
-    """The (inbound, outbound) network ACL entries members need, in rule-number order.
-
-    Network ACLs are stateless and capped at 20 rules per direction by default, so they
-    are coarser than the security group: one port span and one covering network per
-    domain (all domains merged if that still exceeds the quota). The security group
-    carries the exact group/port rules.
-    """
-    base = [
-        AclRule(egress=False, protocol=IGMP, cidr=QUERIER_CIDR),
-        AclRule(egress=True, protocol=IGMP, cidr=ALL_ROUTERS_CIDR),
-    ]
-    service: list[AclRule] = []
-    if https_egress:
-        service += [
-            AclRule(egress=True, protocol=TCP, cidr=ANYWHERE, ports=HTTPS),
-            AclRule(egress=False, protocol=TCP, cidr=ANYWHERE, ports=EPHEMERAL_PORTS),
-        ]
-    if serve_https_to:
-        service += [
-            AclRule(egress=False, protocol=TCP, cidr=serve_https_to, ports=HTTPS),
-            AclRule(egress=True, protocol=TCP, cidr=serve_https_to, ports=EPHEMERAL_PORTS),
-        ]
-    for domain_rules in (_domain_acl_rules(domains), _merged_acl_rules(domains)):
-        rules = base + domain_rules + service
-        inbound = [r for r in rules if not r.egress]
-        outbound = [r for r in rules if r.egress]
-        if max(len(inbound), len(outbound)) <= NACL_RULES_PER_DIRECTION:
-            break
-    return inbound, outbound
+from mcastkit.config import Domain
+from mcastkit.rules import (
+    ALL_ROUTERS_CIDR,
+    FIRST_RULE_NUMBER,
+    QUERIER_CIDR,
+    RULE_NUMBER_STEP,
+    AclRule,
+    acl_plan,
+    port_ranges,
+)
 
 
 class MemberRules(Construct):

@@ -22,7 +22,7 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct, IConstruct
 
 from mcastkit import config
-from mcastkit.constructs.member_rules import EPHEMERAL_PORTS, FIRST_RULE_NUMBER, TCP
+from mcastkit.rules import EPHEMERAL_PORTS, FIRST_RULE_NUMBER, TCP
 
 #: The source checkout that holds the Dockerfile: the build context of the tools image.
 REPO_ROOT = Path(__file__).resolve().parents[2]

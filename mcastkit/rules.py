@@ -1,0 +1,132 @@
+"""Which security-group rules and network-ACL entries multicast members need.
+
+Pure planning, no CDK: :class:`mcastkit.constructs.member_rules.MemberRules` builds the
+resources from it, and the config checks the plan against the VPC quotas before a synth.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mcastkit.config import Domain
+
+#: IP protocol numbers as network ACL entries take them.
+IGMP, TCP, UDP = 2, 6, 17
+#: The Transit Gateway sends IGMPv2 general queries from this address.
+QUERIER_CIDR = "0.0.0.0/32"
+#: IGMPv2 LEAVE messages go to the all-routers group.
+ALL_ROUTERS_CIDR = "224.0.0.2/32"
+ANYWHERE = "0.0.0.0/0"
+EPHEMERAL_PORTS = (1024, 65535)
+HTTPS = (443, 443)
+#: Default network ACL quota: rules per direction (adjustable up to 40).
+NACL_RULES_PER_DIRECTION = 20
+FIRST_RULE_NUMBER = 100
+RULE_NUMBER_STEP = 10
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """One network ACL entry, before it gets a rule number."""
+
+    egress: bool
+    protocol: int
+    cidr: str
+    ports: tuple[int, int] | None = None
+
+
+def covering_network(addresses: Iterable[str]) -> ipaddress.IPv4Network:
+    """The smallest single network that contains every address."""
+    ips = [ipaddress.IPv4Address(a) for a in addresses]
+    network = ipaddress.IPv4Network(f"{min(ips)}/32")
+    while not all(ip in network for ip in ips):
+        network = network.supernet()
+    return network
+
+
+def _domain_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
+    """Per domain: UDP in from its sources, IGMP and UDP out to the network covering its groups."""
+    rules: list[AclRule] = []
+    for domain in domains:
+        ports = [g.port for g in domain.groups]
+        span = (min(ports), max(ports))
+        groups = str(covering_network(g.address for g in domain.groups))
+        for net in ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in domain.source_cidrs):
+            rules.append(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span))
+        rules.append(AclRule(egress=True, protocol=IGMP, cidr=groups))
+        rules.append(AclRule(egress=True, protocol=UDP, cidr=groups, ports=span))
+    return rules
+
+
+def _merged_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
+    """All domains as one: fewer entries when the per-domain plan exceeds the ACL quota."""
+    ports = [g.port for d in domains for g in d.groups]
+    span = (min(ports), max(ports))
+    groups = str(covering_network(g.address for d in domains for g in d.groups))
+    sources = ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for d in domains for c in d.source_cidrs)
+    return [
+        *(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span) for net in sources),
+        AclRule(egress=True, protocol=IGMP, cidr=groups),
+        AclRule(egress=True, protocol=UDP, cidr=groups, ports=span),
+    ]
+
+
+def acl_plan(
+    domains: Sequence[Domain], *, https_egress: bool, serve_https_to: str | None
+) -> tuple[list[AclRule], list[AclRule]]:
+    """The (inbound, outbound) network ACL entries members need, in rule-number order.
+
+    Network ACLs are stateless and capped at 20 rules per direction by default, so they
+    are coarser than the security group: one port span and one covering network per
+    domain (all domains merged if that still exceeds the quota). The security group
+    carries the exact group/port rules.
+    """
+    base = [
+        AclRule(egress=False, protocol=IGMP, cidr=QUERIER_CIDR),
+        AclRule(egress=True, protocol=IGMP, cidr=ALL_ROUTERS_CIDR),
+    ]
+    service: list[AclRule] = []
+    if https_egress:
+        service += [
+            AclRule(egress=True, protocol=TCP, cidr=ANYWHERE, ports=HTTPS),
+            AclRule(egress=False, protocol=TCP, cidr=ANYWHERE, ports=EPHEMERAL_PORTS),
+        ]
+    if serve_https_to:
+        service += [
+            AclRule(egress=False, protocol=TCP, cidr=serve_https_to, ports=HTTPS),
+            AclRule(egress=True, protocol=TCP, cidr=serve_https_to, ports=EPHEMERAL_PORTS),
+        ]
+    for domain_rules in (_domain_acl_rules(domains), _merged_acl_rules(domains)):
+        rules = base + domain_rules + service
+        inbound = [r for r in rules if not r.egress]
+        outbound = [r for r in rules if r.egress]
+        if max(len(inbound), len(outbound)) <= NACL_RULES_PER_DIRECTION:
+            break
+    return inbound, outbound
+
+
+def port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
+    """Merge ports into the fewest contiguous (first, last) ranges: 1,2,3,7 -> (1,3),(7,7)."""
+    ranges: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if ranges and port == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], port)
+        else:
+            ranges.append((port, port))
+    return ranges
+
+
+def member_rule_counts(domains: Iterable[Domain]) -> tuple[int, int]:
+    """(inbound, outbound) rules of the members security group that MemberRules generates.
+
+    In: IGMP from the querier, and UDP from each source CIDR per contiguous port range.
+    Out: IGMP to 224.0.0.2, HTTPS to the endpoints, and IGMP + UDP to each group.
+    """
+    domains = list(domains)
+    inbound = 1 + sum(len(d.source_cidrs) * len(port_ranges(g.port for g in d.groups)) for d in domains)
+    outbound = 2 + sum(2 * len(d.groups) for d in domains)
+    return inbound, outbound
