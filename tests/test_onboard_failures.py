@@ -95,9 +95,29 @@ def test_sts_errors(code: str, expected: str, status: ExitStatus) -> None:
     assert str(raised.value).startswith(f"account unknown, region {REGION}, caller identity: {expected}")
 
 
+@pytest.mark.parametrize(
+    ("code", "aws_message", "status", "expected"),
+    [
+        (
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+            ExitStatus.ENVIRONMENT,
+            "subnet-0aaaaaaaaaaaaaaa1: access denied to ec2:AcceptTransitGatewayMulticastDomainAssociations",
+        ),
+        (
+            "IncorrectState",
+            "The association is not pending acceptance.",
+            ExitStatus.FAILURE,
+            "cannot ec2:AcceptTransitGatewayMulticastDomainAssociations in its current state",
+        ),
+    ],
+    ids=["access-denied", "wrong-state"],
+)
 @pytest.mark.usefixtures("credentials", "moto_extras")
 @mock_aws
-def test_access_denied_on_accept_names_the_resource() -> None:
+def test_a_refused_accept_names_the_account_region_and_resource(
+    code: str, aws_message: str, status: ExitStatus, expected: str
+) -> None:
     provider = Provider()
     with MulticastStub() as stub:
         stub.describe_domains(provider.tgw_id)
@@ -106,40 +126,15 @@ def test_access_denied_on_accept_names_the_resource() -> None:
         )
         stub.stubber.add_client_error(
             "accept_transit_gateway_multicast_domain_associations",
-            service_error_code="UnauthorizedOperation",
-            service_message="You are not authorized to perform this operation.",
+            service_error_code=code,
+            service_message=aws_message,
         )
         with pytest.raises(AwsFailure) as raised:
             accept(provider_aws(stub), provider_config(tgw_id=provider.tgw_id), REGION, dry_run=False)
     message = str(raised.value)
-    assert raised.value.status is ExitStatus.ENVIRONMENT
+    assert raised.value.status is status
     assert message.startswith(f"account {MOTO_ACCOUNT}, region {REGION}, tgw-mcast-domain-0aaaaaaaaaaaaaaa1 ")
-    assert (
-        "subnet-0aaaaaaaaaaaaaaa1: access denied to ec2:AcceptTransitGatewayMulticastDomainAssociations"
-        in message
-    )
-
-
-@pytest.mark.usefixtures("credentials", "moto_extras")
-@mock_aws
-def test_resource_in_a_state_that_cannot_be_accepted() -> None:
-    provider = Provider()
-    with MulticastStub() as stub:
-        stub.describe_domains(provider.tgw_id)
-        stub.associations(
-            "market-data", [association("222222222222", "subnet-0aaaaaaaaaaaaaaa1", "pendingAcceptance")]
-        )
-        stub.stubber.add_client_error(
-            "accept_transit_gateway_multicast_domain_associations",
-            service_error_code="IncorrectState",
-            service_message="The association is not pending acceptance.",
-        )
-        with pytest.raises(AwsFailure) as raised:
-            accept(provider_aws(stub), provider_config(tgw_id=provider.tgw_id), REGION, dry_run=False)
-    assert raised.value.status is ExitStatus.FAILURE
-    assert "cannot ec2:AcceptTransitGatewayMulticastDomainAssociations in its current state" in str(
-        raised.value
-    )
+    assert expected in message
 
 
 def test_unknown_region_and_profile(monkeypatch: pytest.MonkeyPatch) -> None:
