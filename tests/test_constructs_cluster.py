@@ -11,23 +11,13 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
+from cdk_support import isolated_vpc_stack
 
 from mcastkit.constructs.cluster import BOOTSTRAP_DIR, Igmpv2Cluster, bootstrap_user_data
 
-ENV = cdk.Environment(account="111111111111", region="eu-west-2")
-
 
 def _stack() -> tuple[cdk.Stack, ec2.Vpc, ec2.SecurityGroup]:
-    stack = cdk.Stack(cdk.App(), "Test", env=ENV)
-    vpc = ec2.Vpc(
-        stack,
-        "Vpc",
-        availability_zones=["eu-west-2a", "eu-west-2b"],
-        nat_gateways=0,
-        subnet_configuration=[
-            ec2.SubnetConfiguration(name="mc", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        ],
-    )
+    stack, vpc = isolated_vpc_stack()
     return stack, vpc, ec2.SecurityGroup(stack, "Members", vpc=vpc, allow_all_outbound=False)
 
 

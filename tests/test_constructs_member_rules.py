@@ -6,8 +6,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
+from cdk_support import isolated_vpc_stack
 
 from mcastkit.config import Config, Domain
 from mcastkit.constructs.member_rules import MemberRules
@@ -22,34 +22,24 @@ from mcastkit.rules import (
     port_ranges,
 )
 
-ENV = cdk.Environment(account="111111111111", region="eu-west-2")
 
-
-def _stack() -> tuple[cdk.Stack, ec2.Vpc]:
-    stack = cdk.Stack(cdk.App(), "Test", env=ENV)
-    vpc = ec2.Vpc(
-        stack,
-        "Vpc",
-        availability_zones=["eu-west-2a", "eu-west-2b"],
-        nat_gateways=0,
-        subnet_configuration=[
-            ec2.SubnetConfiguration(name="mc", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        ],
-    )
-    return stack, vpc
-
-
-@pytest.fixture(scope="module")
-def built(example_config: Config) -> tuple[MemberRules, Template]:
-    stack, vpc = _stack()
+def _member_rules(config: Config, **options: Any) -> tuple[cdk.Stack, MemberRules]:
+    """MemberRules for London's domains on a bare VPC's subnets."""
+    stack, vpc = isolated_vpc_stack()
     rules = MemberRules(
         stack,
         "Members",
         vpc=vpc,
         subnets=vpc.isolated_subnets,
-        domains=example_config.regions["eu-west-2"].domains,
-        serve_https_to="10.20.0.0/16",
+        domains=config.regions["eu-west-2"].domains,
+        **options,
     )
+    return stack, rules
+
+
+@pytest.fixture(scope="module")
+def built(example_config: Config) -> tuple[MemberRules, Template]:
+    stack, rules = _member_rules(example_config, serve_https_to="10.20.0.0/16")
     return rules, Template.from_stack(stack)
 
 
@@ -150,14 +140,7 @@ def test_rule_numbers_are_unique_per_direction(built: Any) -> None:
 
 
 def test_allow_appends_an_entry_with_the_next_rule_number(example_config: Config) -> None:
-    stack, vpc = _stack()
-    rules = MemberRules(
-        stack,
-        "Members",
-        vpc=vpc,
-        subnets=vpc.isolated_subnets,
-        domains=example_config.regions["eu-west-2"].domains,
-    )
+    stack, rules = _member_rules(example_config)
     inbound_before = len(rules.inbound_rules)
     rules.allow(egress=False, protocol=TCP, cidr="192.168.40.0/24", ports=(7400, 7400))
     Template.from_stack(stack).has_resource_properties(
@@ -172,22 +155,14 @@ def test_allow_appends_an_entry_with_the_next_rule_number(example_config: Config
 
 
 def test_without_https_egress_members_reach_only_the_groups(example_config: Config) -> None:
-    stack, vpc = _stack()
-    MemberRules(
-        stack,
-        "Members",
-        vpc=vpc,
-        subnets=vpc.isolated_subnets,
-        domains=example_config.regions["eu-west-2"].domains,
-        https_egress=False,
-    )
+    stack, _ = _member_rules(example_config, https_egress=False)
     template = Template.from_stack(stack)
     assert all(r["IpProtocol"] != "tcp" for r in _members_group(template)["SecurityGroupEgress"])
     assert all(e[1] != TCP for e in _acl_entries(template))
 
 
 def test_needs_domains_and_subnets(example_config: Config) -> None:
-    stack, vpc = _stack()
+    stack, vpc = isolated_vpc_stack()
     with pytest.raises(ValueError, match="at least one domain"):
         MemberRules(stack, "A", vpc=vpc, subnets=vpc.isolated_subnets, domains=[])
     with pytest.raises(ValueError, match="at least one subnet"):
