@@ -359,6 +359,11 @@ class Relay(_Model):
         "default: none, the egress listens on port and the ingress dials it",
     )
 
+    @property
+    def link_count(self) -> int:
+        """Datacenter links: one per ``connect`` endpoint, else one per datacenter CIDR."""
+        return len(self.connect or self.datacenter_cidrs)
+
     @field_validator("port")
     @classmethod
     def _not_the_metrics_port(cls, value: int) -> int:
@@ -401,6 +406,13 @@ class Probe(_Model):
     rate: int = Field(default=100, ge=1, description="messages per second the sender task paces")
 
 
+def _values_matching(values: dict[str, str], pattern: str, what: str) -> dict[str, str]:
+    for name, value in values.items():
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{name}: {value!r} is not {what}")
+    return values
+
+
 class SharedIds(_Model):
     """Ids of the provider's resources, recorded after `cdk deploy` for customer hand-off."""
 
@@ -414,18 +426,13 @@ class SharedIds(_Model):
     @field_validator("share_arns")
     @classmethod
     def _share_arns(cls, values: dict[str, str]) -> dict[str, str]:
-        for name, value in values.items():
-            if not re.fullmatch(r"arn:aws[a-z-]*:ram:[a-z0-9-]+:\d{12}:resource-share/[0-9a-f-]{36}", value):
-                raise ValueError(f"{name}: {value!r} is not a RAM resource share ARN")
-        return values
+        pattern = r"arn:aws[a-z-]*:ram:[a-z0-9-]+:\d{12}:resource-share/[0-9a-f-]{36}"
+        return _values_matching(values, pattern, "a RAM resource share ARN")
 
     @field_validator("domain_ids")
     @classmethod
     def _domain_ids(cls, values: dict[str, str]) -> dict[str, str]:
-        for name, value in values.items():
-            if not re.fullmatch(r"tgw-mcast-domain-[0-9a-f]{8,17}", value):
-                raise ValueError(f"{name}: {value!r} is not a multicast domain id")
-        return values
+        return _values_matching(values, r"tgw-mcast-domain-[0-9a-f]{8,17}", "a multicast domain id")
 
 
 class Region(_Model):
@@ -646,7 +653,7 @@ class Config(_Model):
         # The network stack's MemberRules (HTTPS out, HTTPS in from the VPC for the endpoints),
         # plus one entry each way per relay link to the datacenter, share one network ACL.
         acl = acl_plan(region.domains, https_egress=True, serve_https_to=region.vpc_cidr)
-        relay_links = len(region.relay.connect or region.relay.datacenter_cidrs) if region.relay else 0
+        relay_links = region.relay.link_count if region.relay else 0
         acl_in, acl_out = (len(rules) + relay_links for rules in acl)
         if max(acl_in, acl_out) > self.quotas.network_acl_rules:
             problems.append(

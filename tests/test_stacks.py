@@ -11,6 +11,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from mcastkit.config import Config, parse_config
+from mcastkit.rules import acl_plan
 from mcastkit.stacks import RegionStacks, add_region_stacks
 
 REGIONS = ["eu-west-2", "ap-northeast-1"]
@@ -246,3 +247,22 @@ def test_customers_never_change_the_network_stack(
     assert networks[0] == networks[1]
     sharing = json.dumps(Template.from_stack(built[0].sharing).to_json())
     assert '{"Fn::ImportValue": "venue-md-eu-west-2-network-MarketDataDomainArn"}' in sharing
+
+
+def test_config_counts_the_network_acl_entries_the_stacks_make(
+    templates: dict[str, Template], example_config: Config
+) -> None:
+    """The config checks the ACL quota with acl_plan and the network stack's MemberRules
+    arguments; this keeps the two in step with what is synthesized."""
+    for region, settings in example_config.regions.items():
+        entries = [
+            r["Properties"]
+            for kind in ("network", "compute")
+            for r in templates[f"venue-md-{region}-{kind}"]
+            .find_resources("AWS::EC2::NetworkAclEntry")
+            .values()
+        ]
+        made = tuple(sum(1 for e in entries if e["Egress"] is egress) for egress in (False, True))
+        plan = acl_plan(settings.domains, https_egress=True, serve_https_to=settings.vpc_cidr)
+        links = settings.relay.link_count if settings.relay else 0
+        assert made == tuple(len(rules) + links for rules in plan), region
