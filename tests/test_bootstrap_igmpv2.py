@@ -3,23 +3,17 @@ including one created after the script ran, as /proc/net/igmp reports it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_support import add_veth, needs_netns, new_namespace
 
 from mcastkit.lab.topology import BOOTSTRAP_IGMPV2, joined_locally, parse_igmp_versions
 
 SCRIPT = BOOTSTRAP_IGMPV2
-_skip_without_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 (network namespaces)"
-)
-
 #: Joins a group on an interface address and stays joined until stdin closes.
 JOIN_AND_WAIT = """
 import socket, sys
@@ -43,29 +37,14 @@ def _run_script(env: dict[str, str], *prefix: str) -> subprocess.CompletedProces
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    name = f"mcktest-bs-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    with new_namespace("bs") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
 def _in(namespace: str, *command: str) -> str:
     return subprocess.run(
         ["ip", "netns", "exec", namespace, *command], capture_output=True, text=True, check=True, timeout=30
     ).stdout
-
-
-def _add_interface(namespace: str, name: str, address: str) -> None:
-    # A veth pair (both ends here): available everywhere, unlike the dummy module.
-    subprocess.run(
-        ["ip", "-n", namespace, "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], check=True
-    )
-    subprocess.run(["ip", "-n", namespace, "address", "add", f"{address}/24", "dev", name], check=True)
-    for device in (name, f"{name}p"):
-        subprocess.run(["ip", "-n", namespace, "link", "set", device, "up"], check=True)
 
 
 def _igmp_version_when_joined(namespace: str, device: str, address: str, group: str) -> set[str]:
@@ -90,12 +69,12 @@ def _forced(namespace: str, entry: str) -> str:
 
 
 @pytest.mark.netns
-@_skip_without_netns
+@needs_netns
 def test_igmpv2_on_existing_and_later_interfaces(namespace: str) -> None:
     # Start from the kernel default (IGMPv3) whatever the host has, and prove the control case.
     for entry in ("all", "default"):
         _in(namespace, "sysctl", "-qw", f"net.ipv4.conf.{entry}.force_igmp_version=0")
-    _add_interface(namespace, "before0", "10.201.0.1")
+    add_veth(namespace, "before0", "10.201.0.1")
     for device in ("lo", "before0", "before0p"):
         _in(namespace, "sysctl", "-qw", f"net.ipv4.conf.{device}.force_igmp_version=0")
     assert _igmp_version_when_joined(namespace, "before0", "10.201.0.1", "239.7.7.1") == {"V3"}
@@ -106,7 +85,7 @@ def test_igmpv2_on_existing_and_later_interfaces(namespace: str) -> None:
     assert "persisted" not in result.stdout
 
     # An interface created after the script, as an ECS task ENI or a veth would be.
-    _add_interface(namespace, "after0", "10.202.0.1")
+    add_veth(namespace, "after0", "10.202.0.1")
     for entry in ("all", "default", "lo", "before0", "after0"):
         assert _forced(namespace, entry) == "2", entry
     assert _igmp_version_when_joined(namespace, "before0", "10.201.0.1", "239.7.7.2") == {"V2"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import RUN_ROOT, Lab, relay_available
 from mcastkit.lab.sniff import is_group_datagram
 from mcastkit.lab.topology import Layout, parse_igmp_versions
+from mcastkit.net.addresses import GroupPort
 
 _skip_without_netns = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bridge") is None,
@@ -110,6 +112,15 @@ def test_bad_lab_name_is_refused() -> None:
 
 def test_lab_state_dir_is_per_name(tmp_path: Path) -> None:
     assert Lab("abc", run_root=tmp_path).run_dir == tmp_path / "abc"
+
+
+def test_a_second_stream_through_one_lab_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    lab = Lab("busy", run_root=tmp_path)
+    lab.run_dir.mkdir()
+    with (lab.run_dir / "stream.lock").open("w") as first:
+        fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `lab run` holds
+        with pytest.raises(LabError, match="another `lab run` is streaming through lab 'busy'"):
+            lab.stream(origin="aws", group=GroupPort("239.1.1.1", 5001), count=1, rate=1, size=64)
 
 
 def test_layout_gives_every_receiver_its_own_namespace_and_one_outsider() -> None:

@@ -174,7 +174,7 @@ def test_send_then_receive_counts_every_datagram() -> None:
         )
         thread.start()
         with _sender(group, ttl=1) as send:
-            report = send_stream(send, rate=20_000, count=2000, size=100, stream_id=42)
+            report = send_stream(send, group, rate=20_000, count=2000, size=100, stream_id=42)
         thread.join(30)
     assert report.sent == 2000
     (result,) = received
@@ -184,6 +184,13 @@ def test_send_then_receive_counts_every_datagram() -> None:
     assert result.stopped_by == "count"  # type: ignore[attr-defined]
     latency = stats.summary()["latency_us"]
     assert latency["p50"] is not None and latency["p50"] >= 0
+
+
+def test_datagrams_the_kernel_refuses_are_reported_not_counted_as_sent() -> None:
+    # Broadcast without SO_BROADCAST: the kernel refuses every datagram (EACCES).
+    with open_sender(LOOPBACK, ttl=1, loop=False) as send:
+        report = send_stream(send, ("255.255.255.255", 9), rate=0, count=40, size=64, stream_id=7)
+    assert report.sent == 0 and report.send_errors == 40
 
 
 @needs_loopback_multicast

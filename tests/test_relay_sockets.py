@@ -4,13 +4,17 @@ sendmmsg/recvmmsg batches; every failure is a message naming the value."""
 from __future__ import annotations
 
 import errno
+import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
+from netns_support import add_veth, needs_netns, new_namespace
 
 from mcastkit.net.addresses import AddressError, GroupPort, parse_endpoint, parse_group, resolve_interface
-from mcastkit.net.mmsg import BatchSender, DatagramSlots, Destination, buffer_address
+from mcastkit.net.mmsg import BATCH, BatchSender, DatagramSlots, Destination, buffer_address
 from mcastkit.net.sockets import SocketSetupError, open_receiver, open_sender
 
 NOT_HERE = "192.0.2.254"  # TEST-NET-1: on no host
@@ -89,8 +93,8 @@ def test_batch_sender_and_receiver_move_datagrams_intact() -> None:
     sender_sock.close()
 
 
-def test_slots_send_on_a_connected_socket_and_wait_for_the_first_datagram() -> None:
-    """The probe's use: fixed slots sent with one call; a blocking receive up to SO_RCVTIMEO."""
+def test_receive_waits_for_the_first_datagram_up_to_the_receive_timeout() -> None:
+    """The probe's use: one burst buffer sent on a connected socket; a blocking receive."""
     group = GroupPort("239.254.77.8", 45978)
     receiver_sock = open_receiver(*group, "127.0.0.1", buffer_bytes=1 << 20, timeout=0.2)
     sender_sock = open_sender("127.0.0.1", ttl=1, loop=True, connect=group)
@@ -98,10 +102,11 @@ def test_slots_send_on_a_connected_socket_and_wait_for_the_first_datagram() -> N
     started = time.monotonic()
     assert receiver.receive(wait=True) == []  # nothing sent: the receive timeout ends the wait
     assert time.monotonic() - started >= 0.15
-    sender = DatagramSlots(sender_sock, capacity=32, slots=4)
-    for index in range(4):
-        sender.view[index * sender.stride : index * sender.stride + 32] = bytes([index]) * 32
-    assert sender.send(3, 20) == 3  # 3 slots, 20 bytes of each
+    burst = b"".join(bytes([index]) * 20 for index in range(3))
+    sender = BatchSender(sender_sock, lambda code, tag, length: pytest.fail(f"refused: {code}"))
+    for index in range(3):
+        sender.add(buffer_address(burst) + index * 20, 20, Destination(*group), index)
+    assert sender.flush() == 3
     results = receiver.receive(wait=True)
     while len(results) < 3:
         results += receiver.receive(wait=True)
@@ -111,6 +116,111 @@ def test_slots_send_on_a_connected_socket_and_wait_for_the_first_datagram() -> N
     ]
     receiver_sock.close()
     sender_sock.close()
+
+
+def _receive_all(receiver: DatagramSlots, expected: int) -> list[bytes]:
+    """Every datagram waiting (up to ``expected``), as bytes, in arrival order."""
+    datagrams: list[bytes] = []
+    while len(datagrams) < expected:
+        results = receiver.receive(wait=True)
+        if not results:
+            break  # the receive timeout passed with nothing new
+        datagrams += [
+            bytes(receiver.view[i * receiver.stride : i * receiver.stride + length])
+            for i, (length, _truncated) in enumerate(results)
+        ]
+    return datagrams
+
+
+def test_runs_of_equal_size_datagrams_go_as_one_message_and_arrive_cut_and_in_order() -> None:
+    first, second = GroupPort("239.254.77.10", 45980), GroupPort("239.254.77.11", 45981)
+    receivers = {
+        group: open_receiver(*group, "127.0.0.1", buffer_bytes=4 << 20, timeout=0.5)
+        for group in (first, second)
+    }
+    sender_sock = open_sender("127.0.0.1", ttl=1, loop=True, buffer_bytes=4 << 20)
+    sender = BatchSender(sender_sock, lambda code, tag, length: pytest.fail(f"refused: {code}"))
+    to_first, to_second = Destination(*first), Destination(*second)
+    # (destination, size) in order: 70 equal (a full run of MAX_SEGMENTS, then 6), a shorter one
+    # that ends that run, one for the other group, two more equal ones, and a longer one.
+    plan = [(to_first, 64)] * 70 + [
+        (to_first, 30),
+        (to_second, 64),
+        (to_first, 64),
+        (to_first, 64),
+        (to_first, 100),
+    ]
+    data = bytearray()
+    for number, (_destination, size) in enumerate(plan):
+        data += number.to_bytes(2, "big") * (size // 2)
+    payloads = bytes(data)
+    offset = 0
+    for number, (destination, size) in enumerate(plan):
+        sender.add(buffer_address(payloads) + offset, size, destination, number)
+        offset += size
+    assert sender.runs == 5  # 64; 6 and the shorter tail; 1; 2; the longer one starts a new run
+    assert sender.flush() == len(plan)
+    expected = {
+        group: [
+            number.to_bytes(2, "big") * (size // 2)
+            for number, (destination, size) in enumerate(plan)
+            if (destination.address, destination.port) == group
+        ]
+        for group in (first, second)
+    }
+    for group, sock in receivers.items():
+        received = _receive_all(DatagramSlots(sock, capacity=200, slots=BATCH), len(expected[group]))
+        assert received == expected[group]
+        sock.close()
+    sender_sock.close()
+
+
+@needs_netns
+def test_a_run_the_kernel_cannot_cut_goes_datagram_by_datagram() -> None:
+    """Segments over the route's MTU: the kernel refuses GSO; the datagrams still go (fragmented)."""
+    with new_namespace("gso") as namespace:
+        add_veth(namespace, "small0", "10.203.0.1", mtu=1000)
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", SEND_OVER_MTU, "10.203.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["refused"] == []
+    assert outcome["sent"] == outcome["received"] == 6
+    assert outcome["runs_before"] == 2  # 3 x 1200 B and a shorter tail; 2 x 600 B
+    assert outcome["segment_limit"] == 1200  # no more runs of 1200 B or larger
+    assert outcome["sizes"] == [1200] * 3 + [600] * 3
+
+
+#: In a namespace whose only interface has MTU 1000: three 1200-byte datagrams and three of 600.
+SEND_OVER_MTU = """
+import json, sys
+from mcastkit.net.mmsg import BATCH, BatchSender, DatagramSlots, Destination, buffer_address
+from mcastkit.net.sockets import open_receiver, open_sender
+interface = sys.argv[1]
+receiver_sock = open_receiver("239.254.77.12", 45982, interface, buffer_bytes=1 << 20, timeout=0.5)
+sender_sock = open_sender(interface, ttl=1, loop=True)
+refused = []
+sender = BatchSender(sender_sock, lambda code, tag, length: refused.append((code, tag)))
+payload, destination = bytes(1200), Destination("239.254.77.12", 45982)
+for size in [1200] * 3 + [600] * 3:
+    sender.add(buffer_address(payload), size, destination, size)
+runs_before = sender.runs
+sent = sender.flush()
+receiver = DatagramSlots(receiver_sock, capacity=2000, slots=BATCH)
+sizes = []
+while len(sizes) < 6:
+    results = receiver.receive(wait=True)
+    if not results:
+        break
+    sizes += [length for length, _ in results]
+print(json.dumps({"refused": refused, "sent": sent, "received": len(sizes), "sizes": sizes,
+                  "runs_before": runs_before, "segment_limit": sender.segment_limit}))
+"""
 
 
 def test_batch_sender_reports_a_refused_datagram_and_sends_the_rest() -> None:

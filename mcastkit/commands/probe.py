@@ -137,6 +137,7 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
         with sock:
             report = send_stream(
                 sock,
+                args.group,
                 rate=args.rate,
                 count=args.count,
                 size=args.size,
@@ -150,6 +151,7 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
             "interface": interface,
             "stream_id": report.stream_id,
             "sent": report.sent,
+            "send_errors": report.send_errors,
             "size": args.size,
             "target_rate": args.rate,
             "achieved_rate": round(report.rate),
@@ -161,6 +163,11 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
             f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
             f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
         )
+        if report.send_errors:
+            console.error(
+                f"the kernel refused {report.send_errors} datagram(s): receivers will count them lost"
+            )
+            return ExitStatus.FAILURE
         return ExitStatus.OK
     return failed[0]
 

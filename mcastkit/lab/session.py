@@ -4,12 +4,15 @@ step can be a separate command."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -248,7 +251,34 @@ class Lab:
         idle: float = 1.0,
     ) -> dict[str, Any]:
         """Send a probe stream from the datacenter source or from the egress host on the AWS
-        segment, and collect every receiver's report (whatever carries it in between)."""
+        segment, and collect every receiver's report (whatever carries it in between).
+
+        One stream at a time per lab: two would share the receivers' output files.
+        """
+        with self._streaming():
+            return self._stream(origin, group, count, rate, size, receivers, idle)
+
+    @contextlib.contextmanager
+    def _streaming(self) -> Iterator[None]:
+        with (self.run_dir / "stream.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LabError(
+                    f"another `lab run` is streaming through lab {self.name!r}: wait for it to finish"
+                ) from None
+            yield
+
+    def _stream(
+        self,
+        origin: Literal["datacenter", "aws"],
+        group: GroupPort,
+        count: int,
+        rate: int,
+        size: int,
+        receivers: int | None,
+        idle: float,
+    ) -> dict[str, Any]:
         state = self.state()
         layout = state.layout
         members = [r for r in layout.receivers if r.member][: receivers or layout.members]

@@ -1,16 +1,18 @@
 """sendmmsg(2) and recvmmsg(2) through ctypes: one system call for a batch of datagrams (Linux).
 
 A ``sendto``/``recv`` per datagram costs a system call each; at a hundred thousand datagrams
-a second and more, the calls, not the copying, are what the relay and the probe spend their
+a second and more, the calls, and the kernel's per-packet trip through its stack (and, on a
+receiving host, the wake-ups), not the copying, are what the relay and the probe spend their
 time on.
 
 - :class:`DatagramSlots`: a buffer cut into fixed slots, received into with ``recvmmsg`` (the
-  ingress relay, the probe receiver) or sent from with ``sendmmsg`` on a connected socket (the
-  probe sender);
-- :class:`BatchSender`: datagrams anywhere in memory, each to its own destination (the egress
-  relay sends straight out of the TCP chunk it decoded).
+  ingress relay, the probe receiver);
+- :class:`BatchSender`: datagrams anywhere in memory, each to its own destination, sent with
+  ``sendmmsg``; runs of equal-size datagrams to one destination go as one UDP GSO message
+  (the egress relay sends straight out of the TCP chunk it decoded; the probe sender out of
+  its burst buffer).
 
-The message headers and iovecs are built once; a call passes prebuilt pointers only.
+The message headers and iovecs live in buffers built once; a call passes prebuilt pointers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import logging
 import os
 import socket
 import struct
@@ -52,8 +55,23 @@ _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0x40))
 #: recvmmsg: block for the first datagram only (up to SO_RCVTIMEO), then take what is waiting
 _MSG_WAITFORONE = 0x10000
-#: sendmmsg errors that mean "no room right now", not a broken socket
-_BACKPRESSURE = frozenset({errno.ENOBUFS, errno.EAGAIN, errno.ECONNREFUSED})
+#: struct msghdr up to msg_flags: name, namelen, iov, iovlen, control, controllen
+_MESSAGE = struct.Struct("@PI4xPNPN")
+#: A control message carrying the UDP GSO segment size: struct cmsghdr + u16, CMSG_SPACE(2) bytes.
+_SEGMENT_CONTROL = struct.Struct("@NiiH6x")
+_SEGMENT_CMSG_LEN = 18  # CMSG_LEN(sizeof(u16))
+_SEGMENT_SIZE = struct.Struct("@H")
+_SEGMENT_SIZE_AT = 16
+_SOL_UDP = 17
+_UDP_SEGMENT = 103  # linux/udp.h
+#: Segments in one GSO message (UDP_MAX_SEGMENTS; newer kernels allow more)
+MAX_SEGMENTS = 64
+#: Bytes in one GSO message: what one IPv4 UDP datagram can carry before it is cut
+MAX_GSO_BYTES = 65_507
+#: How the kernel says it cannot cut a run (a segment over the route's MTU, no checksum offload)
+_RUN_REFUSED = frozenset({errno.EMSGSIZE, errno.EINVAL, errno.EIO})
+
+log = logging.getLogger("mcastkit.net")
 
 
 def _require() -> None:
@@ -86,6 +104,13 @@ class Destination:
 class BatchSender:
     """Queue (address, length, destination) triples; :meth:`flush` sends them with few system calls.
 
+    Consecutive datagrams to one destination that are the same size (the last may be shorter)
+    travel as one message with a UDP GSO segment size: the kernel takes the run through its
+    stack once and cuts it into datagrams as late as it can, so a run of 64 costs about one send.
+    The runs themselves go out with one ``sendmmsg``, in order. Where the kernel refuses a
+    run (a segment bigger than the route's MTU, a device without checksum offload), that run
+    goes datagram by datagram and runs of that size or larger are not formed again.
+
     The caller keeps the memory the addresses point at alive until ``flush`` returns.
     """
 
@@ -94,54 +119,118 @@ class BatchSender:
         self._fd = sock.fileno()
         self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * BATCH))()
         self._iovecs = (ctypes.c_char * (_IOVEC.size * BATCH))()
+        self._controls = (ctypes.c_char * (_SEGMENT_CONTROL.size * BATCH))()
         self._headers_at = ctypes.addressof(self._headers)
-        self._headers_ptr = ctypes.c_void_p(self._headers_at)
-        iovecs_at = ctypes.addressof(self._iovecs)
+        self._iovecs_at = ctypes.addressof(self._iovecs)
+        self._controls_at = ctypes.addressof(self._controls)
         for index in range(BATCH):
-            _IOV_FIELDS.pack_into(
-                self._headers, index * _MMSGHDR_SIZE + _IOV_FIELDS_OFFSET, iovecs_at + index * _IOVEC.size, 1
+            _SEGMENT_CONTROL.pack_into(
+                self._controls, index * _SEGMENT_CONTROL.size, _SEGMENT_CMSG_LEN, _SOL_UDP, _UDP_SEGMENT, 0
             )
         self._on_error = on_error
         #: whatever the caller wants back for a datagram that failed
         self.tags: list[Any] = []
-        #: the destination each header already names (most batches go to one group: skip rewriting it)
-        self._names: list[Destination | None] = [None] * BATCH
+        #: [first datagram, datagrams, segment size, destination, datagrams it may hold] per message
+        self._messages: list[list[Any]] = []
+        #: runs are formed only of datagrams shorter than this (lowered when the kernel refuses one)
+        self.segment_limit = MAX_GSO_BYTES
         self.count = 0
 
     @property
     def full(self) -> bool:
         return self.count == BATCH
 
+    @property
+    def runs(self) -> int:
+        """Messages the next :meth:`flush` hands the kernel (a run of equal-size datagrams is one)."""
+        return len(self._messages)
+
     def add(self, address: int, length: int, destination: Destination, tag: Any) -> None:
         """Queue ``length`` bytes at ``address`` for ``destination``; ``tag`` goes to ``on_error``."""
         index = self.count
         _IOVEC.pack_into(self._iovecs, index * _IOVEC.size, address, length)
-        if self._names[index] is not destination:
-            _NAME.pack_into(self._headers, index * _MMSGHDR_SIZE, destination.sockaddr, 16)
-            self._names[index] = destination
         self.tags.append(tag)
         self.count = index + 1
+        messages = self._messages
+        if messages:
+            run = messages[-1]
+            # run: [first, count, size, destination, room]; a shorter datagram ends a run (room 0)
+            if run[3] is destination and run[1] < run[4] and length <= run[2]:
+                run[1] += 1
+                if length < run[2]:
+                    run[4] = 0
+                return
+        room = min(MAX_SEGMENTS, MAX_GSO_BYTES // length) if 0 < length < self.segment_limit else 1
+        messages.append([index, 1, length, destination, room])
 
-    def flush(self) -> None:
-        """Send everything queued; a datagram the kernel refuses goes to ``on_error`` and is skipped."""
-        start, count = 0, self.count
+    def flush(self) -> int:
+        """Send everything queued; a datagram the kernel refuses goes to ``on_error`` and is skipped.
+
+        Returns how many datagrams the kernel took.
+        """
+        messages = self._messages
+        self._pack(0)
+        sent = done = 0
         assert _sendmmsg is not None
-        while start < count:
-            headers = (
-                self._headers_ptr if start == 0 else ctypes.c_void_p(self._headers_at + start * _MMSGHDR_SIZE)
+        while done < len(messages):
+            taken = _sendmmsg(
+                self._fd, ctypes.c_void_p(self._headers_at + done * _MMSGHDR_SIZE), len(messages) - done, 0
             )
-            sent = _sendmmsg(self._fd, headers, count - start, 0)
-            if sent > 0:
-                start += sent
+            if taken > 0:
+                for message in messages[done : done + taken]:
+                    sent += message[1]
+                done += taken
                 continue
             code = ctypes.get_errno()
             if code == errno.EINTR:
                 continue
-            length = _IOVEC.unpack_from(self._iovecs, start * _IOVEC.size)[1]
-            self._on_error(code, self.tags[start], length)
-            start += 1
+            first, count, size, destination, _room = messages[done]
+            if count > 1 and code in _RUN_REFUSED:
+                # Not this run's datagrams but their coalescing: send them one by one.
+                self.segment_limit = min(self.segment_limit, size)
+                log.info(
+                    "the kernel refused a UDP GSO run of %d-byte datagrams (%s): sending them one by one",
+                    size,
+                    os.strerror(code),
+                )
+                lengths = [
+                    _IOVEC.unpack_from(self._iovecs, i * _IOVEC.size)[1] for i in range(first, first + count)
+                ]
+                messages[done : done + 1] = [[first + i, 1, lengths[i], destination, 1] for i in range(count)]
+                self._pack(done)
+                continue
+            for index in range(first, first + count):
+                self._on_error(
+                    code, self.tags[index], _IOVEC.unpack_from(self._iovecs, index * _IOVEC.size)[1]
+                )
+            done += 1
         self.count = 0
         self.tags.clear()
+        messages.clear()
+        return sent
+
+    def _pack(self, start: int) -> None:
+        """Write the message headers (and segment sizes) from message ``start`` on."""
+        headers, controls = self._headers, self._controls
+        iovecs_at, controls_at = self._iovecs_at, self._controls_at
+        for number in range(start, len(self._messages)):
+            first, count, size, destination, _room = self._messages[number]
+            if count > 1:
+                control = number * _SEGMENT_CONTROL.size
+                _SEGMENT_SIZE.pack_into(controls, control + _SEGMENT_SIZE_AT, size)
+                control_at, control_length = controls_at + control, _SEGMENT_CONTROL.size
+            else:
+                control_at = control_length = 0
+            _MESSAGE.pack_into(
+                headers,
+                number * _MMSGHDR_SIZE,
+                destination.sockaddr,
+                16,
+                iovecs_at + first * _IOVEC.size,
+                count,
+                control_at,
+                control_length,
+            )
 
 
 class DatagramSlots:
@@ -204,18 +293,3 @@ class DatagramSlots:
             (length, bool(flags & _MSG_TRUNC))
             for flags, length in _RESULT.iter_unpack(self._results[: count * _MMSGHDR_SIZE])
         ]
-
-    def send(self, count: int, length: int) -> int:
-        """Send the first ``count`` slots, ``length`` bytes each, on a connected socket.
-
-        Returns how many the kernel took: 0 instead of raising when it has no room right now.
-        """
-        assert _sendmmsg is not None
-        self._set_lengths(length)
-        sent = _sendmmsg(self._fd, self._headers_ptr, count, 0)
-        if sent < 0:
-            code = ctypes.get_errno()
-            if code in _BACKPRESSURE or code == errno.EINTR:
-                return 0
-            raise OSError(code, os.strerror(code))
-        return int(sent)
