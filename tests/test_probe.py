@@ -18,7 +18,7 @@ from mcastkit.probe.receiver import receive_stream
 from mcastkit.probe.roundtrip import echo, measure_rtt
 from mcastkit.probe.sender import send_stream
 from mcastkit.probe.stats import StreamStats, latency_summary, percentile
-from mcastkit.probe.wire import HEADER, MAGIC
+from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
 
 LOOPBACK = "127.0.0.1"
 
@@ -139,6 +139,16 @@ def test_interface_must_be_on_this_host() -> None:
             "'239.1.1.1': expected GROUP:PORT",
         ),
         (["probe", "send", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--size", "9000"], "9000"),
+        (["probe", "send", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--size", "8473"], "8472"),
+        (
+            ["probe", "send", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--size", "64-9000"],
+            "9000",
+        ),
+        (
+            ["probe", "send", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--size", "512-64"],
+            "'512-64': write the smaller size first",
+        ),
+        (["lab", "run", "--size", "64-x"], "'x': not a whole number"),
         (["probe", "recv", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--max-loss", "2"], "2"),
     ],
 )
@@ -174,7 +184,7 @@ def test_send_then_receive_counts_every_datagram() -> None:
         )
         thread.start()
         with _sender(group, ttl=1) as send:
-            report = send_stream(send, group, rate=20_000, count=2000, size=100, stream_id=42)
+            report = send_stream(send, group, rate=20_000, count=2000, size=SizeRange(100, 100), stream_id=42)
         thread.join(30)
     assert report.sent == 2000
     (result,) = received
@@ -186,10 +196,28 @@ def test_send_then_receive_counts_every_datagram() -> None:
     assert latency["p50"] is not None and latency["p50"] >= 0
 
 
+@needs_loopback_multicast
+def test_a_size_range_draws_each_datagrams_size_the_same_way_for_a_stream_id() -> None:
+    group, sizes = _group(), SizeRange(24, 300)
+    with _receiver(group, timeout=0.5) as listen, _sender(group, ttl=1) as send:
+        listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        report = send_stream(send, group, rate=0, count=200, size=sizes, stream_id=11)
+        lengths = [len(listen.recv(1000)) for _ in range(report.sent)]
+    assert report.sent == 200
+    assert all(24 <= n <= 300 for n in lengths)
+    assert len(set(lengths)) > 50  # spread over the range, not one size
+    again = _group()
+    with _receiver(again, timeout=0.5) as listen, _sender(again, ttl=1) as send:
+        send_stream(send, again, rate=0, count=200, size=sizes, stream_id=11)
+        assert [len(listen.recv(1000)) for _ in range(200)] == lengths
+
+
 def test_datagrams_the_kernel_refuses_are_reported_not_counted_as_sent() -> None:
     # Broadcast without SO_BROADCAST: the kernel refuses every datagram (EACCES).
     with open_sender(LOOPBACK, ttl=1, loop=False) as send:
-        report = send_stream(send, ("255.255.255.255", 9), rate=0, count=40, size=64, stream_id=7)
+        report = send_stream(
+            send, ("255.255.255.255", 9), rate=0, count=40, size=SizeRange(64, 64), stream_id=7
+        )
     assert report.sent == 0 and report.send_errors == 40
 
 

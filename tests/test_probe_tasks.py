@@ -113,7 +113,7 @@ def test_commands_are_ones_the_probe_cli_accepts(built: Fixture) -> None:
     send = build_parser().parse_args(_sender_argv(built.container(built.probe.sender_task_definition)))
     assert (send.command, send.probe_command) == ("probe", "send")
     assert str(send.group) == "239.10.1.3:30003"
-    assert (send.interface, send.rate, send.count, send.size) == ("eth0", 200, count, 64)
+    assert (send.interface, send.rate, send.count, str(send.size)) == ("eth0", 200, count, "64")
     assert send.ttl > 1
 
 

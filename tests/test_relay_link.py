@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import HEADER_SIZE, MAX_DATAGRAM, Decoder, FrameType, encode, group_to_int
+from mcastkit.relay.frame import HEADER_SIZE, Decoder, FrameType, encode, group_to_int
 from mcastkit.relay.ingress import Ingress
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 from mcastkit.net.addresses import AddressError, GroupPort, parse_group
+from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE, SizeRange
 
 
 def _limits(low: float, high: float | None) -> str:
@@ -50,6 +51,17 @@ def bounded_float(
         return value
 
     return parse
+
+
+def size_range(text: str) -> SizeRange:
+    """Probe payload bytes: ``N``, or ``MIN-MAX`` for a size drawn per datagram."""
+    low_text, dash, high_text = text.partition("-")
+    bounds = bounded_int(HEADER_SIZE, MAX_SIZE)
+    low = bounds(low_text)
+    high = bounds(high_text) if dash else low
+    if high < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: write the smaller size first (MIN-MAX)")
+    return SizeRange(low, high)
 
 
 def group_port(text: str) -> GroupPort:

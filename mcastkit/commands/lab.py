@@ -13,12 +13,12 @@ import argparse
 import json
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port
+from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath
 from mcastkit.lab.topology import check_lab_name
-from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
+from mcastkit.probe.wire import DEFAULT_SIZE
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +47,13 @@ def register(subparsers: Any) -> None:
     run.add_argument("--path", choices=("relay", "direct"), default=None, help="default: relay if running")
     run.add_argument("--count", type=bounded_int(1), default=10_000)
     run.add_argument("--rate", type=bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
-    run.add_argument("--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
+    run.add_argument(
+        "--size",
+        type=size_range,
+        default=DEFAULT_SIZE,
+        metavar="BYTES|MIN-MAX",
+        help="payload bytes, or a range each datagram's size is drawn from (default 64)",
+    )
     run.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction per member")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(handler=run_run)

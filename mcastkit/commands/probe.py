@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port
+from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
 from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import AddressError, GroupPort, resolve_interface
 from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.receiver import RECEIVE_BUFFER_BYTES, ReceiveResult, receive_stream
 from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
 from mcastkit.probe.sender import new_stream_id, send_stream
-from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE
+from mcastkit.probe.wire import DEFAULT_SIZE, HEADER_SIZE, MAX_SIZE
 
 
 def _receiver(group: GroupPort, interface: str, timeout: float = 0.1) -> socket.socket:
@@ -53,7 +53,11 @@ def register(subparsers: Any) -> None:
     send.add_argument("--rate", type=bounded_int(0), default=1000, help="datagrams/s; 0 = unpaced")
     send.add_argument("--count", type=bounded_int(1), default=10_000)
     send.add_argument(
-        "--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64, help="datagram payload bytes"
+        "--size",
+        type=size_range,
+        default=DEFAULT_SIZE,
+        metavar="BYTES|MIN-MAX",
+        help="payload bytes, or a range each datagram's size is drawn from (default 64)",
     )
     send.add_argument(
         "--stream-id", type=bounded_int(0, 2**32 - 1), default=None, help="stream id (default: random)"
@@ -152,7 +156,7 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
             "stream_id": report.stream_id,
             "sent": report.sent,
             "send_errors": report.send_errors,
-            "size": args.size,
+            "size": str(args.size),
             "target_rate": args.rate,
             "achieved_rate": round(report.rate),
             "seconds": round(report.seconds, 3),

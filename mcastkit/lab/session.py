@@ -22,6 +22,7 @@ from mcastkit.lab.netns import LabError
 from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
 from mcastkit.net.addresses import GroupPort
 from mcastkit.probe.sender import new_stream_id
+from mcastkit.probe.wire import DEFAULT_SIZE, SizeRange
 
 RUN_ROOT = Path("/run/mcastkit-lab")
 DEFAULT_NAME = "mcklab"
@@ -178,7 +179,7 @@ class Lab:
         path: LabPath = "relay",
         count: int = 10_000,
         rate: int = 10_000,
-        size: int = 64,
+        size: SizeRange = DEFAULT_SIZE,
         group: GroupPort | None = None,
         receivers: int | None = None,
         idle: float = 1.0,
@@ -246,7 +247,7 @@ class Lab:
         group: GroupPort,
         count: int,
         rate: int,
-        size: int,
+        size: SizeRange,
         receivers: int | None = None,
         idle: float = 1.0,
     ) -> dict[str, Any]:
@@ -275,7 +276,7 @@ class Lab:
         group: GroupPort,
         count: int,
         rate: int,
-        size: int,
+        size: SizeRange,
         receivers: int | None,
         idle: float,
     ) -> dict[str, Any]:
@@ -365,7 +366,7 @@ class Lab:
             "group": str(group),
             "count": count,
             "rate": rate,
-            "size": size,
+            "size": str(size),
             "sender": _last_json(sender_output) or {},
             "receivers": [],
         }

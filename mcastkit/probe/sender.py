@@ -5,19 +5,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcastkit.net.mmsg import BatchSender, Destination
-from mcastkit.probe.wire import HEADER, MAGIC
+from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
 
 #: Upper bound on one burst: keeps the send timestamp of the last datagram in a burst honest.
 MAX_BURST = 32
 #: The pacing tick: a sender never sleeps less than this, so at 50k msg/s it sends 5 every
 #: 100 µs instead of waking for every datagram (each wake-up costs more CPU than the send).
 TICK_NS = 100_000
+#: Sizes drawn from a range repeat after this many datagrams (a draw per datagram costs more).
+SIZE_CYCLE = 4096
 _PR_SET_TIMERSLACK = 29
 
 
@@ -50,12 +53,15 @@ def send_stream(
     *,
     rate: int,
     count: int,
-    size: int,
+    size: SizeRange,
     stream_id: int,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], int] = time.time_ns,
 ) -> SendReport:
     """Send ``count`` datagrams of ``size`` bytes at ``rate`` per second (0: as fast as possible).
+
+    With a range of sizes, each datagram's is drawn from it (uniformly; the same sequence
+    for the same stream id, so a run can be repeated).
 
     Each turn sends every datagram that is due (up to :data:`MAX_BURST`) with one system call
     (one UDP GSO message where the kernel takes it: see :class:`BatchSender`), then sleeps
@@ -69,7 +75,10 @@ def send_stream(
     errors: list[int] = []
     sender = BatchSender(sock, lambda code, _tag, _length: errors.append(code))
     target = Destination(*destination)
-    burst_buffer = (ctypes.c_char * (size * MAX_BURST))()
+    sizes = _sizes(size, stream_id)
+    cycle = len(sizes)
+    slot = size.high
+    burst_buffer = (ctypes.c_char * (slot * MAX_BURST))()
     base = ctypes.addressof(burst_buffer)
     pack_into = HEADER.pack_into
     start = time.monotonic_ns()
@@ -88,8 +97,8 @@ def send_stream(
         # One timestamp per burst, taken just before the system call that sends it.
         stamp = clock()
         for index in range(burst):
-            pack_into(burst_buffer, index * size, MAGIC, stream_id, sequence + index, stamp)
-            sender.add(base + index * size, size, target, None)
+            pack_into(burst_buffer, index * slot, MAGIC, stream_id, sequence + index, stamp)
+            sender.add(base + index * slot, sizes[(sequence + index) % cycle], target, None)
         sender.flush()
         sequence += burst
         if progress is not None and now >= next_progress:
@@ -100,3 +109,11 @@ def send_stream(
     if progress is not None:
         progress(sent)
     return SendReport(stream_id=stream_id, sent=sent, seconds=seconds, send_errors=len(errors))
+
+
+def _sizes(size: SizeRange, stream_id: int) -> list[int]:
+    """The payload size of datagram ``n`` is ``sizes[n % len(sizes)]``."""
+    if size.low == size.high:
+        return [size.low]
+    draw = random.Random(stream_id)
+    return [draw.randint(size.low, size.high) for _ in range(SIZE_CYCLE)]

@@ -14,10 +14,6 @@ HEADER = struct.Struct("!HBBIIHHQQ")
 HEADER_SIZE = HEADER.size
 #: Largest payload a reader accepts; anything longer is hostile or corrupt.
 MAX_PAYLOAD = 65535
-#: The TGW drops IP packets over 8500 bytes and never fragments.
-TGW_MTU = 8500
-#: Largest UDP payload that fits a TGW packet (IPv4 header 20 + UDP header 8).
-MAX_DATAGRAM = TGW_MTU - 28
 
 
 class FrameType(IntEnum):

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mcastkit.net.limits import MAX_DATAGRAM, TGW_MTU
 from mcastkit.net.mmsg import BATCH, DatagramSlots
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import Role
@@ -17,8 +18,6 @@ from mcastkit.relay.frame import (
     HEADER,
     HEADER_SIZE,
     MAGIC,
-    MAX_DATAGRAM,
-    TGW_MTU,
     VERSION,
     FrameError,
     FrameType,
