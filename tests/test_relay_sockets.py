@@ -175,6 +175,23 @@ def test_runs_of_equal_size_datagrams_go_as_one_message_and_arrive_cut_and_in_or
     sender_sock.close()
 
 
+def test_an_empty_datagram_is_never_the_tail_of_a_run() -> None:
+    """Cut by segment size, a run would have no segment left for an empty tail: it goes alone."""
+    group = GroupPort("239.254.77.13", 45983)
+    receiver_sock = open_receiver(*group, "127.0.0.1", buffer_bytes=1 << 20, timeout=0.5)
+    sender_sock = open_sender("127.0.0.1", ttl=1, loop=True)
+    sender = BatchSender(sender_sock, lambda code, tag, length: pytest.fail(f"refused: {code}"))
+    payload, destination = b"x" * 64, Destination(*group)
+    for size in (64, 64, 64, 0):
+        sender.add(buffer_address(payload), size, destination, size)
+    assert sender.runs == 2
+    assert sender.flush() == 4
+    received = _receive_all(DatagramSlots(receiver_sock, capacity=100, slots=8), 4)
+    assert [len(datagram) for datagram in received] == [64, 64, 64, 0]
+    receiver_sock.close()
+    sender_sock.close()
+
+
 @needs_netns
 def test_a_run_the_kernel_cannot_cut_goes_datagram_by_datagram() -> None:
     """Segments over the route's MTU: the kernel refuses GSO; the datagrams still go (fragmented)."""

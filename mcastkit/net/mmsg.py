@@ -154,8 +154,9 @@ class BatchSender:
         messages = self._messages
         if messages:
             run = messages[-1]
-            # run: [first, count, size, destination, room]; a shorter datagram ends a run (room 0)
-            if run[3] is destination and run[1] < run[4] and length <= run[2]:
+            # run: [first, count, size, destination, room]; a shorter datagram ends a run (room 0).
+            # An empty one cannot: cut by segment size, the run would have no segment left for it.
+            if run[3] is destination and run[1] < run[4] and 0 < length <= run[2]:
                 run[1] += 1
                 if length < run[2]:
                     run[4] = 0
