@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from mcastkit.cli import main
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.netns import LabError
-from mcastkit.lab.session import RUN_ROOT, Lab, relay_available
+from mcastkit.lab.session import RUN_ROOT, Lab, LabState, relay_available
 from mcastkit.lab.sniff import is_group_datagram
 from mcastkit.lab.topology import Layout, parse_igmp_versions
 from mcastkit.net.addresses import GroupPort
@@ -117,6 +118,7 @@ def test_lab_state_dir_is_per_name(tmp_path: Path) -> None:
 def test_a_second_stream_through_one_lab_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     lab = Lab("busy", run_root=tmp_path)
     lab.run_dir.mkdir()
+    lab.state_file.write_text(json.dumps(asdict(LabState("busy", 2, "239.1.1.1:5001", relay=True))))
     with (lab.run_dir / "stream.lock").open("w") as first:
         fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `lab run` holds
         with pytest.raises(LabError, match="another `lab run` is streaming through lab 'busy'"):

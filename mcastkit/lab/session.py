@@ -256,8 +256,114 @@ class Lab:
 
         One stream at a time per lab: two would share the receivers' output files.
         """
+        state = self.state()  # says so when the lab is not up
         with self._streaming():
-            return self._stream(origin, group, count, rate, size, receivers, idle)
+            layout = state.layout
+            members = [r for r in layout.receivers if r.member][: receivers or layout.members]
+            outsider = next(r for r in layout.receivers if not r.member)
+            time.sleep(max(0.0, state.snooping_from - time.time()))
+            # One id for sender and receivers: datagrams a relay still carries from an earlier
+            # stream must not be counted as this one.
+            stream_id = str(new_stream_id())
+            send_seconds = count / rate if rate else count / 200_000
+            listen_seconds = JOIN_WAIT + send_seconds * 2 + 10
+
+            spawned: dict[str, int] = {}
+            outputs: dict[str, Path] = {}
+            # Where datagrams were dropped for want of socket buffer: the receivers, or the ingress host.
+            watched = {r.name: r.namespace for r in members} | {"ingress-host": layout.ns("dc")}
+            drops_before = {name: udp_receive_buffer_errors(ns) for name, ns in watched.items()}
+            try:
+                for receiver in members:
+                    outputs[receiver.name] = self.run_dir / f"{receiver.name}.out"
+                    outputs[receiver.name].unlink(missing_ok=True)
+                    spawned[receiver.name] = netns.spawn(
+                        receiver.namespace,
+                        netns.mcastkit_command(
+                            "probe", "recv", "--group", str(group), "--interface", receiver.address,
+                            "--count", str(count), "--timeout", f"{listen_seconds:.1f}", "--idle", str(idle),
+                            "--max-loss", "1", "--stream-id", stream_id, "--json",
+                        ),
+                        log=outputs[receiver.name],
+                    )  # fmt: skip
+                outputs[outsider.name] = self.run_dir / f"{outsider.name}.out"
+                outputs[outsider.name].unlink(missing_ok=True)
+                spawned[outsider.name] = netns.spawn(
+                    outsider.namespace,
+                    [
+                        sys.executable,
+                        "-m",
+                        "mcastkit.lab.sniff",
+                        "eth0",
+                        group.group,
+                        str(group.port),
+                        str(listen_seconds),
+                    ],
+                    log=outputs[outsider.name],
+                )
+                # Both ends: each receiver's socket holds the membership (a bridge entry can outlive
+                # the previous run's receivers for a few seconds), and the bridge has snooped it.
+                wanted = {r.bridge_port for r in members}
+                self._wait(
+                    lambda: (
+                        all(topology.joined_locally(r.namespace, group.group) for r in members)
+                        and wanted <= topology.joined_ports(layout.ns("tgw"), group.group)
+                    ),
+                    f"receivers {sorted(wanted)} to join {group.group} (bridge snooping table)",
+                    members[0].name if members else "rx1",
+                    timeout=JOIN_WAIT,
+                )
+                sender_ns, sender_address = (
+                    (layout.ns("src"), SOURCE_ADDRESS)
+                    if origin == "datacenter"
+                    else (layout.ns("egress"), EGRESS_ADDRESS)
+                )
+                sender_output = netns.in_namespace(
+                    sender_ns,
+                    netns.mcastkit_command(
+                        "probe", "send", "--group", str(group), "--interface", sender_address,
+                        "--rate", str(rate), "--count", str(count), "--size", str(size), "--ttl", "1",
+                        "--stream-id", stream_id, "--json",
+                    ),
+                    timeout=send_seconds * 4 + 30,
+                )  # fmt: skip
+                member_pids = [spawned[r.name] for r in members]
+                deadline = time.monotonic() + listen_seconds + 5
+                while time.monotonic() < deadline and any(netns.alive(pid) for pid in member_pids):
+                    netns.reap()
+                    time.sleep(0.05)
+            finally:
+                netns.stop(list(spawned.values()))
+
+            report: dict[str, Any] = {
+                "socket_buffer_drops": {
+                    name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()
+                },
+                "origin": origin,
+                "group": str(group),
+                "count": count,
+                "rate": rate,
+                "size": str(size),
+                "sender": _last_json(sender_output) or {},
+                "receivers": [],
+            }
+            ok = True
+            for receiver in members:
+                result = _last_json(_read(outputs[receiver.name])) or {
+                    "error": _read(outputs[receiver.name])[-500:]
+                }
+                result = {"name": receiver.name, "member": True, "address": receiver.address, **result}
+                result["igmp"] = sorted(topology.igmp_versions(receiver.namespace))
+                ok = ok and result.get("lost") == 0
+                report["receivers"].append(result)
+            sniffed = _last_json(_read(outputs[outsider.name])) or {}
+            frames = sniffed.get("frames")
+            ok = ok and frames == 0
+            report["receivers"].append(
+                {"name": outsider.name, "member": False, "address": outsider.address, "frames": frames}
+            )
+            report["ok"] = ok
+            return report
 
     @contextlib.contextmanager
     def _streaming(self) -> Iterator[None]:
@@ -269,124 +375,6 @@ class Lab:
                     f"another `lab run` is streaming through lab {self.name!r}: wait for it to finish"
                 ) from None
             yield
-
-    def _stream(
-        self,
-        origin: Literal["datacenter", "aws"],
-        group: GroupPort,
-        count: int,
-        rate: int,
-        size: SizeRange,
-        receivers: int | None,
-        idle: float,
-    ) -> dict[str, Any]:
-        state = self.state()
-        layout = state.layout
-        members = [r for r in layout.receivers if r.member][: receivers or layout.members]
-        outsider = next(r for r in layout.receivers if not r.member)
-        time.sleep(max(0.0, state.snooping_from - time.time()))
-        # One id for sender and receivers: datagrams a relay still carries from an earlier
-        # stream must not be counted as this one.
-        stream_id = str(new_stream_id())
-        send_seconds = count / rate if rate else count / 200_000
-        listen_seconds = JOIN_WAIT + send_seconds * 2 + 10
-
-        spawned: dict[str, int] = {}
-        outputs: dict[str, Path] = {}
-        # Where datagrams were dropped for want of socket buffer: the receivers, or the ingress host.
-        watched = {r.name: r.namespace for r in members} | {"ingress-host": layout.ns("dc")}
-        drops_before = {name: udp_receive_buffer_errors(ns) for name, ns in watched.items()}
-        try:
-            for receiver in members:
-                outputs[receiver.name] = self.run_dir / f"{receiver.name}.out"
-                outputs[receiver.name].unlink(missing_ok=True)
-                spawned[receiver.name] = netns.spawn(
-                    receiver.namespace,
-                    netns.mcastkit_command(
-                        "probe", "recv", "--group", str(group), "--interface", receiver.address,
-                        "--count", str(count), "--timeout", f"{listen_seconds:.1f}", "--idle", str(idle),
-                        "--max-loss", "1", "--stream-id", stream_id, "--json",
-                    ),
-                    log=outputs[receiver.name],
-                )  # fmt: skip
-            outputs[outsider.name] = self.run_dir / f"{outsider.name}.out"
-            outputs[outsider.name].unlink(missing_ok=True)
-            spawned[outsider.name] = netns.spawn(
-                outsider.namespace,
-                [
-                    sys.executable,
-                    "-m",
-                    "mcastkit.lab.sniff",
-                    "eth0",
-                    group.group,
-                    str(group.port),
-                    str(listen_seconds),
-                ],
-                log=outputs[outsider.name],
-            )
-            # Both ends: each receiver's socket holds the membership (a bridge entry can outlive
-            # the previous run's receivers for a few seconds), and the bridge has snooped it.
-            wanted = {r.bridge_port for r in members}
-            self._wait(
-                lambda: (
-                    all(topology.joined_locally(r.namespace, group.group) for r in members)
-                    and wanted <= topology.joined_ports(layout.ns("tgw"), group.group)
-                ),
-                f"receivers {sorted(wanted)} to join {group.group} (bridge snooping table)",
-                members[0].name if members else "rx1",
-                timeout=JOIN_WAIT,
-            )
-            sender_ns, sender_address = (
-                (layout.ns("src"), SOURCE_ADDRESS)
-                if origin == "datacenter"
-                else (layout.ns("egress"), EGRESS_ADDRESS)
-            )
-            sender_output = netns.in_namespace(
-                sender_ns,
-                netns.mcastkit_command(
-                    "probe", "send", "--group", str(group), "--interface", sender_address,
-                    "--rate", str(rate), "--count", str(count), "--size", str(size), "--ttl", "1",
-                    "--stream-id", stream_id, "--json",
-                ),
-                timeout=send_seconds * 4 + 30,
-            )  # fmt: skip
-            member_pids = [spawned[r.name] for r in members]
-            deadline = time.monotonic() + listen_seconds + 5
-            while time.monotonic() < deadline and any(netns.alive(pid) for pid in member_pids):
-                netns.reap()
-                time.sleep(0.05)
-        finally:
-            netns.stop(list(spawned.values()))
-
-        report: dict[str, Any] = {
-            "socket_buffer_drops": {
-                name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()
-            },
-            "origin": origin,
-            "group": str(group),
-            "count": count,
-            "rate": rate,
-            "size": str(size),
-            "sender": _last_json(sender_output) or {},
-            "receivers": [],
-        }
-        ok = True
-        for receiver in members:
-            result = _last_json(_read(outputs[receiver.name])) or {
-                "error": _read(outputs[receiver.name])[-500:]
-            }
-            result = {"name": receiver.name, "member": True, "address": receiver.address, **result}
-            result["igmp"] = sorted(topology.igmp_versions(receiver.namespace))
-            ok = ok and result.get("lost") == 0
-            report["receivers"].append(result)
-        sniffed = _last_json(_read(outputs[outsider.name])) or {}
-        frames = sniffed.get("frames")
-        ok = ok and frames == 0
-        report["receivers"].append(
-            {"name": outsider.name, "member": False, "address": outsider.address, "frames": frames}
-        )
-        report["ok"] = ok
-        return report
 
 
 def udp_receive_buffer_errors(namespace: str) -> int:
