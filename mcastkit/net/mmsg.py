@@ -31,8 +31,6 @@ from typing import Any
 _IOVEC = struct.Struct("@PN")
 #: struct mmsghdr {struct msghdr msg_hdr; unsigned msg_len;} on LP64, padded to 64 bytes.
 _MMSGHDR_SIZE = 64
-#: msg_name, msg_namelen (the first two fields of struct msghdr)
-_NAME = struct.Struct("@PI")
 #: msg_iov, msg_iovlen at offset 16
 _IOV_FIELDS = struct.Struct("@PN")
 _IOV_FIELDS_OFFSET = 16
@@ -189,10 +187,12 @@ class BatchSender:
             if count > 1 and code in _RUN_REFUSED:
                 # Not this run's datagrams but their coalescing: send them one by one.
                 self.segment_limit = min(self.segment_limit, size)
-                log.info(
-                    "the kernel refused a UDP GSO run of %d-byte datagrams (%s): sending them one by one",
+                log.warning(
+                    "the kernel refused a UDP GSO run of %d-byte datagrams (%s): sending datagrams of "
+                    "%d bytes and more one by one",
                     size,
                     os.strerror(code),
+                    size,
                 )
                 lengths = [
                     _IOVEC.unpack_from(self._iovecs, i * _IOVEC.size)[1] for i in range(first, first + count)
