@@ -3,57 +3,22 @@
 from __future__ import annotations
 
 import json
-import random
 import socket
 import threading
 from io import StringIO
 
 import pytest
+from probe_support import LOOPBACK, loopback_receiver, loopback_sender, needs_loopback_multicast, random_group
 
 from mcastkit.cli import Console, main
 from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import AddressError, GroupPort, parse_group, resolve_interface
-from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
+from mcastkit.net.sockets import open_sender, set_receive_timeout
 from mcastkit.probe.receiver import receive_stream
 from mcastkit.probe.roundtrip import echo, measure_rtt
 from mcastkit.probe.sender import send_stream
 from mcastkit.probe.stats import StreamStats, latency_summary, percentile
 from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
-
-LOOPBACK = "127.0.0.1"
-
-
-def _receiver(group: GroupPort, timeout: float = 0.1) -> socket.socket:
-    return open_receiver(*group, LOOPBACK, buffer_bytes=1 << 20, timeout=timeout)
-
-
-def _sender(group: GroupPort, ttl: int) -> socket.socket:
-    return open_sender(LOOPBACK, ttl=ttl, loop=True, connect=group)
-
-
-def _loopback_multicast_works() -> bool:
-    group = GroupPort("239.255.77.1", random.randint(20000, 60000))
-    try:
-        with (
-            _receiver(group, timeout=0.5) as listen,
-            _sender(group, ttl=1) as send,
-        ):
-            send.send(b"x" * 32)
-            return listen.recv(64) == b"x" * 32
-    except (OSError, AddressError):
-        return False
-
-
-needs_loopback_multicast = pytest.mark.skipif(
-    not _loopback_multicast_works(), reason="this host does not deliver multicast on loopback"
-)
-
-
-def _group() -> GroupPort:
-    return GroupPort(
-        f"239.255.{random.randint(1, 254)}.{random.randint(1, 254)}", random.randint(20000, 60000)
-    )
-
 
 # -- statistics ----------------------------------------------------------------------------------
 
@@ -175,15 +140,15 @@ def test_cli_interface_not_on_host_exits_2() -> None:
 
 @needs_loopback_multicast
 def test_send_then_receive_counts_every_datagram() -> None:
-    group = _group()
-    with _receiver(group) as listen:
+    group = random_group()
+    with loopback_receiver(group) as listen:
         received: list[object] = []
         thread = threading.Thread(
             target=lambda: received.append(receive_stream(listen, count=2000, timeout=20, idle=2)),
             daemon=True,
         )
         thread.start()
-        with _sender(group, ttl=1) as send:
+        with loopback_sender(group, ttl=1) as send:
             report = send_stream(send, group, rate=20_000, count=2000, size=SizeRange(100, 100), stream_id=42)
         thread.join(30)
     assert report.sent == 2000
@@ -198,16 +163,16 @@ def test_send_then_receive_counts_every_datagram() -> None:
 
 @needs_loopback_multicast
 def test_a_size_range_draws_each_datagrams_size_the_same_way_for_a_stream_id() -> None:
-    group, sizes = _group(), SizeRange(24, 300)
-    with _receiver(group, timeout=0.5) as listen, _sender(group, ttl=1) as send:
+    group, sizes = random_group(), SizeRange(24, 300)
+    with loopback_receiver(group, timeout=0.5) as listen, loopback_sender(group, ttl=1) as send:
         listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         report = send_stream(send, group, rate=0, count=200, size=sizes, stream_id=11)
         lengths = [len(listen.recv(1000)) for _ in range(report.sent)]
     assert report.sent == 200
     assert all(24 <= n <= 300 for n in lengths)
     assert len(set(lengths)) > 50  # spread over the range, not one size
-    again = _group()
-    with _receiver(again, timeout=0.5) as listen, _sender(again, ttl=1) as send:
+    again = random_group()
+    with loopback_receiver(again, timeout=0.5) as listen, loopback_sender(again, ttl=1) as send:
         send_stream(send, again, rate=0, count=200, size=sizes, stream_id=11)
         assert [len(listen.recv(1000)) for _ in range(200)] == lengths
 
@@ -223,10 +188,10 @@ def test_datagrams_the_kernel_refuses_are_reported_not_counted_as_sent() -> None
 
 @needs_loopback_multicast
 def test_receiver_stops_on_timeout_and_counts_foreign_datagrams() -> None:
-    group = _group()
+    group = random_group()
     with (
-        _receiver(group) as listen,
-        _sender(group, ttl=1) as send,
+        loopback_receiver(group) as listen,
+        loopback_sender(group, ttl=1) as send,
     ):
         send.send(b"not a probe datagram at all")
         datagram = bytearray(64)
@@ -243,7 +208,7 @@ def test_receiver_stops_on_timeout_and_counts_foreign_datagrams() -> None:
 
 @needs_loopback_multicast
 def test_cli_send_and_recv_json() -> None:
-    group = str(_group())
+    group = str(random_group())
     common = ["--group", group, "--interface", LOOPBACK, "--count", "500", "--json"]
     console = Console(out=StringIO(), err=StringIO())
     outcome: list[int] = []
@@ -272,7 +237,7 @@ def test_cli_recv_fails_when_loss_exceeds_budget() -> None:
         "probe",
         "recv",
         "--group",
-        str(_group()),
+        str(random_group()),
         "--interface",
         LOOPBACK,
         "--count",
@@ -288,11 +253,11 @@ def test_cli_recv_fails_when_loss_exceeds_budget() -> None:
 
 @needs_loopback_multicast
 def test_rtt_through_echo() -> None:
-    request, reply = _group(), _group()
+    request, reply = random_group(), random_group()
     stop = threading.Event()
     with (
-        _receiver(request, timeout=0.1) as echo_in,
-        _sender(reply, ttl=1) as echo_out,
+        loopback_receiver(request, timeout=0.1) as echo_in,
+        loopback_sender(reply, ttl=1) as echo_out,
     ):
         echoer = threading.Thread(
             target=echo,
@@ -301,8 +266,8 @@ def test_rtt_through_echo() -> None:
         )
         echoer.start()
         with (
-            _sender(request, ttl=1) as send,
-            _receiver(reply) as listen,
+            loopback_sender(request, ttl=1) as send,
+            loopback_receiver(reply) as listen,
         ):
             set_receive_timeout(listen, 0.05)
             result = measure_rtt(
@@ -316,26 +281,26 @@ def test_rtt_through_echo() -> None:
 
 @needs_loopback_multicast
 def test_rtt_without_echo_gives_up_per_datagram() -> None:
-    request, reply = _group(), _group()
+    request, reply = random_group(), random_group()
     with (
-        _sender(request, ttl=1) as send,
-        _receiver(reply) as listen,
+        loopback_sender(request, ttl=1) as send,
+        loopback_receiver(reply) as listen,
     ):
         set_receive_timeout(listen, 0.02)
         result = measure_rtt(send, listen, count=3, size=64, interval=0, loss_timeout=0.1, stream_id=9)
     assert result.sent == 3 and result.answered == 0 and result.lost == 3
 
 
-def test_sender_socket_is_connected_to_the_group() -> None:
-    group = _group()
-    with _sender(group, ttl=3) as send:
+def test_sender_socket_is_connected_to_therandom_group() -> None:
+    group = random_group()
+    with loopback_sender(group, ttl=3) as send:
         assert send.getpeername() == (group.group, group.port)
         assert send.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 3
 
 
 @needs_loopback_multicast
 def test_cli_rtt_through_cli_echo() -> None:
-    request, reply = str(_group()), str(_group())
+    request, reply = str(random_group()), str(random_group())
     echo_console = Console(out=StringIO(), err=StringIO())
     common = ["--group", request, "--reply", reply, "--interface", LOOPBACK, "--count", "10"]
     echoer = threading.Thread(target=main, args=(["probe", "echo", *common, "--timeout", "20"], echo_console))

@@ -1,7 +1,9 @@
 """``mcastkit probe``: prove delivery of a multicast group with a paced, numbered stream.
 
-- ``send`` paces a stream (sequence number + send time in every datagram);
+- ``send`` paces a stream (sequence number + send time in every datagram); ``--count 0``
+  sends until stopped;
 - ``recv`` counts it: received, lost, duplicates, reordered, one-way latency p50/p99/max;
+  ``--count 0`` follows an open-ended stream and reports every ``--report-every`` seconds;
 - ``echo`` / ``rtt`` measure round trips across hosts whose clocks are not synchronized.
 """
 
@@ -12,7 +14,7 @@ import json
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,10 +22,14 @@ from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_
 from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import AddressError, GroupPort, resolve_interface
 from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
+from mcastkit.probe.monitor import monitor_stream
 from mcastkit.probe.receiver import RECEIVE_BUFFER_BYTES, ReceiveResult, receive_stream
 from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
 from mcastkit.probe.sender import new_stream_id, send_stream
 from mcastkit.probe.wire import DEFAULT_SIZE, HEADER_SIZE, MAX_SIZE
+
+#: ``recv`` gives up on a finite stream after this many seconds unless told otherwise.
+DEFAULT_RECEIVE_TIMEOUT = 30.0
 
 
 def _receiver(group: GroupPort, interface: str, timeout: float = 0.1) -> socket.socket:
@@ -51,7 +57,9 @@ def register(subparsers: Any) -> None:
     send = actions.add_parser("send", help="send a paced, numbered stream")
     common(send, ttl=True)
     send.add_argument("--rate", type=bounded_int(0), default=1000, help="datagrams/s; 0 = unpaced")
-    send.add_argument("--count", type=bounded_int(1), default=10_000)
+    send.add_argument(
+        "--count", type=bounded_int(0), default=10_000, help="datagrams; 0 = until stopped (SIGTERM, Ctrl-C)"
+    )
     send.add_argument(
         "--size",
         type=size_range,
@@ -67,8 +75,21 @@ def register(subparsers: Any) -> None:
 
     recv = actions.add_parser("recv", help="receive and count a stream")
     common(recv)
-    recv.add_argument("--count", type=bounded_int(1), default=10_000, help="datagrams the sender sends")
-    recv.add_argument("--timeout", type=bounded_float(0.1), default=30.0, help="give up after S seconds")
+    recv.add_argument(
+        "--count",
+        type=bounded_int(0),
+        default=10_000,
+        help="datagrams the sender sends; 0 = an open-ended stream, reported every --report-every s",
+    )
+    recv.add_argument(
+        "--timeout",
+        type=bounded_float(0.1),
+        default=None,
+        help="give up (--count 0: stop) after S seconds (default 30; --count 0: never)",
+    )
+    recv.add_argument(
+        "--report-every", type=bounded_float(0.1), default=60.0, help="--count 0: seconds per report (60)"
+    )
     recv.add_argument(
         "--idle", type=bounded_float(0.05), default=2.0, help="stop S seconds after the last datagram"
     )
@@ -123,6 +144,27 @@ def _handled(console: Any) -> Iterator[list[ExitStatus]]:
         status.append(ExitStatus.ENVIRONMENT)
 
 
+@contextmanager
+def _until_stopped() -> Iterator[Callable[[], bool]]:
+    """A ``keep_running`` that turns false on SIGTERM (docker stop, ECS) or SIGINT (Ctrl-C).
+
+    Handlers can only be set from the main thread; elsewhere (tests) the signals keep theirs.
+    """
+    running = [True]
+
+    def stop(_signum: int, _frame: object) -> None:
+        running[0] = False
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = [signal.signal(signum, stop) for signum in signals] if in_main_thread else []
+    try:
+        yield lambda: running[0]
+    finally:
+        for signum, handler in zip(signals, previous, strict=False):
+            signal.signal(signum, handler)
+
+
 def _progress_line(console: Any, text: str) -> None:
     console.out.write(f"\r{text}\x1b[K")
     console.out.flush()
@@ -136,9 +178,9 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
         if console.interactive and not args.json:
 
             def progress(sent: int) -> None:
-                _progress_line(console, f"sent {sent}/{args.count}")
+                _progress_line(console, f"sent {sent}/{args.count or 'until stopped'}")
 
-        with sock:
+        with sock, _until_stopped() as keep_running:
             report = send_stream(
                 sock,
                 args.group,
@@ -147,6 +189,7 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
                 size=args.size,
                 stream_id=new_stream_id() if args.stream_id is None else args.stream_id,
                 progress=progress,
+                keep_running=keep_running,
             )
         if progress is not None:
             console.out.write("\n")
@@ -172,6 +215,8 @@ def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
                 f"the kernel refused {report.send_errors} datagram(s): receivers will count them lost"
             )
             return ExitStatus.FAILURE
+        if args.count and report.sent < args.count:
+            return ExitStatus.INTERRUPTED  # stopped by a signal before the end
         return ExitStatus.OK
     return failed[0]
 
@@ -186,6 +231,8 @@ def _format_latency(latency: dict[str, float | None]) -> str:
 
 
 def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
+    if args.count == 0:
+        return _run_monitor(args, console)
     with _handled(console) as failed:
         interface = resolve_interface(args.interface)
         progress = None
@@ -201,7 +248,11 @@ def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
 
         with _receiver(args.group, interface) as sock:
             result = receive_stream(
-                sock, count=args.count, timeout=args.timeout, idle=args.idle, progress=progress
+                sock,
+                count=args.count,
+                timeout=DEFAULT_RECEIVE_TIMEOUT if args.timeout is None else args.timeout,
+                idle=args.idle,
+                progress=progress,
             )
         if progress is not None:
             console.out.write("\n")
@@ -233,28 +284,52 @@ def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
     return failed[0]
 
 
+def _run_monitor(args: argparse.Namespace, console: Any) -> ExitStatus:
+    """``recv --count 0``: one report per interval until stopped; exit 1 if any was over budget."""
+    over_budget = [0]
+
+    def report(stream_id: int | None, interval: dict[str, Any]) -> None:
+        ok = interval["received"] > 0 and interval["loss"] <= args.max_loss
+        over_budget[0] += not ok
+        summary = {"group": str(args.group), "interface": interface, "stream_id": stream_id, **interval}
+        _report(
+            console,
+            {**summary, "max_loss": args.max_loss, "ok": ok} if args.json else None,
+            f"{args.group} {interval['seconds']:.0f}s: received {interval['received']} "
+            f"(lost {interval['lost']}, {interval['loss']:.4%}), duplicates {interval['duplicates']}, "
+            f"reordered {interval['reordered']}, missing {interval['missing']}, "
+            f"restarts {interval['restarts']}, latency p50/p99/max "
+            f"{_format_latency(interval['latency_us'])} µs",
+        )
+        console.out.flush()
+
+    with _handled(console) as failed:
+        interface = resolve_interface(args.interface)
+        with _until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
+            monitor_stream(
+                sock,
+                every=args.report_every,
+                report=report,
+                keep_running=keep_running,
+                stream_id=args.stream_id,
+                timeout=args.timeout,
+            )
+        if over_budget[0]:
+            console.error(f"{over_budget[0]} interval(s) had no datagram or loss over --max-loss")
+            return ExitStatus.FAILURE
+        return ExitStatus.OK
+    return failed[0]
+
+
 def run_echo(args: argparse.Namespace, console: Any) -> ExitStatus:
     with _handled(console) as failed:
         interface = resolve_interface(args.interface)
-        running = [True]
-
-        def stop(_signum: int, _frame: object) -> None:
-            running[0] = False
-
-        # SIGTERM (docker stop, ECS) ends the echo cleanly; only the main thread may set handlers.
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
-        try:
-            with (
-                _receiver(args.group, interface, timeout=0.2) as listen,
-                _sender(args.reply, interface, args.ttl) as reply,
-            ):
-                echoed = echo(
-                    listen, reply, count=args.count, timeout=args.timeout, keep_running=lambda: running[0]
-                )
-        finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
+        with (
+            _until_stopped() as keep_running,
+            _receiver(args.group, interface, timeout=0.2) as listen,
+            _sender(args.reply, interface, args.ttl) as reply,
+        ):
+            echoed = echo(listen, reply, count=args.count, timeout=args.timeout, keep_running=keep_running)
         print(f"echoed {echoed} datagrams from {args.group} to {args.reply}", file=console.out)
         return ExitStatus.OK
     return failed[0]

@@ -11,7 +11,7 @@ from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.probe.stats import StreamStats
 from mcastkit.probe.wire import HEADER, HEADER_SIZE, MAGIC, MAX_SIZE
 
-_BATCH = 64
+BATCH = 64
 #: Big enough to ride out a scheduling hiccup at several hundred thousand datagrams per second.
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 
@@ -44,8 +44,7 @@ def receive_stream(
     """
     result = ReceiveResult(stats=StreamStats(count), stream_id=stream_id)
     stats, record = result.stats, result.stats.record
-    batch = DatagramSlots(sock, capacity=MAX_SIZE, slots=_BATCH)
-    view, unpack_from, slot = batch.view, HEADER.unpack_from, batch.stride
+    batch = DatagramSlots(sock, capacity=MAX_SIZE, slots=BATCH)
     start = time.monotonic()
     deadline = start + timeout
     last_arrival: float | None = None
@@ -56,14 +55,9 @@ def receive_stream(
         if received:
             arrived_ns = time.time_ns()
             last_arrival = now
-            for index, (length, _truncated) in enumerate(received):
-                if length < HEADER_SIZE:
-                    result.foreign += 1
-                    continue
-                magic, stream, sequence, sent_ns = unpack_from(view, index * slot)
-                if magic != MAGIC:
-                    result.foreign += 1
-                    continue
+            datagrams, foreign = parse_batch(batch, received)
+            result.foreign += foreign
+            for stream, sequence, sent_ns in datagrams:
                 if result.stream_id is None:
                     result.stream_id = stream
                 elif stream != result.stream_id:
@@ -85,3 +79,22 @@ def receive_stream(
             next_progress = now + 0.25
     result.seconds = time.monotonic() - start
     return result
+
+
+def parse_batch(
+    batch: DatagramSlots, received: list[tuple[int, bool]]
+) -> tuple[list[tuple[int, int, int]], int]:
+    """(stream id, sequence, send time) of each probe datagram just received, and how many were not."""
+    view, unpack_from, stride = batch.view, HEADER.unpack_from, batch.stride
+    datagrams = []
+    foreign = 0
+    for index, (length, _truncated) in enumerate(received):
+        if length < HEADER_SIZE:
+            foreign += 1
+            continue
+        magic, stream, sequence, sent_ns = unpack_from(view, index * stride)
+        if magic != MAGIC:
+            foreign += 1
+            continue
+        datagrams.append((stream, sequence, sent_ns))
+    return datagrams, foreign

@@ -57,8 +57,11 @@ def send_stream(
     stream_id: int,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], int] = time.time_ns,
+    keep_running: Callable[[], bool] = lambda: True,
 ) -> SendReport:
     """Send ``count`` datagrams of ``size`` bytes at ``rate`` per second (0: as fast as possible).
+
+    ``count`` 0 sends until ``keep_running`` says stop (it is asked before every burst).
 
     With a range of sizes, each datagram's is drawn from it (uniformly; the same sequence
     for the same stream id, so a run can be repeated).
@@ -84,15 +87,16 @@ def send_stream(
     start = time.monotonic_ns()
     next_progress = start
     sequence = 0
-    while sequence < count:
+    end = count or 2**64  # a sequence number never reaches 2**64
+    while sequence < end and keep_running():
         now = time.monotonic_ns()
         if rate:
-            due = min(count, (now - start) * rate // 1_000_000_000 + 1) - sequence
+            due = min(end, (now - start) * rate // 1_000_000_000 + 1) - sequence
             if due <= 0:
                 time.sleep(max(start + sequence * 1_000_000_000 // rate - now, TICK_NS) / 1e9)
                 continue
         else:
-            due = count - sequence
+            due = end - sequence
         burst = min(due, MAX_BURST)
         # One timestamp per burst, taken just before the system call that sends it.
         stamp = clock()
@@ -105,7 +109,7 @@ def send_stream(
             progress(sequence - len(errors))
             next_progress = now + 250_000_000
     seconds = (time.monotonic_ns() - start) / 1e9
-    sent = count - len(errors)
+    sent = sequence - len(errors)
     if progress is not None:
         progress(sent)
     return SendReport(stream_id=stream_id, sent=sent, seconds=seconds, send_errors=len(errors))
