@@ -92,6 +92,12 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
         "33333333333a",
     ),
     (
+        "probe-rate-beyond-a-proof-of-delivery",
+        lambda d: _london(d)["probe"].update(rate=1_000_000),
+        "regions.eu-west-2.probe.rate",
+        "1000000",
+    ),
+    (
         "duplicate-customer-names",
         lambda d: d["customers"][2].update(name="alpha-trading"),
         "customers[2].name",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from ecs_support import ClusterStack, bare_service_args, findings_under, region_
 
 from mcastkit import config
 from mcastkit.cli import build_parser
-from mcastkit.constructs.probe_tasks import SENDER_START_DELAY_SECONDS, ProbeTasks
+from mcastkit.constructs.probe_tasks import MEMORY_MIB, ProbeTasks
 from mcastkit.constructs.relay_service import TOOLS_USER
 
 
@@ -61,16 +60,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
     return Fixture(tmp_path_factory.mktemp("probe"))
 
 
-def _sender_argv(container: dict[str, Any]) -> list[str]:
-    assert container["EntryPoint"] == ["/bin/sh", "-c"]
-    (script,) = container["Command"]
-    delay, _, command = script.partition(" && exec ")
-    assert delay == f"sleep {SENDER_START_DELAY_SECONDS}"
-    argv = shlex.split(command)
-    assert argv[0] == "mcastkit"
-    return argv[1:]
-
-
 def test_receivers_and_sender_are_awsvpc_services_with_the_configured_counts(built: Fixture) -> None:
     for task_definition in (built.probe.receiver_task_definition, built.probe.sender_task_definition):
         properties = built.resources[built.logical_id(task_definition)]["Properties"]
@@ -99,21 +88,28 @@ def test_services_are_private_in_the_domain_subnets_with_the_members_group(built
         ]
 
 
-def test_commands_are_ones_the_probe_cli_accepts(built: Fixture) -> None:
-    count = 200 * 300
-    receive = built.container(built.probe.receiver_task_definition)["Command"]
-    args = build_parser().parse_args(receive)
+def test_commands_are_continuous_ones_the_probe_cli_accepts(built: Fixture) -> None:
+    """The image's entry point is ``mcastkit``: each command is what follows it."""
+    receiver, sender = (
+        built.container(task_definition)
+        for task_definition in (built.probe.receiver_task_definition, built.probe.sender_task_definition)
+    )
+    assert "EntryPoint" not in receiver and "EntryPoint" not in sender
+    args = build_parser().parse_args(receiver["Command"])
     assert (args.command, args.probe_command) == ("probe", "recv")
     assert str(args.group) == "239.10.1.3:30003"
-    assert (args.interface, args.count, args.json) == ("eth0", count, True)
-    # A receiver waits out the sender's start delay before giving up on a round.
-    assert args.timeout > 300 + SENDER_START_DELAY_SECONDS
-    assert args.idle < SENDER_START_DELAY_SECONDS
-
-    send = build_parser().parse_args(_sender_argv(built.container(built.probe.sender_task_definition)))
+    # Count 0: an open-ended stream, one JSON report a minute, never timing out.
+    assert (args.interface, args.count, args.report_every, args.timeout, args.json) == (
+        "eth0",
+        0,
+        60,
+        None,
+        True,
+    )
+    send = build_parser().parse_args(sender["Command"])
     assert (send.command, send.probe_command) == ("probe", "send")
     assert str(send.group) == "239.10.1.3:30003"
-    assert (send.interface, send.rate, send.count, str(send.size)) == ("eth0", 200, count, "64")
+    assert (send.interface, send.rate, send.count, str(send.size), send.json) == ("eth0", 200, 0, "64", True)
     assert send.ttl > 1
 
 
@@ -133,10 +129,16 @@ def test_containers_are_hardened_and_restart_in_place(built: Fixture) -> None:
     assert log_group["Properties"]["RetentionInDays"] == 14
 
 
-def test_receiver_memory_covers_the_round(built: Fixture) -> None:
-    # 60,000 datagrams at ~9 bytes each, twice over, on top of the interpreter.
-    memory = built.container(built.probe.receiver_task_definition)["Memory"]
-    assert 128 < memory < 256
+def test_receiver_memory_covers_twice_an_intervals_latency_samples() -> None:
+    for rate, floor in [(200, MEMORY_MIB + 1), (100_000, MEMORY_MIB + 92)]:  # 2 x 8 B x rate x 60 s
+        region = _region(rate=rate)
+        stack, _, common = bare_service_args()
+        assert region.probe is not None
+        probe = ProbeTasks(stack, "Probe", **common, probe=region.probe, domain=region.domain("market-data"))
+        task_definition = probe.receiver_task_definition.node.default_child
+        assert isinstance(task_definition, ecs.CfnTaskDefinition)
+        (container,) = stack.resolve(task_definition.container_definitions)
+        assert floor <= container["memory"] <= floor + 1
 
 
 def test_cdk_nag_has_no_unacknowledged_findings_on_the_probes(built: Fixture) -> None:
@@ -154,7 +156,7 @@ def test_cdk_nag_has_no_unacknowledged_findings_on_the_probes(built: Fixture) ->
             {"subnets": []},
             "no multicast subnet given for the probes of domain 'market-data'",
         ),
-        ({}, "market-data", {"round_seconds": 30}, "round_seconds 30 is below 60"),
+        ({}, "market-data", {"report_seconds": 0.5}, "report_seconds 0.5 is below 1"),
     ],
 )
 def test_inconsistent_arguments_are_refused(

@@ -2,13 +2,13 @@
 
 The ECS multicast sample proves delivery with an iperf sender and receiver pair; this is
 the same pair running ``mcastkit probe send`` and ``mcastkit probe recv`` for one group
-of the domain, so every receiver reports loss, duplicates, reordering and latency.
+of the domain, so every receiver reports loss, duplicates, reordering and latency, once
+a minute, for as long as the services run.
 """
 
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -26,19 +26,13 @@ from mcastkit.constructs.relay_service import (
     wait_for_capacity_providers,
 )
 
-#: ``probe recv`` keeps about 9 bytes per expected datagram (seen map + latency sample);
-#: the limit allows twice that on top of the interpreter.
-RECEIVER_BASE_MIB = 128
-RECEIVER_BYTES_PER_DATAGRAM = 18
-#: A receiver ends a round this long after the sender's last datagram...
-RECEIVER_IDLE_SECONDS = 5
-#: ...and the restarted sender waits this long before the next round, so every receiver
-#: has restarted and joined before sequence number 0 of the new stream.
-SENDER_START_DELAY_SECONDS = 20
-#: A receiver waits this long beyond a round for a sender that is being replaced.
-RECEIVER_TIMEOUT_SLACK_SECONDS = 120
-#: The ECS agent restarts an exited container only if it ran this long.
-MIN_ROUND_SECONDS = 60
+#: What a probe container needs besides a receiver's latency samples (8 bytes per datagram
+#: of one interval; the limit allows twice that).
+MEMORY_MIB = 128
+LATENCY_SAMPLE_BYTES = 8
+#: Seconds per receiver report, by default; the shortest allowed.
+REPORT_SECONDS = 60
+MIN_REPORT_SECONDS = 1
 
 
 def group_of(domain: config.Domain, name: str) -> config.Group:
@@ -55,13 +49,12 @@ class ProbeTasks(Construct):
 
     Both run on the IGMPv2 EC2 cluster in ``awsvpc`` mode, in the domain's multicast
     subnets with the members security group, from the tools image with the same
-    hardening as the relay. The probe commands measure one stream of known length, so the
-    services run in rounds: the sender sends ``rate * round_seconds`` datagrams and exits;
-    each receiver prints its JSON report to the log group when the round ends (exit
-    status 1 when it lost any datagram) and exits. The ECS agent restarts both containers
-    in place; the sender waits 20 s first so the receivers have rejoined before the new
-    stream starts. The receivers' service is created first, so the first round is whole.
-    A receiver replaced in the middle of a round reports that round's missed start as loss.
+    hardening as the relay. The sender sends without end (``probe send --count 0``);
+    each receiver follows the stream (``probe recv --count 0``) and writes one JSON line
+    per ``report_seconds`` to the log group: datagrams received, lost, duplicated and
+    reordered in that interval, latency percentiles, and ``"ok": false`` when it heard
+    nothing or lost any. A replaced sender starts a new stream, which the receivers
+    follow (counted in ``restarts``); the ECS agent restarts a container that exits.
 
     Args:
         cluster: the IGMPv2 ECS cluster with EC2 capacity.
@@ -74,7 +67,7 @@ class ProbeTasks(Construct):
         capacity_provider: default none, the EC2 launch type; give the cluster's capacity
             provider so managed scaling makes room for the task ENIs.
         image: default the tools image built from the repository's ``Dockerfile``.
-        round_seconds: default 300; length of one measured stream (at least 60).
+        report_seconds: default 60; seconds per receiver report (at least 1).
         size: default 64; probe datagram payload bytes.
         ttl: default 8, as the relay's default.
         log_group: default a new log group, deleted with the stack (probe reports are
@@ -97,7 +90,7 @@ class ProbeTasks(Construct):
         members_security_group: ec2.ISecurityGroup,
         capacity_provider: ecs.AsgCapacityProvider | None = None,
         image: ecs.ContainerImage | None = None,
-        round_seconds: int = 300,
+        report_seconds: float = REPORT_SECONDS,
         size: int = 64,
         ttl: int = 8,
         log_group: logs.ILogGroup | None = None,
@@ -108,12 +101,11 @@ class ProbeTasks(Construct):
             raise ValueError(f"probe.domain is {probe.domain!r} but the domain given is {domain.name!r}")
         if not subnets:
             raise ValueError(f"no multicast subnet given for the probes of domain {domain.name!r}")
-        if round_seconds < MIN_ROUND_SECONDS:
-            raise ValueError(f"round_seconds {round_seconds} is below {MIN_ROUND_SECONDS}")
+        if report_seconds < MIN_REPORT_SECONDS:
+            raise ValueError(f"report_seconds {report_seconds} is below {MIN_REPORT_SECONDS}")
         self.group = group_of(domain, probe.group)
         image = image or tools_image()
         target = f"{self.group.address}:{self.group.port}"
-        count = probe.rate * round_seconds
 
         self.log_group = log_group or logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
@@ -122,37 +114,31 @@ class ProbeTasks(Construct):
             self, "ReceiverTaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
         )
         receive = ["probe", "recv", "--group", target, "--interface", TASK_INTERFACE]
-        receive += ["--count", str(count), "--idle", str(RECEIVER_IDLE_SECONDS)]
-        receive += [
-            "--timeout",
-            str(round_seconds + SENDER_START_DELAY_SECONDS + RECEIVER_TIMEOUT_SLACK_SECONDS),
-        ]
+        receive += ["--count", "0", "--report-every", str(report_seconds), "--json"]
         self.receiver_container = add_tools_container(
             self.receiver_task_definition,
             "Receiver",
             image=image,
-            command=[*receive, "--json"],
+            command=receive,
             log_group=self.log_group,
             cpu=256,
-            memory_mib=RECEIVER_BASE_MIB + math.ceil(count * RECEIVER_BYTES_PER_DATAGRAM / 2**20),
+            memory_mib=MEMORY_MIB + math.ceil(2 * probe.rate * report_seconds * LATENCY_SAMPLE_BYTES / 2**20),
             stop_timeout=cdk.Duration.seconds(10),
             restart_after_exit=True,
         )
         self.sender_task_definition = ecs.Ec2TaskDefinition(
             self, "SenderTaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
         )
-        send = ["mcastkit", "probe", "send", "--group", target, "--interface", TASK_INTERFACE]
-        send += ["--ttl", str(ttl), "--rate", str(probe.rate), "--count", str(count), "--size", str(size)]
+        send = ["probe", "send", "--group", target, "--interface", TASK_INTERFACE, "--ttl", str(ttl)]
+        send += ["--rate", str(probe.rate), "--count", "0", "--size", str(size), "--json"]
         self.sender_container = add_tools_container(
             self.sender_task_definition,
             "Sender",
             image=image,
-            # The delay needs a shell; exec hands the process (and SIGTERM) to mcastkit.
-            entry_point=["/bin/sh", "-c"],
-            command=[f"sleep {SENDER_START_DELAY_SECONDS} && exec {shlex.join([*send, '--json'])}"],
+            command=send,
             log_group=self.log_group,
             cpu=256,
-            memory_mib=128,
+            memory_mib=MEMORY_MIB,
             stop_timeout=cdk.Duration.seconds(10),
             restart_after_exit=True,
         )
