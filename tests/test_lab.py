@@ -21,6 +21,7 @@ from mcastkit.lab.session import RUN_ROOT, Lab, LabState, relay_available
 from mcastkit.lab.sniff import is_group_datagram
 from mcastkit.lab.topology import Layout, parse_igmp_versions
 from mcastkit.net.addresses import GroupPort
+from mcastkit.probe.wire import SizeRange
 
 _skip_without_netns = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bridge") is None,
@@ -41,6 +42,16 @@ def _mcastkit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
 def _namespaces() -> list[str]:
     output = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return [line.split()[0] for line in output.splitlines() if line.strip()]
+
+
+def _bridge_port_frames(name: str, port: str) -> int:
+    """Frames the lab's bridge has received on ``port``."""
+    path = f"/sys/class/net/{port}/statistics/rx_packets"
+    return int(
+        subprocess.run(
+            ["ip", "netns", "exec", f"{name}-tgw", "cat", path], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 @pytest.mark.netns
@@ -82,6 +93,26 @@ def test_lab_up_run_down() -> None:
         )
         assert table.returncode == 0, table.stdout + table.stderr
         assert "rx1" in table.stdout and "not joined" in table.stdout
+
+        # Unpaced, the probe sends runs of 32 as one GSO message each: they must still cross
+        # the bridge one frame per datagram, as from a real host.
+        frames = _bridge_port_frames(name, "egress")
+        unpaced = _mcastkit(
+            "lab",
+            "run",
+            "--name",
+            name,
+            "--path",
+            "direct",
+            "--count",
+            "2000",
+            "--rate",
+            "0",
+            "--max-loss",
+            "1",
+        )
+        assert unpaced.returncode == 0, unpaced.stdout + unpaced.stderr
+        assert _bridge_port_frames(name, "egress") - frames >= 2000
     finally:
         first = _mcastkit("lab", "down", "--name", name)
         second = _mcastkit("lab", "down", "--name", name)
@@ -122,7 +153,12 @@ def test_a_second_stream_through_one_lab_is_refused_while_the_first_runs(tmp_pat
     with (lab.run_dir / "stream.lock").open("w") as first:
         fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `lab run` holds
         with pytest.raises(LabError, match="another `lab run` is streaming through lab 'busy'"):
-            lab.stream(origin="aws", group=GroupPort("239.1.1.1", 5001), count=1, rate=1, size=64)
+            lab.stream(
+                origin="aws", group=GroupPort("239.1.1.1", 5001), count=1, rate=1, size=SizeRange(64, 64)
+            )
+        if os.geteuid() == 0:  # `run` first checks for root
+            with pytest.raises(LabError, match="another `lab run` is streaming through lab 'busy'"):
+                lab.run(path="direct", count=1, rate=1)  # before it reads any counter
 
 
 def test_layout_gives_every_receiver_its_own_namespace_and_one_outsider() -> None:

@@ -114,6 +114,7 @@ def test_interface_must_be_on_this_host() -> None:
             "'512-64': write the smaller size first",
         ),
         (["lab", "run", "--size", "64-x"], "'x': not a whole number"),
+        (["lab", "run", "--size", "64-"], "'64-': expected BYTES or MIN-MAX"),
         (["probe", "recv", "--group", "239.1.1.1:5000", "--interface", LOOPBACK, "--max-loss", "2"], "2"),
     ],
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -190,6 +192,59 @@ def test_an_empty_datagram_is_never_the_tail_of_a_run() -> None:
     assert [len(datagram) for datagram in received] == [64, 64, 64, 0]
     receiver_sock.close()
     sender_sock.close()
+
+
+def test_without_udp_gso_no_runs_are_formed(caplog: pytest.LogCaptureFixture) -> None:
+    """A kernel without UDP GSO refuses the option (a datagram socket of another family does too)."""
+    sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with sock, peer, caplog.at_level(logging.WARNING, logger="mcastkit.net"):
+        sender = BatchSender(sock, lambda code, tag, length: None)
+        payload, destination = b"x" * 64, Destination("239.254.77.14", 45984)
+        for _ in range(3):
+            sender.add(buffer_address(payload), 64, destination, None)
+        assert (sender.runs, sender.segment_limit) == (3, 0)
+    assert "UDP GSO is not available" in caplog.text
+
+
+def test_runs_refused_whatever_their_size_stop_being_formed(caplog: pytest.LogCaptureFixture) -> None:
+    """With UDP checksums off the kernel refuses every run: one warning, every datagram delivered."""
+    group = GroupPort("239.254.77.15", 45985)
+    receiver_sock = open_receiver(*group, "127.0.0.1", buffer_bytes=4 << 20, timeout=0.5)
+    sender_sock = open_sender("127.0.0.1", ttl=1, loop=True)
+    sender_sock.setsockopt(socket.SOL_SOCKET, 11, 1)  # SO_NO_CHECK
+    sender = BatchSender(sender_sock, lambda code, tag, length: pytest.fail(f"refused: {code}"))
+    payload, destination = bytes(512), Destination(*group)
+    sizes = [500] * 3 + [400] * 3 + [300] * 3
+    with caplog.at_level(logging.WARNING, logger="mcastkit.net"):
+        for size in sizes:
+            sender.add(buffer_address(payload), size, destination, size)
+        assert sender.runs == 3
+        assert sender.flush() == len(sizes)
+        for size in sizes:  # a second batch forms no runs at all
+            sender.add(buffer_address(payload), size, destination, size)
+        assert sender.runs == len(sizes)
+        assert sender.flush() == len(sizes)
+    assert sender.segment_limit == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "a run was refused (Invalid argument): sending all datagrams one by one"
+    ]
+    received = _receive_all(DatagramSlots(receiver_sock, capacity=600, slots=BATCH), 2 * len(sizes))
+    assert [len(datagram) for datagram in received] == sizes * 2
+    receiver_sock.close()
+    sender_sock.close()
+
+
+def test_a_failed_run_reports_each_datagram_with_its_own_tag_and_length() -> None:
+    """Broadcast without SO_BROADCAST: the kernel refuses the whole run (EACCES)."""
+    failures: list[tuple[int, object, int]] = []
+    with open_sender("127.0.0.1", ttl=1, loop=False) as sender_sock:
+        sender = BatchSender(sender_sock, lambda code, tag, length: failures.append((code, tag, length)))
+        payload, destination = bytes(64), Destination("255.255.255.255", 9)
+        for tag, size in [("a", 64), ("b", 64), ("c", 40)]:
+            sender.add(buffer_address(payload), size, destination, tag)
+        assert sender.runs == 1
+        assert sender.flush() == 0
+    assert failures == [(errno.EACCES, "a", 64), (errno.EACCES, "b", 64), (errno.EACCES, "c", 40)]
 
 
 @needs_netns

@@ -56,6 +56,8 @@ def bounded_float(
 def size_range(text: str) -> SizeRange:
     """Probe payload bytes: ``N``, or ``MIN-MAX`` for a size drawn per datagram."""
     low_text, dash, high_text = text.partition("-")
+    if not low_text or (dash and not high_text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected BYTES or MIN-MAX")
     bounds = bounded_int(HEADER_SIZE, MAX_SIZE)
     low = bounds(low_text)
     high = bounds(high_text) if dash else low

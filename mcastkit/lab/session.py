@@ -66,6 +66,7 @@ class Lab:
         Layout(name)  # validates the name before anything touches the system
         self.name = name
         self.run_dir = run_root / name
+        self._streaming_now = False
 
     @property
     def state_file(self) -> Path:
@@ -199,23 +200,24 @@ class Lab:
                 if not netns.alive(state.pids.get(role, 0) or 0):
                     raise LabError(f"the {role} relay is not running; its log:\n{self.log_tail(role)}")
             group = GroupPort(*_split(state.group))
-            before = self.relay_counters()
-        report = self.stream(
-            origin="datacenter" if path == "relay" else "aws",
-            group=group or GroupPort(*_split(state.group)),
-            count=count,
-            rate=rate,
-            size=size,
-            receivers=receivers,
-            idle=idle,
-        )
-        if path == "relay":
-            after = self.relay_counters()
-            report["relay"] = {
-                key: round(value - before.get(key, 0.0))
-                for key, value in after.items()
-                if value != before.get(key, 0.0)
-            }
+        with self._streaming():  # the relay counters before and after must be this stream's alone
+            before = self.relay_counters() if path == "relay" else {}
+            report = self.stream(
+                origin="datacenter" if path == "relay" else "aws",
+                group=group or GroupPort(*_split(state.group)),
+                count=count,
+                rate=rate,
+                size=size,
+                receivers=receivers,
+                idle=idle,
+            )
+            if path == "relay":
+                after = self.relay_counters()
+                report["relay"] = {
+                    key: round(value - before.get(key, 0.0))
+                    for key, value in after.items()
+                    if value != before.get(key, 0.0)
+                }
         return {"path": path, **report}
 
     def relay_counters(self) -> dict[str, float]:
@@ -367,6 +369,10 @@ class Lab:
 
     @contextlib.contextmanager
     def _streaming(self) -> Iterator[None]:
+        """Hold the lab's stream lock (already held by this object: nothing more to do)."""
+        if self._streaming_now:
+            yield
+            return
         with (self.run_dir / "stream.lock").open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -374,7 +380,11 @@ class Lab:
                 raise LabError(
                     f"another `lab run` is streaming through lab {self.name!r}: wait for it to finish"
                 ) from None
-            yield
+            self._streaming_now = True
+            try:
+                yield
+            finally:
+                self._streaming_now = False
 
 
 def udp_receive_buffer_errors(namespace: str) -> int:

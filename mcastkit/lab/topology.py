@@ -165,6 +165,12 @@ def _build(layout: Layout) -> None:
             netns.ip("route", "add", "default", "via", VPC_ROUTER, namespace=namespace)
             netns.ip("route", "add", "224.0.0.0/4", "dev", device, namespace=namespace)
 
+    # Multicast leaves a real host as one frame per datagram: a veth would carry a UDP GSO
+    # message (up to 64 datagrams) as one frame to the bridge and the receivers' sockets,
+    # which no Transit Gateway does. Make the sending hosts cut it, as a NIC without UDP
+    # segmentation offload does.
+    for namespace, device in ((src, "lan0"), (egress, "eth0")):
+        netns.ip("link", "set", device, "gso_max_segs", "1", namespace=namespace)
     # Every AWS host is an ECS container instance: it runs the IGMPv2 bootstrap at boot.
     for namespace in [egress] + [r.namespace for r in layout.receivers]:
         run_bootstrap(namespace)

@@ -66,8 +66,10 @@ _UDP_SEGMENT = 103  # linux/udp.h
 MAX_SEGMENTS = 64
 #: Bytes in one GSO message: what one IPv4 UDP datagram can carry before it is cut
 MAX_GSO_BYTES = 65_507
-#: How the kernel says it cannot cut a run (a segment over the route's MTU, no checksum offload)
-_RUN_REFUSED = frozenset({errno.EMSGSIZE, errno.EINVAL, errno.EIO})
+#: How the kernel refuses a run whose segments are over the route's MTU...
+_RUN_TOO_BIG = errno.EMSGSIZE
+#: ...and a run of any size (no checksum offload on the device, IPsec, UDP checksums off)
+_RUNS_REFUSED = frozenset({errno.EINVAL, errno.EIO})
 
 log = logging.getLogger("mcastkit.net")
 
@@ -106,8 +108,9 @@ class BatchSender:
     travel as one message with a UDP GSO segment size: the kernel takes the run through its
     stack once and cuts it into datagrams as late as it can, so a run of 64 costs about one send.
     The runs themselves go out with one ``sendmmsg``, in order. Where the kernel refuses a
-    run (a segment bigger than the route's MTU, a device without checksum offload), that run
-    goes datagram by datagram and runs of that size or larger are not formed again.
+    run, its datagrams go one by one, and so do later ones: all of them when the refusal
+    does not depend on size (a kernel older than 4.18, a device without checksum offload),
+    those of that size or larger when the segments were over the route's MTU.
 
     The caller keeps the memory the addresses point at alive until ``flush`` returns.
     """
@@ -133,6 +136,12 @@ class BatchSender:
         #: runs are formed only of datagrams shorter than this (lowered when the kernel refuses one)
         self.segment_limit = MAX_GSO_BYTES
         self.count = 0
+        try:
+            # A kernel without UDP GSO (before 4.18) would ignore the segment size and send a
+            # run as one long datagram; it refuses the option instead, so ask first.
+            sock.setsockopt(_SOL_UDP, _UDP_SEGMENT, 0)
+        except OSError as err:
+            self._limit_runs(0, f"UDP GSO is not available ({err.strerror})")
 
     @property
     def full(self) -> bool:
@@ -183,22 +192,13 @@ class BatchSender:
             code = ctypes.get_errno()
             if code == errno.EINTR:
                 continue
-            first, count, size, destination, _room = messages[done]
-            if count > 1 and code in _RUN_REFUSED:
-                # Not this run's datagrams but their coalescing: send them one by one.
-                self.segment_limit = min(self.segment_limit, size)
-                log.warning(
-                    "the kernel refused a UDP GSO run of %d-byte datagrams (%s): sending datagrams of "
-                    "%d bytes and more one by one",
-                    size,
-                    os.strerror(code),
-                    size,
+            first, count, size, _destination, _room = messages[done]
+            if count > 1 and (code == _RUN_TOO_BIG or code in _RUNS_REFUSED):
+                # Not this run's datagrams but their coalescing: send it, and the like, one by one.
+                self._limit_runs(
+                    size if code == _RUN_TOO_BIG else 0, f"a run was refused ({os.strerror(code)})"
                 )
-                lengths = [
-                    _IOVEC.unpack_from(self._iovecs, i * _IOVEC.size)[1] for i in range(first, first + count)
-                ]
-                messages[done : done + 1] = [[first + i, 1, lengths[i], destination, 1] for i in range(count)]
-                self._pack(done)
+                self._split_runs(done)
                 continue
             for index in range(first, first + count):
                 self._on_error(
@@ -209,6 +209,32 @@ class BatchSender:
         self.tags.clear()
         messages.clear()
         return sent
+
+    def _limit_runs(self, limit: int, why: str) -> None:
+        """Form runs only of datagrams shorter than ``limit`` from now on (0: no runs)."""
+        if limit >= self.segment_limit:
+            return
+        first_time = self.segment_limit == MAX_GSO_BYTES
+        self.segment_limit = limit
+        scope = f"datagrams of {limit} bytes or more" if limit else "all datagrams"
+        (log.warning if first_time else log.debug)("%s: sending %s one by one", why, scope)
+
+    def _split_runs(self, start: int) -> None:
+        """Turn the queued runs from message ``start`` on that are over the limit into single datagrams."""
+        messages, split = self._messages[:start], False
+        for message in self._messages[start:]:
+            first, count, size, destination, _room = message
+            if count > 1 and size >= self.segment_limit:
+                lengths = [
+                    _IOVEC.unpack_from(self._iovecs, i * _IOVEC.size)[1] for i in range(first, first + count)
+                ]
+                messages += [[first + i, 1, lengths[i], destination, 1] for i in range(count)]
+                split = True
+            else:
+                messages.append(message)
+        self._messages[:] = messages
+        if split:
+            self._pack(start)
 
     def _pack(self, start: int) -> None:
         """Write the message headers (and segment sizes) from message ``start`` on."""
