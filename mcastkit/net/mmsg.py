@@ -106,7 +106,8 @@ class BatchSender:
 
     Consecutive datagrams to one destination that are the same size (the last may be shorter)
     travel as one message with a UDP GSO segment size: the kernel takes the run through its
-    stack once and cuts it into datagrams as late as it can, so a run of 64 costs about one send.
+    stack once and cuts it into datagrams just before the device (or the device does), so
+    only the device's work is done per datagram.
     The runs themselves go out with one ``sendmmsg``, in order. Where the kernel refuses a
     run, its datagrams go one by one, and so do later ones: all of them when the refusal
     does not depend on size (a kernel older than 4.18, a device without checksum offload),

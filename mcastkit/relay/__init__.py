@@ -116,6 +116,6 @@ Operation
   call and frames them in place into one buffer, written once per peer; the egress sends each
   TCP read's datagrams with one ``sendmmsg`` straight out of the chunk it decoded, a run of
   equal-size datagrams to one group as one UDP GSO message (one trip through the kernel's
-  stack for up to 64 datagrams, cut into separate datagrams as late as possible). What goes
-  on the wire is the same either way. Counters are plain integers read at scrape time.
+  stack for up to 64 datagrams, cut into separate datagrams just before the device).
+  Receivers get the same datagrams either way. Counters are plain integers read at scrape time.
 """
