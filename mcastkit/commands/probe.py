@@ -91,9 +91,17 @@ def register(subparsers: Any) -> None:
         "--report-every", type=bounded_float(0.1), default=60.0, help="--count 0: seconds per report (60)"
     )
     recv.add_argument(
-        "--idle", type=bounded_float(0.05), default=2.0, help="stop S seconds after the last datagram"
+        "--idle",
+        type=bounded_float(0.05),
+        default=2.0,
+        help="stop S seconds after the last datagram (not with --count 0)",
     )
-    recv.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction (0-1)")
+    recv.add_argument(
+        "--max-loss",
+        type=bounded_float(0.0, 1.0),
+        default=0.0,
+        help="fraction (0-1); with --count 0, per interval",
+    )
     recv.add_argument(
         "--stream-id",
         type=bounded_int(0, 2**32 - 1),
