@@ -67,7 +67,6 @@ def add_tools_container(
     cpu: int,
     memory_mib: int,
     stop_timeout: cdk.Duration,
-    entry_point: Sequence[str] | None = None,
     secrets: Mapping[str, ecs.Secret] | None = None,
     health_check: ecs.HealthCheck | None = None,
     restart_after_exit: bool = False,
@@ -77,8 +76,8 @@ def add_tools_container(
     Non-root user, read-only root filesystem with a small ``/tmp`` tmpfs, every Linux
     capability dropped (joining and sending multicast needs none), an init process that
     forwards SIGTERM and reaps children, a hard memory limit, and non-blocking ``awslogs``
-    so a CloudWatch Logs slowdown never stalls the data path. ``entry_point`` defaults to
-    the image's (``mcastkit``). With ``restart_after_exit`` the ECS agent restarts the
+    so a CloudWatch Logs slowdown never stalls the data path. ``command`` is what follows
+    the image's entry point (``mcastkit``). With ``restart_after_exit`` the ECS agent restarts the
     container in place (same task and ENI) when it exits after running at least a minute.
     """
     linux_parameters = ecs.LinuxParameters(
@@ -89,7 +88,6 @@ def add_tools_container(
     container = task_definition.add_container(
         id_,
         image=image,
-        entry_point=list(entry_point) if entry_point else None,
         command=list(command),
         cpu=cpu,
         memory_limit_mib=memory_mib,
