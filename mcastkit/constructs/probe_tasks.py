@@ -110,38 +110,35 @@ class ProbeTasks(Construct):
         self.log_group = log_group or logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
         )
-        self.receiver_task_definition = ecs.Ec2TaskDefinition(
-            self, "ReceiverTaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
-        )
+
+        def task(
+            id_: str, command: list[str], memory_mib: int
+        ) -> tuple[ecs.Ec2TaskDefinition, ecs.ContainerDefinition]:
+            task_definition = ecs.Ec2TaskDefinition(
+                self, f"{id_}TaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
+            )
+            container = add_tools_container(
+                task_definition,
+                id_,
+                image=image,
+                command=command,
+                log_group=self.log_group,
+                cpu=256,
+                memory_mib=memory_mib,
+                stop_timeout=cdk.Duration.seconds(10),
+                restart_after_exit=True,
+            )
+            return task_definition, container
+
         receive = ["probe", "recv", "--group", target, "--interface", TASK_INTERFACE]
         receive += ["--count", "0", "--report-every", str(report_seconds), "--json"]
-        self.receiver_container = add_tools_container(
-            self.receiver_task_definition,
-            "Receiver",
-            image=image,
-            command=receive,
-            log_group=self.log_group,
-            cpu=256,
-            memory_mib=MEMORY_MIB + math.ceil(2 * probe.rate * report_seconds * LATENCY_SAMPLE_BYTES / 2**20),
-            stop_timeout=cdk.Duration.seconds(10),
-            restart_after_exit=True,
-        )
-        self.sender_task_definition = ecs.Ec2TaskDefinition(
-            self, "SenderTaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
+        samples_mib = math.ceil(2 * probe.rate * report_seconds * LATENCY_SAMPLE_BYTES / 2**20)
+        self.receiver_task_definition, self.receiver_container = task(
+            "Receiver", receive, MEMORY_MIB + samples_mib
         )
         send = ["probe", "send", "--group", target, "--interface", TASK_INTERFACE, "--ttl", str(ttl)]
         send += ["--rate", str(probe.rate), "--count", "0", "--size", str(size), "--json"]
-        self.sender_container = add_tools_container(
-            self.sender_task_definition,
-            "Sender",
-            image=image,
-            command=send,
-            log_group=self.log_group,
-            cpu=256,
-            memory_mib=MEMORY_MIB,
-            stop_timeout=cdk.Duration.seconds(10),
-            restart_after_exit=True,
-        )
+        self.sender_task_definition, self.sender_container = task("Sender", send, MEMORY_MIB)
 
         def service(id_: str, task_definition: ecs.TaskDefinition, desired_count: int) -> ecs.Ec2Service:
             created = ecs.Ec2Service(
