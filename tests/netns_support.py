@@ -14,6 +14,11 @@ import pytest
 needs_netns = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 (network namespaces)"
 )
+#: The lab also needs iproute2's ``bridge`` (snooping table).
+needs_lab = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bridge") is None,
+    reason="needs root and iproute2 (network namespaces, bridge)",
+)
 
 
 @contextmanager

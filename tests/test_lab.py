@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from netns_support import needs_lab
 
 from mcastkit.cli import main
 from mcastkit.exit import ExitStatus
@@ -22,11 +22,6 @@ from mcastkit.lab.sniff import is_group_datagram
 from mcastkit.lab.topology import Layout, parse_igmp_versions
 from mcastkit.net.addresses import GroupPort
 from mcastkit.probe.wire import SizeRange
-
-_skip_without_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bridge") is None,
-    reason="needs root and iproute2 (network namespaces)",
-)
 
 
 def _mcastkit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -55,7 +50,7 @@ def _bridge_port_frames(name: str, port: str) -> int:
 
 
 @pytest.mark.netns
-@_skip_without_netns
+@needs_lab
 @pytest.mark.timeout(120)
 def test_lab_up_run_down() -> None:
     name = f"mckt{uuid.uuid4().hex[:6]}"
@@ -126,7 +121,7 @@ def test_lab_up_run_down() -> None:
 
 
 @pytest.mark.netns
-@_skip_without_netns
+@needs_lab
 def test_run_before_up_says_so() -> None:
     result = _mcastkit("lab", "run", "--name", "mcktnotup")
     assert result.returncode == 3

@@ -145,10 +145,6 @@ class BatchSender:
             self._limit_runs(0, f"UDP GSO is not available ({err.strerror})")
 
     @property
-    def full(self) -> bool:
-        return self.count == BATCH
-
-    @property
     def runs(self) -> int:
         """Messages the next :meth:`flush` hands the kernel (a run of equal-size datagrams is one)."""
         return len(self._messages)
