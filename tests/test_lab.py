@@ -39,6 +39,12 @@ def _namespaces() -> list[str]:
     return [line.split()[0] for line in output.splitlines() if line.strip()]
 
 
+def _in_lab(name: str, host: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", f"{name}-{host}", *command], capture_output=True, text=True, check=False
+    )
+
+
 def _bridge_port_frames(name: str, port: str) -> int:
     """Frames the lab's bridge has received on ``port``."""
     path = f"/sys/class/net/{port}/statistics/rx_packets"
@@ -59,6 +65,16 @@ def test_lab_up_run_down() -> None:
         up = _mcastkit("lab", "up", "--name", name, *([] if with_relay else ["--no-relay"]))
         assert up.returncode == 0, up.stderr
         assert len([ns for ns in _namespaces() if ns.startswith(f"{name}-")]) == 8
+        # Receiving hosts' NICs coalesce bursts (GRO) as real ones do; the bridge runs no iptables.
+        for host, device, setting in (
+            ("dc", "lan0", "gro=on"),
+            ("rx1", "eth0", "gro=on"),
+            ("src", "lan0", "tso=off"),
+        ):
+            shown = _in_lab(name, host, [sys.executable, "-m", "mcastkit.lab.nic", device])
+            assert setting in shown.stdout.split(), shown
+        bridge_netfilter = _in_lab(name, "tgw", ["cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"])
+        assert bridge_netfilter.returncode != 0 or bridge_netfilter.stdout.strip() == "0"
 
         path = "relay" if with_relay else "direct"
         run = _mcastkit(
@@ -197,3 +213,17 @@ def test_bad_lab_name_on_the_command_line_is_bad_input(capsys: pytest.CaptureFix
         main(["lab", "down", "--name", "BAD!"])
     assert exited.value.code == ExitStatus.BAD_INPUT
     assert "lab name 'BAD!'" in capsys.readouterr().err
+
+
+def test_nic_settings_tool_names_what_is_wrong() -> None:
+    usage = subprocess.run(
+        [sys.executable, "-m", "mcastkit.lab.nic", "lo", "gro=maybe"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2 and "usage: python -m mcastkit.lab.nic IFNAME" in usage.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "mcastkit.lab.nic", "nosuch0"], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 1 and missing.stderr.startswith("nosuch0: No such device")

@@ -13,10 +13,11 @@ from probe_support import LOOPBACK, loopback_receiver, loopback_sender, needs_lo
 from mcastkit.cli import Console, main
 from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import AddressError, GroupPort, parse_group, resolve_interface
+from mcastkit.net.mmsg import BatchSender, DatagramSlots
 from mcastkit.net.sockets import open_sender, set_receive_timeout
-from mcastkit.probe.receiver import receive_stream
+from mcastkit.probe.receiver import parse_batch, receive_stream
 from mcastkit.probe.roundtrip import echo, measure_rtt
-from mcastkit.probe.sender import send_stream
+from mcastkit.probe.sender import TICK_NS, send_stream
 from mcastkit.probe.stats import StreamStats, latency_summary, percentile
 from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
 
@@ -176,6 +177,41 @@ def test_a_size_range_draws_each_datagrams_size_the_same_way_for_a_stream_id() -
     with loopback_receiver(again, timeout=0.5) as listen, loopback_sender(again, ttl=1) as send:
         send_stream(send, again, rate=0, count=200, size=sizes, stream_id=11)
         assert [len(listen.recv(1000)) for _ in range(200)] == lengths
+
+
+def test_a_paced_sender_sends_a_ticks_worth_per_system_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 50k msg/s a turn waits for 5 datagrams; a late turn sends more, never fewer."""
+    flushes: list[int] = []
+    flush = BatchSender.flush
+
+    def counted(self: BatchSender) -> int:
+        flushes.append(self.count)
+        return flush(self)
+
+    monkeypatch.setattr(BatchSender, "flush", counted)
+    rate, count = 50_000, 3_000
+    per_turn = rate * TICK_NS // 1_000_000_000
+    with open_sender(LOOPBACK, ttl=1, loop=False) as send:
+        report = send_stream(
+            send, random_group(), rate=rate, count=count, size=SizeRange(64, 64), stream_id=3
+        )
+    assert report.sent == count == sum(flushes)
+    assert per_turn == 5
+    assert min(flushes[:-1]) >= per_turn
+    assert len(flushes) <= count // per_turn
+
+
+def test_parse_batch_reads_every_datagram_of_a_coalesced_run() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        slots = DatagramSlots(sock, capacity=1000, slots=2)
+        for number in range(5):  # slot 0: a run of 5 x 40 bytes, the third not a probe datagram
+            HEADER.pack_into(
+                slots.buffer, number * 40, b"XXXX" if number == 2 else MAGIC, 9, number, 100 + number
+            )
+        HEADER.pack_into(slots.buffer, slots.stride, MAGIC, 9, 5, 105)  # slot 1: one datagram
+        datagrams, foreign = parse_batch(slots, [(200, False, 40), (30, False, 0)])
+    assert datagrams == [(9, 0, 100), (9, 1, 101), (9, 3, 103), (9, 4, 104), (9, 5, 105)]
+    assert foreign == 1
 
 
 def test_datagrams_the_kernel_refuses_are_reported_not_counted_as_sent() -> None:

@@ -27,10 +27,11 @@ frames = st.lists(
         st.sampled_from(list(FrameType)),
         st.integers(0, 2**32 - 1),
         st.integers(0, 2**16 - 1),
+        st.integers(5, 2**16 - 1),  # segment: a RUN of up to 300 bytes stays within 64 datagrams
         st.integers(0, 2**64 - 1),
         st.integers(0, 2**64 - 1),
         st.binary(max_size=300),
-    ),
+    ).filter(lambda frame: frame[0] != FrameType.RUN or frame[-1]),  # a RUN holds a datagram at least
     max_size=20,
 )
 
@@ -44,23 +45,28 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-def _decode_all(decoder: Decoder, chunks: list[bytes]) -> list[tuple[int, int, int, int, int, bytes]]:
+def _decode_all(decoder: Decoder, chunks: list[bytes]) -> list[tuple[int, int, int, int, int, int, bytes]]:
     out = []
     for chunk in chunks:
-        for frame_type, group, port, sequence, time_ns, payload in decoder.feed(chunk):
-            out.append((frame_type, group, port, sequence, time_ns, bytes(payload)))
+        for frame_type, group, port, segment, sequence, time_ns, payload in decoder.feed(chunk):
+            out.append((frame_type, group, port, segment, sequence, time_ns, bytes(payload)))
     return out
+
+
+def _encode_all(items: list) -> bytes:
+    return b"".join(
+        encode(t, payload, group=g, port=p, segment=seg, sequence=s, time_ns=ns)
+        for t, g, p, seg, s, ns, payload in items
+    )
 
 
 @settings(deadline=None)  # a shared CI machine must not turn a slow example into a failure
 @given(frames, st.lists(st.integers(0, 10_000), max_size=10))
 def test_round_trip_survives_any_chunking(items: list, cuts: list[int]) -> None:
-    stream = b"".join(
-        encode(t, payload, group=g, port=p, sequence=s, time_ns=ns) for t, g, p, s, ns, payload in items
-    )
+    stream = _encode_all(items)
     decoder = Decoder()
     decoded = _decode_all(decoder, _split(stream, cuts))
-    assert decoded == [(int(t), g, p, s, ns, payload) for t, g, p, s, ns, payload in items]
+    assert decoded == [(int(t), *rest) for t, *rest in items]
     assert decoder.pending == 0
 
 
@@ -73,7 +79,7 @@ def test_decoder_on_garbage_raises_only_frame_error_and_never_over_reads(
     consumed = 0
     try:
         for chunk in _split(data, cuts):
-            for frame_type, _g, _p, _s, _t, payload in decoder.feed(chunk):
+            for frame_type, *_, payload in decoder.feed(chunk):
                 assert frame_type in {int(t) for t in FrameType}
                 # The frame decoded must be exactly the bytes at this point of the stream.
                 header = HEADER.unpack_from(data, consumed)
@@ -88,7 +94,7 @@ def test_decoder_on_garbage_raises_only_frame_error_and_never_over_reads(
 @settings(deadline=None)
 @given(frames.filter(bool), st.binary(min_size=1, max_size=200))
 def test_valid_frames_then_garbage_yields_the_valid_ones_first(items: list, junk: bytes) -> None:
-    stream = b"".join(encode(t, pl, group=g, port=p, sequence=s, time_ns=ns) for t, g, p, s, ns, pl in items)
+    stream = _encode_all(items)
     decoder = Decoder()
     got = []
     with pytest.raises(FrameError):
@@ -98,9 +104,11 @@ def test_valid_frames_then_garbage_yields_the_valid_ones_first(items: list, junk
 
 
 def _header(**overrides: int) -> bytes:
-    fields = {"magic": MAGIC, "version": VERSION, "type": 1, "length": 0}
+    fields = {"magic": MAGIC, "version": VERSION, "type": 1, "length": 0, "segment": 0}
     fields.update(overrides)
-    return HEADER.pack(fields["magic"], fields["version"], fields["type"], fields["length"], 0, 0, 0, 0, 0)
+    return HEADER.pack(
+        fields["magic"], fields["version"], fields["type"], fields["length"], 0, 0, fields["segment"], 0, 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,11 +117,14 @@ def _header(**overrides: int) -> bytes:
         (_header(magic=0x4745), "bad magic 0x4745"),
         (b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n", "bad magic"),
         (b"\x16\x03\x01", "bad magic"),  # a TLS client hello, shorter than a header
-        (_header(version=2), "frame version 2"),
+        (_header(version=1), "frame version 1"),
         (_header(type=9), "unknown frame type 9"),
         (_header(type=0), "unknown frame type 0"),
         (_header(length=MAX_PAYLOAD + 1), f"length {MAX_PAYLOAD + 1} exceeds"),
         (_header(length=0xFFFFFFFF), "length 4294967295 exceeds"),
+        (_header(type=6, length=64, segment=0), "RUN frame of 64 bytes in 0-byte datagrams"),
+        (_header(type=6, length=0, segment=64), "RUN frame of 0 bytes"),
+        (_header(type=6, length=65, segment=1), "in 1-byte datagrams \\(at most 64\\)"),
     ],
 )
 def test_hostile_headers_are_rejected_with_a_reason(data: bytes, message: str) -> None:
@@ -130,7 +141,7 @@ def test_truncated_frame_is_held_back_not_yielded() -> None:
     assert list(decoder.feed(frame[:-1])) == []
     assert decoder.pending == len(frame) - 1
     (got,) = list(decoder.feed(frame[-1:]))
-    assert bytes(got[5]) == b"x" * 100
+    assert bytes(got[6]) == b"x" * 100
     assert decoder.pending == 0
 
 
@@ -138,7 +149,7 @@ def test_header_layout_is_the_documented_one() -> None:
     frame = encode(FrameType.DATA, b"abc", group=group_to_int("239.1.2.3"), port=5001, sequence=7, time_ns=9)
     assert HEADER_SIZE == 32
     assert frame[:2] == b"MK"
-    assert frame[2:4] == bytes([1, 1])
+    assert frame[2:4] == bytes([2, 1])
     assert struct.unpack("!I", frame[4:8]) == (3,)
     assert frame[8:12] == bytes([239, 1, 2, 3])
     assert struct.unpack("!HHQQ", frame[12:32]) == (5001, 0, 7, 9)

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from mcastkit.net.limits import MAX_DATAGRAM
+from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
 from mcastkit.relay.frame import HEADER_SIZE, Decoder, FrameType, encode, group_to_int
-from mcastkit.relay.ingress import Ingress
+from mcastkit.relay.ingress import Ingress, _complete_frames
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
 
@@ -508,6 +509,72 @@ def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
     _run(scenario)
 
 
+class _Capture:
+    """A transport that takes every write at once and keeps it."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None:
+    """What the kernel hands over coalesced (UDP GRO) goes as RUN frames of up to 64 datagrams."""
+
+    async def scenario() -> None:
+        source, _ = _groups()
+        ingress = _ingress([source])
+        ingress.open()
+        transport = _Capture()
+        link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
+        ingress.link_up(link)
+        ingress.links = (link,)
+        feed = ingress._sources[0]
+        slots = DatagramSlots(feed.sock, capacity=20_000, headroom=HEADER_SIZE, slots=4)
+        messages = [b"alone", bytes(range(100)) * 8 + b"end", b"x" * 18_000]
+        for index, message in enumerate(messages):
+            start = index * slots.stride + HEADER_SIZE
+            slots.buffer[start : start + len(message)] = message
+        batches = [[(5, False, 0), (803, False, 8), (18_000, False, 9_000)], []]
+        slots.receive = lambda: batches.pop(0)  # type: ignore[method-assign]
+        feed.receiver = slots
+        assert ingress._on_readable(feed) == 3
+        frames = list(Decoder().feed(bytes(transport.written)))
+        assert (
+            [
+                (kind, segment, sequence, bytes(payload))
+                for kind, _g, _p, segment, sequence, _t, payload in frames
+            ]
+            == [
+                (FrameType.DATA, 0, 1, b"alone"),
+                (FrameType.RUN, 8, 2, messages[1][: 64 * 8]),  # 64 datagrams, 2-65
+                (FrameType.RUN, 8, 66, messages[1][64 * 8 :]),  # 36 and the 3-byte tail, 66-102
+            ]
+        )
+        stats = ingress.stats.groups[_label(source)]
+        assert (stats.datagrams_in, stats.datagrams_out, stats.bytes_out) == (102, 102, 5 + 803)
+        assert ingress.stats.drops["oversize"] == 2  # a run of 9,000-byte datagrams: over the TGW MTU
+        ingress.close()
+
+    _run(scenario)
+
+
+def test_a_partly_sent_run_frame_counts_none_of_its_datagrams_out() -> None:
+    run = encode(FrameType.RUN, b"r" * 25, segment=10)  # 10 + 10 + 5
+    data = encode(FrameType.DATA, b"d" * 7)
+    chunk = run + data
+    assert _complete_frames(chunk, len(chunk)) == (4, 32)
+    assert _complete_frames(chunk, len(run)) == (3, 25)
+    assert _complete_frames(chunk, len(run) - 1) == (0, 0)
+
+
 HOSTILE = {
     "bad_magic": (b"XX" + b"\0" * 40, "protocol_error"),
     "huge_length": (struct.pack("!HBBI", 0x4D4B, 1, 1, 0x7FFFFFFF) + b"\0" * 24, "protocol_error"),
@@ -581,6 +648,50 @@ def test_egress_counts_gaps_and_duplicates_and_never_emits_what_it_must_not() ->
             writer.close()
         receiver.close()
         assert receiver.indexes() == [1, 2, 5, 6, 8]
+
+    _run(scenario)
+
+
+def test_egress_emits_each_datagram_of_a_run_and_counts_it_by_sequence_number() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+
+        def run(sequence: int, numbers: list[int], size: int = 64, last: int | None = None) -> bytes:
+            datagrams = [_message(number, size) for number in numbers]
+            if last is not None:
+                datagrams[-1] = datagrams[-1][:last]
+            return encode(
+                FrameType.RUN,
+                b"".join(datagrams),
+                group=group_to_int(source[0]),
+                port=source[1],
+                segment=size,
+                sequence=sequence,
+            )
+
+        async with running(_egress({source: target}), listen=True) as egress:
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            writer.write(run(1, [1, 2, 3]))
+            writer.write(run(6, [6, 7]))  # 4 and 5 never came
+            writer.write(run(5, [5, 6, 7, 8]))  # 5-7 again: only 8 is new
+            writer.write(run(9, [9, 10, 11], last=10))  # the last datagram is shorter
+            writer.write(run(12, [12, 13], size=MAX_DATAGRAM + 1))  # over the TGW MTU
+            writer.write(run(14, [14]))
+            await until(lambda: len(receiver.received) == 10, "the datagrams to emit")
+            await asyncio.sleep(0.1)
+            stats = egress.stats.groups[_label(source)]
+            assert (stats.gaps, stats.duplicates) == (2, 3)
+            assert egress.stats.drops["oversize"] == 2
+            assert stats.datagrams_in == 15
+            assert (
+                stats.datagrams_in == stats.datagrams_out + stats.duplicates + egress.stats.drops["oversize"]
+            )
+            assert stats.bytes_out == 9 * 64 + 10
+            writer.close()
+        receiver.close()
+        assert receiver.indexes() == [1, 2, 3, 6, 7, 8, 9, 10, 11, 14]
+        assert [len(data) for data in receiver.received] == [64] * 8 + [10, 64]
 
     _run(scenario)
 

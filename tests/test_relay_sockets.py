@@ -87,8 +87,8 @@ def test_batch_sender_and_receiver_move_datagrams_intact() -> None:
             break
         time.sleep(0.01)  # a moment for loopback delivery
     assert failures == []
-    assert [length for length, _ in results] == [1, 2, 3, 4, 5, 100]
-    assert [truncated for _, truncated in results] == [False] * 5 + [True]
+    assert [length for length, _, _ in results] == [1, 2, 3, 4, 5, 100]
+    assert [truncated for _, truncated, _ in results] == [False] * 5 + [True]
     first = receiver.stride * 4 + 8
     assert bytes(receiver.buffer[first : first + 5]) == b"\x04" * 5
     receiver_sock.close()
@@ -112,7 +112,7 @@ def test_receive_waits_for_the_first_datagram_up_to_the_receive_timeout() -> Non
     results = receiver.receive(wait=True)
     while len(results) < 3:
         results += receiver.receive(wait=True)
-    assert results == [(20, False)] * 3
+    assert results == [(20, False, 0)] * 3
     assert [bytes(receiver.view[i * receiver.stride : i * receiver.stride + 20]) for i in range(3)] == [
         bytes([i]) * 20 for i in range(3)
     ]
@@ -128,8 +128,9 @@ def _receive_all(receiver: DatagramSlots, expected: int) -> list[bytes]:
         if not results:
             break  # the receive timeout passed with nothing new
         datagrams += [
-            bytes(receiver.view[i * receiver.stride : i * receiver.stride + length])
-            for i, (length, _truncated) in enumerate(results)
+            bytes(receiver.view[offset + i * size : offset + (i + 1) * size])
+            for offset, size, count in receiver.runs(results)
+            for i in range(count)
         ]
     return datagrams
 
@@ -289,7 +290,7 @@ while len(sizes) < 6:
     results = receiver.receive(wait=True)
     if not results:
         break
-    sizes += [length for length, _ in results]
+    sizes += [length for length, _, _ in results]
 print(json.dumps({"refused": refused, "sent": sent, "received": len(sizes), "sizes": sizes,
                   "runs_before": runs_before, "segment_limit": sender.segment_limit}))
 """
@@ -311,6 +312,127 @@ def test_batch_sender_reports_a_refused_datagram_and_sends_the_rest() -> None:
     results = receiver.receive(wait=True)
     while len(results) < 2:
         results += receiver.receive(wait=True)
-    assert results == [(10, False), (20, False)]
+    assert results == [(10, False, 0), (20, False, 0)]
     receiver_sock.close()
     sender_sock.close()
+
+
+def test_add_run_queues_a_contiguous_run_like_the_datagrams_one_by_one() -> None:
+    """add_run extends the run before it, cuts at MAX_SEGMENTS, and its shorter tail ends the run."""
+    group = GroupPort("239.254.77.16", 45986)
+    receiver_sock = open_receiver(*group, "127.0.0.1", buffer_bytes=4 << 20, timeout=0.5)
+    sender_sock = open_sender("127.0.0.1", ttl=1, loop=True, buffer_bytes=4 << 20)
+    sender = BatchSender(sender_sock, lambda code, tag, length: pytest.fail(f"refused: {code}"))
+    destination = Destination(*group)
+    numbered = b"".join(number.to_bytes(2, "big") * 25 for number in range(100))  # 100 x 50 B
+    base = buffer_address(numbered)
+    sender.add(base, 50, destination, None)  # datagram 0, alone
+    assert sender.add_run(base + 50, 50, 63 * 50, destination, None) == 63  # 1-63: the run is full
+    assert sender.add_run(base + 64 * 50, 50, 7 * 50, destination, None) == 7  # 64-70: a new run
+    assert sender.add_run(base + 71 * 50, 50, 2 * 50 - 10, destination, None) == 2  # 71, 72 cut short
+    sender.add(base + 73 * 50, 50, destination, None)  # 73: the shorter 72 ended the run before it
+    assert sender.runs == 3
+    assert sender.count == 74
+    assert sender.flush() == 74
+    received = _receive_all(DatagramSlots(receiver_sock, capacity=100, slots=BATCH), 74)
+    expected = [numbered[n * 50 : (n + 1) * 50] for n in range(74)]
+    expected[72] = expected[72][:40]
+    assert received == expected
+    with pytest.raises(ValueError, match="a run of 6500 bytes in 100-byte datagrams"):
+        sender.add_run(base, 100, 65 * 100, destination, None)  # more than MAX_SEGMENTS
+    receiver_sock.close()
+    sender_sock.close()
+
+
+def test_add_run_without_runs_queues_each_datagram_alone() -> None:
+    sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with sock, peer:
+        sender = BatchSender(sock, lambda code, tag, length: None)  # no UDP GSO on this socket
+        payload, destination = bytes(300), Destination("239.254.77.17", 45987)
+        assert sender.add_run(buffer_address(payload), 100, 250, destination, None) == 3
+        assert (sender.runs, sender.count) == (3, 3)
+
+
+def test_runs_cuts_coalesced_messages_into_their_datagrams() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        slots = DatagramSlots(sock, capacity=1000, headroom=8, slots=4)
+        received = [(30, False, 0), (250, False, 100), (200, False, 100), (0, False, 0)]
+        first, second, third, fourth = (index * slots.stride + 8 for index in range(4))
+        assert list(slots.runs(received)) == [
+            (first, 30, 1),
+            (second, 100, 2),
+            (second + 200, 50, 1),  # the shorter tail of the run
+            (third, 100, 2),
+            (fourth, 0, 1),
+        ]
+
+
+@needs_netns
+def test_a_burst_the_receiving_nic_coalesces_arrives_as_one_message() -> None:
+    """Two namespaces joined by a veth that does GRO, as a NIC does: the burst is one message."""
+    with new_namespace("gro-tx") as sender_ns, new_namespace("gro-rx") as receiver_ns:
+        subprocess.run(
+            ["ip", "-n", sender_ns, "link", "add", "tx0", "type", "veth", "peer", "name", "rx0",
+             "netns", receiver_ns],
+            check=True,
+        )  # fmt: skip
+        for namespace, device, address in (
+            (sender_ns, "tx0", "10.204.0.1"),
+            (receiver_ns, "rx0", "10.204.0.2"),
+        ):
+            subprocess.run(
+                ["ip", "-n", namespace, "address", "add", f"{address}/24", "dev", device], check=True
+            )
+            subprocess.run(["ip", "-n", namespace, "link", "set", device, "up"], check=True)
+        subprocess.run(["ip", "-n", sender_ns, "link", "set", "tx0", "gso_max_segs", "1"], check=True)
+        for namespace, device, setting in ((receiver_ns, "rx0", "gro=on"), (sender_ns, "tx0", "tso=off")):
+            subprocess.run(
+                ["ip", "netns", "exec", namespace, sys.executable, "-m", "mcastkit.lab.nic", device, setting],
+                check=True,
+            )
+        result = subprocess.run(
+            [sys.executable, "-c", RECEIVE_COALESCED, sender_ns, receiver_ns],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["datagrams"] == [[n, 64] for n in range(10)] + [[10, 20]]
+    assert any(segment == 64 and length > 64 for length, _truncated, segment in outcome["messages"])
+    assert len(outcome["messages"]) < 11
+
+
+#: Receive (coalescing) in one namespace what a GSO run sent from the other brings.
+RECEIVE_COALESCED = """
+import ctypes, json, os, sys
+from mcastkit.net.mmsg import BatchSender, DatagramSlots, Destination, buffer_address
+from mcastkit.net.sockets import open_receiver, open_sender
+libc = ctypes.CDLL(None, use_errno=True)
+def enter(namespace):
+    fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    assert libc.setns(fd, 0x40000000) == 0, os.strerror(ctypes.get_errno())  # CLONE_NEWNET
+    os.close(fd)
+sender_ns, receiver_ns = sys.argv[1:]
+enter(receiver_ns)
+receiver_sock = open_receiver("239.254.77.18", 45988, "10.204.0.2", buffer_bytes=1 << 20, timeout=1.0)
+receiver = DatagramSlots(receiver_sock, capacity=65535, slots=8, coalesce=True)
+enter(sender_ns)
+sender_sock = open_sender("10.204.0.1", ttl=1, loop=False)
+sender = BatchSender(sender_sock, lambda code, tag, length: sys.exit(f"refused: {code}"))
+payload = b"".join(n.to_bytes(2, "big") * 32 for n in range(11))
+sender.add_run(buffer_address(payload), 64, 10 * 64 + 20, Destination("239.254.77.18", 45988), None)
+sender.flush()
+messages, datagrams = [], []
+while len(datagrams) < 11:
+    results = receiver.receive(wait=True)
+    if not results:
+        break
+    messages += results
+    view = receiver.view
+    datagrams += [[int.from_bytes(view[offset + i * size : offset + i * size + 2], "big"), size]
+                  for offset, size, count in receiver.runs(results) for i in range(count)]
+print(json.dumps({"messages": messages, "datagrams": datagrams}))
+"""

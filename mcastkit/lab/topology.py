@@ -171,9 +171,24 @@ def _build(layout: Layout) -> None:
     # segmentation offload does.
     for namespace, device in ((src, "lan0"), (egress, "eth0")):
         netns.ip("link", "set", device, "gso_max_segs", "1", namespace=namespace)
+    # And a receiving NIC coalesces a burst of one flow before the stack sees it (GRO, on by
+    # default; a socket that asked for UDP GRO then takes the run as one message). A veth does
+    # that only with GRO on and for frames from a peer without TCP segmentation offload.
+    nics = [(dc, "lan0", src, "lan0")] + [(r.namespace, "eth0", tgw, r.bridge_port) for r in layout.receivers]
+    for namespace, device, peer_namespace, peer in nics:
+        _nic(namespace, device, "gro=on")
+        _nic(peer_namespace, peer, "tso=off")
+    # The bridge stands for the TGW, which runs no iptables on what it forwards: keep the
+    # host's bridge netfilter (br_netfilter, where it is loaded) out of the path.
+    for table in ("iptables", "ip6tables", "arptables"):
+        netns.in_namespace(tgw, ["sysctl", "-qw", f"net.bridge.bridge-nf-call-{table}=0"], check=False)
     # Every AWS host is an ECS container instance: it runs the IGMPv2 bootstrap at boot.
     for namespace in [egress] + [r.namespace for r in layout.receivers]:
         run_bootstrap(namespace)
+
+
+def _nic(namespace: str, device: str, setting: str) -> None:
+    netns.in_namespace(namespace, [sys.executable, "-m", "mcastkit.lab.nic", device, setting])
 
 
 def run_bootstrap(namespace: str) -> str:

@@ -6,7 +6,8 @@ receiving host, the wake-ups), not the copying, are what the relay and the probe
 time on.
 
 - :class:`DatagramSlots`: a buffer cut into fixed slots, received into with ``recvmmsg`` (the
-  ingress relay, the probe receiver);
+  ingress relay, the probe receiver); optionally with UDP GRO, where the kernel hands over a
+  run of equal-size datagrams from one sender as one message;
 - :class:`BatchSender`: datagrams anywhere in memory, each to its own destination, sent with
   ``sendmmsg``; runs of equal-size datagrams to one destination go as one UDP GSO message
   (the egress relay sends straight out of the TCP chunk it decoded; the probe sender out of
@@ -24,7 +25,8 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: struct iovec {void *iov_base; size_t iov_len;}
@@ -48,6 +50,14 @@ if _sendmmsg is not None and _recvmmsg is not None:
 AVAILABLE = _sendmmsg is not None and _recvmmsg is not None and ctypes.sizeof(ctypes.c_void_p) == 8
 #: msg_hdr.msg_flags (offset 48) and msg_len (offset 56) of each struct mmsghdr, as recvmmsg left them
 _RESULT = struct.Struct("@48xi4xI4x")
+#: The same with msg_hdr.msg_controllen (offset 40) in front
+_RESULT_WITH_CONTROL = struct.Struct("@40xNi4xI4x")
+#: msg_control and msg_controllen of a struct mmsghdr
+_CONTROL_FIELDS = struct.Struct("@PN")
+_CONTROL_FIELDS_OFFSET = 32
+#: Room for one control message carrying an int: CMSG_SPACE(sizeof(int)), as 32-bit words
+_GRO_CONTROL_WORDS = 6
+_UDP_GRO = 104  # linux/udp.h: receive runs of equal-size datagrams as one message
 # Plain ints: the socket module's are enum flags, whose ``&`` costs a microsecond per datagram.
 _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0x40))
@@ -119,13 +129,17 @@ class BatchSender:
     def __init__(self, sock: socket.socket, on_error: Callable[[int, Any, int], None]) -> None:
         _require()
         self._fd = sock.fileno()
-        self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * BATCH))()
-        self._iovecs = (ctypes.c_char * (_IOVEC.size * BATCH))()
-        self._controls = (ctypes.c_char * (_SEGMENT_CONTROL.size * BATCH))()
+        # A caller flushes once ``count`` reaches BATCH; the last add_run may go past it.
+        room = BATCH + MAX_SEGMENTS
+        self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * room))()
+        self._iovecs = (ctypes.c_char * (_IOVEC.size * room))()
+        self._controls = (ctypes.c_char * (_SEGMENT_CONTROL.size * room))()
         self._headers_at = ctypes.addressof(self._headers)
         self._iovecs_at = ctypes.addressof(self._iovecs)
+        #: the iovecs as 64-bit words: base, length, base, length...
+        self._iovec_words = memoryview(self._iovecs).cast("B").cast("Q")
         self._controls_at = ctypes.addressof(self._controls)
-        for index in range(BATCH):
+        for index in range(room):
             _SEGMENT_CONTROL.pack_into(
                 self._controls, index * _SEGMENT_CONTROL.size, _SEGMENT_CMSG_LEN, _SOL_UDP, _UDP_SEGMENT, 0
             )
@@ -167,6 +181,41 @@ class BatchSender:
                 return
         room = min(MAX_SEGMENTS, MAX_GSO_BYTES // length) if 0 < length < self.segment_limit else 1
         messages.append([index, 1, length, destination, room])
+
+    def add_run(self, address: int, segment: int, length: int, destination: Destination, tag: Any) -> int:
+        """Queue the datagrams of ``segment`` bytes (the last may be shorter) that fill ``length``
+        bytes at ``address``, at most :data:`MAX_SEGMENTS`; returns how many there are."""
+        if not (segment > 0 and length <= segment * MAX_SEGMENTS):
+            raise ValueError(f"a run of {length} bytes in {segment}-byte datagrams")
+        count = -(-length // segment)
+        if count == 1 or segment >= self.segment_limit:
+            stop = address + length
+            for at in range(address, stop, segment):
+                self.add(at, min(segment, stop - at), destination, tag)
+            return count
+        index = self.count
+        last = length - (count - 1) * segment
+        words = self._iovec_words
+        words[2 * index : 2 * (index + count) : 2] = array("Q", range(address, address + length, segment))
+        words[2 * index + 1 : 2 * (index + count) : 2] = array("Q", (segment,)) * count
+        words[2 * (index + count) - 1] = last
+        self.tags += [tag] * count
+        self.count = index + count
+        messages = self._messages
+        done = 0
+        if messages:
+            run = messages[-1]  # [first, count, size, destination, room], as in add
+            if run[3] is destination and run[2] == segment and run[1] < run[4]:
+                done = min(count, run[4] - run[1])
+                run[1] += done
+        room = min(MAX_SEGMENTS, MAX_GSO_BYTES // segment)
+        while done < count:
+            take = min(room, count - done)
+            messages.append([index + done, take, segment, destination, room])
+            done += take
+        if last < segment:
+            messages[-1][4] = 0  # a shorter datagram ends its run
+        return count
 
     def flush(self) -> int:
         """Send everything queued; a datagram the kernel refuses goes to ``on_error`` and is skipped.
@@ -258,14 +307,27 @@ class BatchSender:
 
 
 class DatagramSlots:
-    """``slots`` datagram buffers in one :attr:`buffer`, received into or sent from with one call each.
+    """``slots`` datagram buffers in one :attr:`buffer`, received into with one call each.
 
     Slot ``i`` starts at ``i * stride``; its datagram at ``i * stride + headroom``, leaving
     ``headroom`` bytes in front of it for the caller (the ingress writes its frame header there).
     A received datagram longer than ``capacity`` is cut and reported as truncated.
+
+    With ``coalesce`` the socket asks for UDP GRO: where the receiving device coalesces a
+    burst of equal-size datagrams of one flow (GRO, on by default on physical NICs), the
+    slot holds the whole run back to back, and :meth:`receive` reports the segment size
+    (each datagram's; the last may be shorter). Give such slots room for 65,535 bytes.
     """
 
-    def __init__(self, sock: socket.socket, *, capacity: int, headroom: int = 0, slots: int = BATCH) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        capacity: int,
+        headroom: int = 0,
+        slots: int = BATCH,
+        coalesce: bool = False,
+    ) -> None:
         _require()
         self._fd = sock.fileno()
         self.slots = slots
@@ -286,6 +348,28 @@ class DatagramSlots:
         self._length = -1
         self._set_lengths(capacity)
         self._results = memoryview(self._headers).cast("B")
+        self._controls: Any = None
+        if coalesce:
+            self._ask_for_runs(sock)
+
+    def _ask_for_runs(self, sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+        except OSError as err:  # before Linux 5.0: every datagram arrives on its own, which is fine
+            log.debug("UDP GRO is not available (%s): datagrams are received one by one", err.strerror)
+            return
+        words = _GRO_CONTROL_WORDS
+        self._controls = (ctypes.c_int32 * (words * self.slots))()
+        controls_at = ctypes.addressof(self._controls)
+        for index in range(self.slots):
+            _CONTROL_FIELDS.pack_into(
+                self._headers,
+                index * _MMSGHDR_SIZE + _CONTROL_FIELDS_OFFSET,
+                controls_at + index * words * 4,
+                words * 4,
+            )
+        # recvmmsg overwrites each msg_controllen with what it stored: restored before each call
+        self._pristine = bytes(self._headers)
 
     def _set_lengths(self, length: int) -> None:
         """Point every iovec at its slot's datagram, ``length`` bytes long."""
@@ -298,14 +382,32 @@ class DatagramSlots:
             )
         self._length = length
 
-    def receive(self, *, wait: bool = False) -> list[tuple[int, bool]]:
-        """(length, truncated) for each datagram read now; empty when none is waiting.
+    def runs(self, received: list[tuple[int, bool, int]]) -> Iterator[tuple[int, int, int]]:
+        """(offset in :attr:`buffer`, size, count): ``count`` datagrams of ``size`` bytes back to
+        back, for every datagram just received (a run's shorter last one on its own)."""
+        stride, headroom = self.stride, self.headroom
+        for index, (length, _truncated, segment) in enumerate(received):
+            start = index * stride + headroom
+            if segment and length > segment:
+                whole, rest = divmod(length, segment)
+                yield start, segment, whole
+                if rest:
+                    yield start + whole * segment, rest, 1
+            else:
+                yield start, length, 1
 
-        With ``wait`` (a blocking socket) it waits for the first datagram up to the socket's
-        receive timeout (:func:`mcastkit.net.sockets.set_receive_timeout`).
+    def receive(self, *, wait: bool = False) -> list[tuple[int, bool, int]]:
+        """(length, truncated, segment) for each message read now; empty when none is waiting.
+
+        ``segment`` is 0 for a single datagram, else the size of each datagram of the run the
+        slot holds (``coalesce``). With ``wait`` (a blocking socket) it waits for the first
+        datagram up to the socket's receive timeout (:func:`mcastkit.net.sockets.set_receive_timeout`).
         """
         assert _recvmmsg is not None
         self._set_lengths(self.capacity)
+        controls = self._controls
+        if controls is not None:
+            ctypes.memmove(self._headers, self._pristine, len(self._pristine))
         mode = _MSG_WAITFORONE if wait else _MSG_DONTWAIT
         count = _recvmmsg(self._fd, self._headers_ptr, self.slots, mode, None)
         if count < 0:
@@ -313,7 +415,20 @@ class DatagramSlots:
             if code in (errno.EAGAIN, errno.EINTR):
                 return []
             raise OSError(code, os.strerror(code))
+        results = self._results[: count * _MMSGHDR_SIZE]
+        if controls is None:
+            return [(length, bool(flags & _MSG_TRUNC), 0) for flags, length in _RESULT.iter_unpack(results)]
+        words = _GRO_CONTROL_WORDS
+        # The only control message this socket asks for: struct cmsghdr {len; level; type}, int.
         return [
-            (length, bool(flags & _MSG_TRUNC))
-            for flags, length in _RESULT.iter_unpack(self._results[: count * _MMSGHDR_SIZE])
+            (
+                length,
+                bool(flags & _MSG_TRUNC),
+                controls[index * words + 4]
+                if control_length
+                and controls[index * words + 3] == _UDP_GRO
+                and controls[index * words + 2] == _SOL_UDP
+                else 0,
+            )
+            for index, (control_length, flags, length) in enumerate(_RESULT_WITH_CONTROL.iter_unpack(results))
         ]

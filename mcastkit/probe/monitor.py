@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mcastkit.net.mmsg import DatagramSlots
-from mcastkit.probe.receiver import BATCH, parse_batch
+from mcastkit.probe.receiver import BATCH, SLOT_BYTES, parse_batch
 from mcastkit.probe.stats import latency_summary
-from mcastkit.probe.wire import MAX_SIZE
 
 #: Sequence numbers remembered for telling a duplicate from a late datagram.
 WINDOW = 1 << 16
@@ -118,7 +117,7 @@ def monitor_stream(
     too). With ``stream_id`` only that stream counts; without, the stream heard last does.
     """
     stats = RunningStats()
-    batch = DatagramSlots(sock, capacity=MAX_SIZE, slots=BATCH)
+    batch = DatagramSlots(sock, capacity=SLOT_BYTES, slots=BATCH, coalesce=True)
     current = stream_id
     foreign = 0
     started = time.monotonic()

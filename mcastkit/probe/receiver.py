@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.probe.stats import StreamStats
-from mcastkit.probe.wire import HEADER, HEADER_SIZE, MAGIC, MAX_SIZE
+from mcastkit.probe.wire import HEADER, HEADER_SIZE, MAGIC
 
 BATCH = 64
+#: A slot holds a datagram or a run the kernel coalesced (UDP GRO), up to 64 KiB.
+SLOT_BYTES = 65_535
 #: Big enough to ride out a scheduling hiccup at several hundred thousand datagrams per second.
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 
@@ -44,7 +48,7 @@ def receive_stream(
     """
     result = ReceiveResult(stats=StreamStats(count), stream_id=stream_id)
     stats, record = result.stats, result.stats.record
-    batch = DatagramSlots(sock, capacity=MAX_SIZE, slots=BATCH)
+    batch = DatagramSlots(sock, capacity=SLOT_BYTES, slots=BATCH, coalesce=True)
     start = time.monotonic()
     deadline = start + timeout
     last_arrival: float | None = None
@@ -82,19 +86,32 @@ def receive_stream(
 
 
 def parse_batch(
-    batch: DatagramSlots, received: list[tuple[int, bool]]
+    batch: DatagramSlots, received: list[tuple[int, bool, int]]
 ) -> tuple[list[tuple[int, int, int]], int]:
     """(stream id, sequence, send time) of each probe datagram just received, and how many were not."""
-    view, unpack_from, stride = batch.view, HEADER.unpack_from, batch.stride
+    view, unpack_from = batch.view, HEADER.unpack_from
     datagrams = []
     foreign = 0
-    for index, (length, _truncated) in enumerate(received):
-        if length < HEADER_SIZE:
-            foreign += 1
-            continue
-        magic, stream, sequence, sent_ns = unpack_from(view, index * stride)
-        if magic != MAGIC:
-            foreign += 1
-            continue
-        datagrams.append((stream, sequence, sent_ns))
+    for offset, size, count in batch.runs(received):
+        if size < HEADER_SIZE:
+            foreign += count
+        elif count == 1:
+            magic, stream, sequence, sent_ns = unpack_from(view, offset)
+            if magic == MAGIC:
+                datagrams.append((stream, sequence, sent_ns))
+            else:
+                foreign += 1
+        else:
+            run = _run_layout(size).iter_unpack(view[offset : offset + size * count])
+            probes = [
+                (stream, sequence, sent_ns) for magic, stream, sequence, sent_ns in run if magic == MAGIC
+            ]
+            datagrams += probes
+            foreign += count - len(probes)
     return datagrams, foreign
+
+
+@functools.lru_cache(maxsize=64)
+def _run_layout(size: int) -> struct.Struct:
+    """A probe header followed by the rest of a ``size``-byte datagram, to unpack a run at once."""
+    return struct.Struct(f"{HEADER.format}{size - HEADER_SIZE}x")

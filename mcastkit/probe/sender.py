@@ -16,8 +16,8 @@ from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
 
 #: Upper bound on one burst: keeps the send timestamp of the last datagram in a burst honest.
 MAX_BURST = 32
-#: The pacing tick: a sender never sleeps less than this, so at 50k msg/s it sends 5 every
-#: 100 µs instead of waking for every datagram (each wake-up costs more CPU than the send).
+#: The pacing tick: a turn waits until this much of the stream is due, so at 50k msg/s it
+#: sends 5 every 100 µs instead of one at a time (each turn costs more CPU than a datagram).
 TICK_NS = 100_000
 #: Sizes drawn from a range repeat after this many datagrams (a draw per datagram costs more).
 SIZE_CYCLE = 4096
@@ -66,9 +66,9 @@ def send_stream(
     With a range of sizes, each datagram's is drawn from it (uniformly; the same sequence
     for the same stream id, so a run can be repeated).
 
-    Each turn sends every datagram that is due (up to :data:`MAX_BURST`) with one system call
-    (one UDP GSO message where the kernel takes it: see :class:`BatchSender`), then sleeps
-    until the next one is due, at least :data:`TICK_NS`. A sender that fell behind
+    Each turn waits until a tick's worth (:data:`TICK_NS`) of datagrams is due, then sends
+    every datagram that is due (up to :data:`MAX_BURST`) with one system call (one UDP GSO
+    message where the kernel takes it: see :class:`BatchSender`). A sender that fell behind
     (descheduled) catches up back to back, :data:`MAX_BURST` at a time, as a real feed does
     after a stall; when the machine cannot sustain the rate the stream runs late and the
     report says what rate it achieved. Datagrams the kernel refuses are counted in the
@@ -84,6 +84,8 @@ def send_stream(
     burst_buffer = (ctypes.c_char * (slot * MAX_BURST))()
     base = ctypes.addressof(burst_buffer)
     pack_into = HEADER.pack_into
+    # Datagrams a turn waits for: what falls due in one tick (at least one, at most a burst).
+    per_turn = min(MAX_BURST, max(1, rate * TICK_NS // 1_000_000_000))
     start = time.monotonic_ns()
     next_progress = start
     sequence = 0
@@ -92,8 +94,10 @@ def send_stream(
         now = time.monotonic_ns()
         if rate:
             due = min(end, (now - start) * rate // 1_000_000_000 + 1) - sequence
-            if due <= 0:
-                time.sleep(max(start + sequence * 1_000_000_000 // rate - now, TICK_NS) / 1e9)
+            wanted = min(per_turn, end - sequence)
+            if due < wanted:
+                # Sleep until the last datagram of the turn is due (the first waits at most a tick).
+                time.sleep(max(start + (sequence + wanted - 1) * 1_000_000_000 // rate - now, 0) / 1e9)
                 continue
         else:
             due = end - sequence
@@ -102,7 +106,11 @@ def send_stream(
         stamp = clock()
         for index in range(burst):
             pack_into(burst_buffer, index * slot, MAGIC, stream_id, sequence + index, stamp)
-            sender.add(base + index * slot, sizes[(sequence + index) % cycle], target, None)
+        if cycle == 1:  # one size: the burst lies back to back
+            sender.add_run(base, slot, burst * slot, target, None)
+        else:
+            for index in range(burst):
+                sender.add(base + index * slot, sizes[(sequence + index) % cycle], target, None)
         sender.flush()
         sequence += burst
         if progress is not None and now >= next_progress:

@@ -5,28 +5,35 @@ joins the groups and forwards every datagram over TCP; the AWS side (egress, an 
 the multicast subnet) re-originates them as multicast into the Transit Gateway domain.
 Either side may dial; the dialer reconnects with backoff after any failure.
 
-Frame format (version 1)
+Frame format (version 2)
 ------------------------
 Every frame is a fixed 32-byte header in network byte order followed by ``length`` bytes::
 
     offset size field
     0      2    magic      0x4D4B ("MK")
-    2      1    version    1
-    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE
+    2      1    version    2
+    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE, 6 RUN
     4      4    length     payload bytes that follow the header (at most 65535)
-    8      4    group      IPv4 multicast group (DATA; 0 otherwise)
-    12     2    port       UDP destination port (DATA; 0 otherwise)
-    14     2    flags      reserved, sent as 0, ignored on receipt
+    8      4    group      IPv4 multicast group (DATA, RUN; 0 otherwise)
+    12     2    port       UDP destination port (DATA, RUN; 0 otherwise)
+    14     2    segment    RUN: the size of each of its datagrams; 0 otherwise, ignored
     16     8    sequence   DATA: per (group, port), starting at 1 for each ingress session;
+                           RUN: that of its first datagram (the others follow in turn);
                            HEARTBEAT: heartbeat counter
-    24     8    time_ns    DATA: ingress receive time (Unix epoch, ns); HEARTBEAT: send time
-    32     ...  payload    DATA: the datagram; HELLO/PROOF: handshake fields (below)
+    24     8    time_ns    DATA, RUN: ingress receive time (Unix epoch, ns); HEARTBEAT: send time
+    32     ...  payload    DATA: the datagram; RUN: its datagrams back to back, each
+                           ``segment`` bytes but the last, which may be shorter;
+                           HELLO/PROOF: handshake fields (below)
+
+A RUN carries what the ingress host's NIC coalesced (GRO) and the kernel handed over as one
+message (UDP GRO): a burst of equal-size datagrams of one group, 1 to 64 of them. The
+egress sends it on as one UDP GSO message. Version 1 peers are refused at the handshake.
 
 A reader rejects a frame (and closes that connection) on a wrong magic or version, an unknown
-type, a length over 65535, or a handshake frame of the wrong size. DATA whose payload would
-not fit the TGW MTU (8500-byte IP packet, i.e. more than 8472 bytes of UDP payload) is
-dropped and counted, never emitted: the ingress drops it before framing, the egress again
-before sending.
+type, a length over 65535, a RUN that is empty, has segment 0 or more than 64 datagrams, or a
+handshake frame of the wrong size. A datagram that would not fit the TGW MTU (8500-byte IP
+packet, i.e. more than 8472 bytes of UDP payload) is dropped and counted, never emitted: the
+ingress drops it before framing, the egress again before sending.
 
 The egress tracks the last sequence number per (ingress session, group, port): a jump forward
 adds the missing count to ``gaps``, an old or repeated number adds to ``duplicates`` and is
@@ -81,7 +88,8 @@ So at any moment, summed over groups::
 and with a single egress peer ``datagrams_in = datagrams_out + those drops + queued_datagrams``.
 With several peers ``datagrams_out`` is summed over them (one datagram to London and Tokyo is two).
 
-The egress counts every DATA frame it decodes in ``datagrams_in{group}``; each one is emitted
+The egress counts every datagram of the DATA and RUN frames it decodes in
+``datagrams_in{group}``; each one is emitted
 (``datagrams_out``), a repeat (``duplicates``), or dropped (``drops`` ``oversize``,
 ``not_multicast``, ``send_error``): ``datagrams_in = datagrams_out + duplicates + drops``.
 Datagrams that never reached it show as ``gaps``.
@@ -112,10 +120,12 @@ Operation
   healthy egress during a datacenter outage).
 - Never let an egress emit onto a group:port that the ingress joins on the same network (use
   ``--map``), or the ingress will hear its own output.
-- Hot path (:mod:`mcastkit.net.mmsg`): the ingress reads up to 256 datagrams per ``recvmmsg``
-  call and frames them in place into one buffer, written once per peer; the egress sends each
-  TCP read's datagrams with one ``sendmmsg`` straight out of the chunk it decoded, a run of
-  equal-size datagrams to one group as one UDP GSO message (one trip through the kernel's
-  stack for up to 64 datagrams, cut into separate datagrams just before the device).
-  Receivers get the same datagrams either way. Counters are plain integers read at scrape time.
+- Hot path (:mod:`mcastkit.net.mmsg`): the ingress reads up to 64 messages per ``recvmmsg``
+  call, each a datagram or a run the kernel coalesced (UDP GRO: one trip through the stack
+  for a burst), frames them (a datagram in place, a run as RUN frames) and writes the batch
+  once per peer; the egress sends each TCP read's datagrams with one ``sendmmsg`` straight
+  out of the chunk it decoded, a run of equal-size datagrams to one group as one UDP GSO
+  message (cut into separate datagrams just before the device). Receivers get the same
+  datagrams either way. Counters are plain integers read at scrape time. Each joined group
+  takes about 4 MiB of receive slots in the ingress.
 """

@@ -21,7 +21,8 @@ log = logging.getLogger("mcastkit.relay")
 
 #: Sequence state is kept for this many ingress sessions (an ingress restart starts a new one).
 MAX_SESSIONS = 16
-DATA, HEARTBEAT, BYE = int(FrameType.DATA), int(FrameType.HEARTBEAT), int(FrameType.BYE)
+DATA, RUN = int(FrameType.DATA), int(FrameType.RUN)
+HEARTBEAT, BYE = int(FrameType.HEARTBEAT), int(FrameType.BYE)
 
 
 class _Stream:
@@ -106,7 +107,8 @@ class Egress(RelayNode):
         link.context = self._streams(link.session)
 
     def receive(self, link: Link, data: bytes) -> str | None:
-        """Emit every DATA frame of the chunk as multicast, batched into few system calls."""
+        """Emit the datagrams of every DATA and RUN frame of the chunk as multicast, batched into
+        few system calls (a RUN's datagrams as one UDP GSO message where the kernel takes it)."""
         streams: dict[int, _Stream] = link.context
         batch = self._batch
         assert batch is not None
@@ -115,8 +117,12 @@ class Egress(RelayNode):
         base = buffer_address(buffer)
         newest_ns = 0
         try:
-            for frame_type, group, port, sequence, received_ns, start, stop in frames:
-                if frame_type != DATA:
+            for frame_type, group, port, segment, sequence, received_ns, start, stop in frames:
+                if frame_type == DATA:
+                    segment = count = 1
+                elif frame_type == RUN:
+                    count = -(-(stop - start) // segment)
+                else:
                     if frame_type == HEARTBEAT:
                         continue
                     if frame_type == BYE:
@@ -127,28 +133,37 @@ class Egress(RelayNode):
                 if stream is None:
                     stream = streams[key] = self._new_stream(group, port)
                 stats = stream.stats
-                size = stop - start
-                stats.datagrams_in += 1
-                stats.bytes_in += size
+                stats.datagrams_in += count
+                stats.bytes_in += stop - start
                 expected = stream.next_sequence
                 if sequence != expected and expected:
-                    if sequence < expected:
-                        stats.duplicates += 1
-                        continue
-                    stats.gaps += sequence - expected
-                stream.next_sequence = sequence + 1
+                    if sequence < expected:  # a repeat (of part of a run: the rest is new)
+                        repeated = min(count, expected - sequence)
+                        stats.duplicates += repeated
+                        count -= repeated
+                        if not count:
+                            continue
+                        start += repeated * segment
+                        sequence = expected
+                    else:
+                        stats.gaps += sequence - expected
+                stream.next_sequence = sequence + count
                 destination = stream.destination
                 if destination is None:
-                    drops["not_multicast"] += 1
+                    drops["not_multicast"] += count
                     continue
-                if size > MAX_DATAGRAM:
-                    drops["oversize"] += 1
+                size = stop - start
+                if (size if frame_type == DATA else segment) > MAX_DATAGRAM:
+                    drops["oversize"] += count
                     continue
-                batch.add(base + start, size, destination, stream)
-                stats.datagrams_out += 1
+                if frame_type == DATA:
+                    batch.add(base + start, size, destination, stream)
+                else:
+                    batch.add_run(base + start, segment, size, destination, stream)
+                stats.datagrams_out += count
                 stats.bytes_out += size
                 newest_ns = received_ns
-                if batch.count == BATCH:
+                if batch.count >= BATCH:
                     batch.flush()
         finally:
             batch.flush()  # while ``buffer``, which the batch points into, is still referenced

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from enum import IntEnum
 
 MAGIC = 0x4D4B
-VERSION = 1
-#: magic, version, type, length, group, port, flags, sequence, time_ns
+VERSION = 2
+#: magic, version, type, length, group, port, segment, sequence, time_ns
 HEADER = struct.Struct("!HBBIIHHQQ")
 HEADER_SIZE = HEADER.size
 #: Largest payload a reader accepts; anything longer is hostile or corrupt.
 MAX_PAYLOAD = 65535
+#: Most datagrams in one RUN frame (what one UDP GRO or GSO message holds)
+MAX_RUN = 64
 
 
 class FrameType(IntEnum):
@@ -22,15 +24,17 @@ class FrameType(IntEnum):
     HELLO = 3
     PROOF = 4
     BYE = 5
+    RUN = 6
 
 
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
 _KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+_RUN = int(FrameType.RUN)
 
-#: (type, group, port, sequence, time_ns, payload); group is the IPv4 address as an int.
-RawFrame = tuple[int, int, int, int, int, memoryview]
+#: (type, group, port, segment, sequence, time_ns, payload); group is the IPv4 address as an int.
+RawFrame = tuple[int, int, int, int, int, int, memoryview]
 #: The same with the payload as (start, stop) offsets into the decoder's buffer.
-SpanFrame = tuple[int, int, int, int, int, int, int]
+SpanFrame = tuple[int, int, int, int, int, int, int, int]
 
 
 class FrameError(ValueError):
@@ -43,20 +47,21 @@ def encode(
     *,
     group: int = 0,
     port: int = 0,
+    segment: int = 0,
     sequence: int = 0,
     time_ns: int = 0,
 ) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise FrameError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    header = HEADER.pack(MAGIC, VERSION, frame_type, len(payload), group, port, 0, sequence, time_ns)
+    header = HEADER.pack(MAGIC, VERSION, frame_type, len(payload), group, port, segment, sequence, time_ns)
     return header + payload
 
 
 def parse_header(
     data: bytes | bytearray | memoryview, offset: int = 0
-) -> tuple[int, int, int, int, int, int]:
-    """Validate the header at ``offset``; return (type, length, group, port, sequence, time_ns)."""
-    magic, version, frame_type, length, group, port, _flags, sequence, time_ns = HEADER.unpack_from(
+) -> tuple[int, int, int, int, int, int, int]:
+    """Validate the header at ``offset``; return (type, length, group, port, segment, sequence, time_ns)."""
+    magic, version, frame_type, length, group, port, segment, sequence, time_ns = HEADER.unpack_from(
         data, offset
     )
     if magic != MAGIC:
@@ -67,7 +72,9 @@ def parse_header(
         raise FrameError(f"unknown frame type {frame_type}")
     if length > MAX_PAYLOAD:
         raise FrameError(f"frame length {length} exceeds {MAX_PAYLOAD}")
-    return frame_type, length, group, port, sequence, time_ns
+    if frame_type == _RUN and not (segment > 0 and 0 < length <= segment * MAX_RUN):
+        raise FrameError(f"RUN frame of {length} bytes in {segment}-byte datagrams (at most {MAX_RUN})")
+    return frame_type, length, group, port, segment, sequence, time_ns
 
 
 class Decoder:
@@ -91,8 +98,8 @@ class Decoder:
         """
         buffer, spans = self.feed_spans(data)
         view = memoryview(buffer)
-        for frame_type, group, port, sequence, time_ns, start, stop in spans:
-            yield frame_type, group, port, sequence, time_ns, view[start:stop]
+        for frame_type, group, port, segment, sequence, time_ns, start, stop in spans:
+            yield frame_type, group, port, segment, sequence, time_ns, view[start:stop]
 
     def feed_spans(self, data: bytes) -> tuple[bytes, Iterator[SpanFrame]]:
         """Like :meth:`feed`, with each payload as (start, stop) offsets into the returned buffer."""
@@ -108,12 +115,12 @@ class Decoder:
         offset = 0
         try:
             while end - offset >= HEADER_SIZE:
-                frame_type, length, group, port, sequence, time_ns = parse_header(data, offset)
+                frame_type, length, group, port, segment, sequence, time_ns = parse_header(data, offset)
                 start = offset + HEADER_SIZE
                 stop = start + length
                 if stop > end:
                     break
-                yield frame_type, group, port, sequence, time_ns, start, stop
+                yield frame_type, group, port, segment, sequence, time_ns, start, stop
                 offset = stop
             if end - offset >= 2 and data[offset : offset + 2] != _MAGIC_BYTES:
                 parse_header(data[offset:end].ljust(HEADER_SIZE, b"\0"))  # raises: bad magic, early
