@@ -21,7 +21,7 @@ from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import HEADER_SIZE, Decoder, FrameType, encode, group_to_int
+from mcastkit.relay.frame import HEADER_SIZE, VERSION, Decoder, FrameType, encode, group_to_int
 from mcastkit.relay.ingress import Ingress, _complete_frames
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
@@ -577,7 +577,7 @@ def test_a_partly_sent_run_frame_counts_none_of_its_datagrams_out() -> None:
 
 HOSTILE = {
     "bad_magic": (b"XX" + b"\0" * 40, "protocol_error"),
-    "huge_length": (struct.pack("!HBBI", 0x4D4B, 1, 1, 0x7FFFFFFF) + b"\0" * 24, "protocol_error"),
+    "huge_length": (struct.pack("!HBBI", 0x4D4B, VERSION, 1, 0x7FFFFFFF) + b"\0" * 24, "protocol_error"),
     "garbage": (bytes(random.Random(3).getrandbits(8) for _ in range(500)), "protocol_error"),
     "truncated": (
         encode(FrameType.DATA, b"x" * 100, group=group_to_int("239.9.9.9"), port=9)[:60],

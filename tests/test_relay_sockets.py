@@ -161,7 +161,7 @@ def test_runs_of_equal_size_datagrams_go_as_one_message_and_arrive_cut_and_in_or
     for number, (destination, size) in enumerate(plan):
         sender.add(buffer_address(payloads) + offset, size, destination, number)
         offset += size
-    assert sender.runs == 5  # 64; 6 and the shorter tail; 1; 2; the longer one starts a new run
+    assert sender.messages == 5  # 64; 6 and the shorter tail; 1; 2; the longer one starts a new run
     assert sender.flush() == len(plan)
     expected = {
         group: [
@@ -187,7 +187,7 @@ def test_an_empty_datagram_is_never_the_tail_of_a_run() -> None:
     payload, destination = b"x" * 64, Destination(*group)
     for size in (64, 64, 64, 0):
         sender.add(buffer_address(payload), size, destination, size)
-    assert sender.runs == 2
+    assert sender.messages == 2
     assert sender.flush() == 4
     received = _receive_all(DatagramSlots(receiver_sock, capacity=100, slots=8), 4)
     assert [len(datagram) for datagram in received] == [64, 64, 64, 0]
@@ -203,7 +203,7 @@ def test_without_udp_gso_no_runs_are_formed(caplog: pytest.LogCaptureFixture) ->
         payload, destination = b"x" * 64, Destination("239.254.77.14", 45984)
         for _ in range(3):
             sender.add(buffer_address(payload), 64, destination, None)
-        assert (sender.runs, sender.segment_limit) == (3, 0)
+        assert (sender.messages, sender.segment_limit) == (3, 0)
     assert "UDP GSO is not available" in caplog.text
 
 
@@ -219,11 +219,11 @@ def test_runs_refused_whatever_their_size_stop_being_formed(caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING, logger="mcastkit.net"):
         for size in sizes:
             sender.add(buffer_address(payload), size, destination, size)
-        assert sender.runs == 3
+        assert sender.messages == 3
         assert sender.flush() == len(sizes)
         for size in sizes:  # a second batch forms no runs at all
             sender.add(buffer_address(payload), size, destination, size)
-        assert sender.runs == len(sizes)
+        assert sender.messages == len(sizes)
         assert sender.flush() == len(sizes)
     assert sender.segment_limit == 0
     assert [r.getMessage() for r in caplog.records] == [
@@ -243,7 +243,7 @@ def test_a_failed_run_reports_each_datagram_with_its_own_tag_and_length() -> Non
         payload, destination = bytes(64), Destination("255.255.255.255", 9)
         for tag, size in [("a", 64), ("b", 64), ("c", 40)]:
             sender.add(buffer_address(payload), size, destination, tag)
-        assert sender.runs == 1
+        assert sender.messages == 1
         assert sender.flush() == 0
     assert failures == [(errno.EACCES, "a", 64), (errno.EACCES, "b", 64), (errno.EACCES, "c", 40)]
 
@@ -282,7 +282,7 @@ sender = BatchSender(sender_sock, lambda code, tag, length: refused.append((code
 payload, destination = bytes(1200), Destination("239.254.77.12", 45982)
 for size in [1200] * 3 + [600] * 3:
     sender.add(buffer_address(payload), size, destination, size)
-runs_before = sender.runs
+runs_before = sender.messages
 sent = sender.flush()
 receiver = DatagramSlots(receiver_sock, capacity=2000, slots=BATCH)
 sizes = []
@@ -331,15 +331,16 @@ def test_add_run_queues_a_contiguous_run_like_the_datagrams_one_by_one() -> None
     assert sender.add_run(base + 64 * 50, 50, 7 * 50, destination, None) == 7  # 64-70: a new run
     assert sender.add_run(base + 71 * 50, 50, 2 * 50 - 10, destination, None) == 2  # 71, 72 cut short
     sender.add(base + 73 * 50, 50, destination, None)  # 73: the shorter 72 ended the run before it
-    assert sender.runs == 3
+    assert sender.messages == 3
     assert sender.count == 74
     assert sender.flush() == 74
     received = _receive_all(DatagramSlots(receiver_sock, capacity=100, slots=BATCH), 74)
     expected = [numbered[n * 50 : (n + 1) * 50] for n in range(74)]
     expected[72] = expected[72][:40]
     assert received == expected
-    with pytest.raises(ValueError, match="a run of 6500 bytes in 100-byte datagrams"):
-        sender.add_run(base, 100, 65 * 100, destination, None)  # more than MAX_SEGMENTS
+    for length in (65 * 100, 0):  # more than MAX_SEGMENTS; none at all
+        with pytest.raises(ValueError, match=f"a run of {length} bytes in 100-byte datagrams"):
+            sender.add_run(base, 100, length, destination, None)
     receiver_sock.close()
     sender_sock.close()
 
@@ -350,7 +351,7 @@ def test_add_run_without_runs_queues_each_datagram_alone() -> None:
         sender = BatchSender(sock, lambda code, tag, length: None)  # no UDP GSO on this socket
         payload, destination = bytes(300), Destination("239.254.77.17", 45987)
         assert sender.add_run(buffer_address(payload), 100, 250, destination, None) == 3
-        assert (sender.runs, sender.count) == (3, 3)
+        assert (sender.messages, sender.count) == (3, 3)
 
 
 def test_runs_cuts_coalesced_messages_into_their_datagrams() -> None:

@@ -159,7 +159,7 @@ class BatchSender:
             self._limit_runs(0, f"UDP GSO is not available ({err.strerror})")
 
     @property
-    def runs(self) -> int:
+    def messages(self) -> int:
         """Messages the next :meth:`flush` hands the kernel (a run of equal-size datagrams is one)."""
         return len(self._messages)
 
@@ -179,13 +179,16 @@ class BatchSender:
                 if length < run[2]:
                     run[4] = 0
                 return
-        room = min(MAX_SEGMENTS, MAX_GSO_BYTES // length) if 0 < length < self.segment_limit else 1
-        messages.append([index, 1, length, destination, room])
+        messages.append([index, 1, length, destination, self._room(length)])
+
+    def _room(self, size: int) -> int:
+        """How many datagrams of ``size`` bytes one message may hold (1: no run)."""
+        return min(MAX_SEGMENTS, MAX_GSO_BYTES // size) if 0 < size < self.segment_limit else 1
 
     def add_run(self, address: int, segment: int, length: int, destination: Destination, tag: Any) -> int:
         """Queue the datagrams of ``segment`` bytes (the last may be shorter) that fill ``length``
         bytes at ``address``, at most :data:`MAX_SEGMENTS`; returns how many there are."""
-        if not (segment > 0 and length <= segment * MAX_SEGMENTS):
+        if not (segment > 0 and 0 < length <= segment * MAX_SEGMENTS):
             raise ValueError(f"a run of {length} bytes in {segment}-byte datagrams")
         count = -(-length // segment)
         if count == 1 or segment >= self.segment_limit:
@@ -208,7 +211,7 @@ class BatchSender:
             if run[3] is destination and run[2] == segment and run[1] < run[4]:
                 done = min(count, run[4] - run[1])
                 run[1] += done
-        room = min(MAX_SEGMENTS, MAX_GSO_BYTES // segment)
+        room = self._room(segment)
         while done < count:
             take = min(room, count - done)
             messages.append([index + done, take, segment, destination, room])

@@ -52,7 +52,7 @@ Both sides hold the same secret (``--secret-file`` or ``--secret-env``). On conn
 3. The listener checks it (constant-time compare). Only then does it send its own PROOF
    (same formula with the roles and nonces swapped), so a client that cannot prove the
    secret learns nothing but a random nonce.
-4. The dialer checks the listener's PROOF. No DATA flows in either direction, and the egress
+4. The dialer checks the listener's PROOF. No DATA or RUN flows in either direction, and the egress
    emits nothing, until both proofs have been verified; the whole exchange must finish in
    5 seconds.
 

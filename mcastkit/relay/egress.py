@@ -13,7 +13,7 @@ from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_sender
 from mcastkit.relay.auth import Role
-from mcastkit.relay.frame import FrameError, FrameType, int_to_group
+from mcastkit.relay.frame import FrameError, FrameType, int_to_group, run_datagrams
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
 
@@ -121,7 +121,7 @@ class Egress(RelayNode):
                 if frame_type == DATA:
                     segment = count = 1
                 elif frame_type == RUN:
-                    count = -(-(stop - start) // segment)
+                    count = run_datagrams(stop - start, segment)
                 else:
                     if frame_type == HEARTBEAT:
                         continue

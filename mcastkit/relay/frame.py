@@ -7,6 +7,8 @@ import struct
 from collections.abc import Iterator
 from enum import IntEnum
 
+from mcastkit.net.mmsg import MAX_SEGMENTS
+
 MAGIC = 0x4D4B
 VERSION = 2
 #: magic, version, type, length, group, port, segment, sequence, time_ns
@@ -14,8 +16,8 @@ HEADER = struct.Struct("!HBBIIHHQQ")
 HEADER_SIZE = HEADER.size
 #: Largest payload a reader accepts; anything longer is hostile or corrupt.
 MAX_PAYLOAD = 65535
-#: Most datagrams in one RUN frame (what one UDP GRO or GSO message holds)
-MAX_RUN = 64
+#: Most datagrams in one RUN frame: what one UDP GSO message holds, so the egress sends it as one
+MAX_RUN = MAX_SEGMENTS
 
 
 class FrameType(IntEnum):
@@ -128,6 +130,11 @@ class Decoder:
             self._failed = True
             raise
         self._pending = data[offset:]
+
+
+def run_datagrams(length: int, segment: int) -> int:
+    """Datagrams in ``length`` bytes cut into ``segment``-byte datagrams (the last may be shorter)."""
+    return -(-length // segment)
 
 
 def group_to_int(address: str) -> int:

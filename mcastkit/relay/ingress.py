@@ -24,6 +24,7 @@ from mcastkit.relay.frame import (
     FrameError,
     FrameType,
     group_to_int,
+    run_datagrams,
 )
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
@@ -37,8 +38,9 @@ DATA, RUN = int(FrameType.DATA), int(FrameType.RUN)
 SLOTS = 64
 #: Rides out a scheduling stall of a few hundred ms at 100k msg/s (needs root beyond rmem_max).
 RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
-#: Read at most this many batches per wakeup, then let the other groups' sockets have their turn.
-MAX_BATCHES_PER_WAKEUP = 4
+#: Read at most this many batches per wakeup, then let the other groups' sockets have their turn
+#: (1,024 datagrams where the kernel coalesced none).
+MAX_BATCHES_PER_WAKEUP = 16
 #: While a peer has a backlog, check this often how far its socket has taken it (``datagrams_out``).
 SETTLE_SECONDS = 0.05
 
@@ -177,9 +179,10 @@ class Ingress(RelayNode):
             for index, (size, truncated, segment) in enumerate(results):
                 offset = index * stride
                 if segment and size > segment:
-                    if truncated or segment > MAX_DATAGRAM:
-                        oversize += -(-size // segment)
+                    if truncated or size > MAX_PAYLOAD or segment > MAX_DATAGRAM:
+                        oversize += run_datagrams(size, segment)
                         continue
+                    # A RUN keeps the shorter last datagram (unlike DatagramSlots.runs, which sets it apart).
                     start = offset + HEADER_SIZE
                     for first in range(0, size, segment * MAX_RUN):
                         part = view[start + first : start + min(size, first + segment * MAX_RUN)]
@@ -197,8 +200,8 @@ class Ingress(RelayNode):
                             ),
                             part,
                         )
-                        sequence += -(-len(part) // segment)
-                    count += -(-size // segment)
+                        sequence += run_datagrams(len(part), segment)
+                    count += run_datagrams(size, segment)
                     total += size
                     continue
                 if truncated or size > MAX_DATAGRAM:
@@ -358,7 +361,7 @@ def _complete_frames(chunk: bytes, written: int) -> tuple[int, int]:
         _magic, _version, frame_type, length, _group, _port, segment, *_ = HEADER.unpack_from(chunk, offset)
         if offset + HEADER_SIZE + length > written:
             break
-        datagrams += -(-length // segment) if frame_type == RUN else 1
+        datagrams += run_datagrams(length, segment) if frame_type == RUN else 1
         payload += length
         offset += HEADER_SIZE + length
     return datagrams, payload
