@@ -105,6 +105,16 @@ def test_lab_up_run_down() -> None:
         assert table.returncode == 0, table.stdout + table.stderr
         assert "rx1" in table.stdout and "not joined" in table.stdout
 
+        if with_relay:
+            # Unpaced bursts reach the ingress coalesced by its host (GRO) and cross as RUN frames.
+            burst = _mcastkit(
+                "lab", "run", "--name", name, "--count", "2000", "--rate", "0", "--max-loss", "1", "--json"
+            )
+            assert burst.returncode == 0, burst.stdout + burst.stderr
+            counters = json.loads(burst.stdout)["relay"]
+            assert counters["ingress.datagrams_in_runs"] > 0, counters
+            assert counters["egress.datagrams_in_runs"] == counters["ingress.datagrams_in_runs"], counters
+
         # Unpaced, the probe sends runs of 32 as one GSO message each: they must still cross
         # the bridge one frame per datagram, as from a real host.
         frames = _bridge_port_frames(name, "egress")

@@ -560,6 +560,7 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         )
         stats = ingress.stats.groups[_label(source)]
         assert (stats.datagrams_in, stats.datagrams_out, stats.bytes_out) == (102, 102, 5 + 803)
+        assert stats.datagrams_in_runs == 101
         assert ingress.stats.drops["oversize"] == 2  # a run of 9,000-byte datagrams: over the TGW MTU
         ingress.close()
 
@@ -683,7 +684,7 @@ def test_egress_emits_each_datagram_of_a_run_and_counts_it_by_sequence_number() 
             stats = egress.stats.groups[_label(source)]
             assert (stats.gaps, stats.duplicates) == (2, 3)
             assert egress.stats.drops["oversize"] == 2
-            assert stats.datagrams_in == 15
+            assert stats.datagrams_in == stats.datagrams_in_runs == 15
             assert (
                 stats.datagrams_in == stats.datagrams_out + stats.duplicates + egress.stats.drops["oversize"]
             )
@@ -776,7 +777,7 @@ def test_a_busy_relay_sends_heartbeats_from_the_data_path() -> None:
 def test_metrics_text_has_every_family() -> None:
     stats = RelayStats("egress")
     group = stats.group("239.1.1.1:5000")
-    group.datagrams_out, group.gaps = 10, 3
+    group.datagrams_out, group.gaps, group.datagrams_in_runs = 10, 3, 6
     stats.drops["oversize"] = 2
     stats.disconnects["slow_peer"] = 1
     stats.auth_failures = 4
@@ -785,6 +786,7 @@ def test_metrics_text_has_every_family() -> None:
         'mcastkit_relay_info{role="egress",version="0.1.0"} 1.0',
         'mcastkit_relay_datagrams_out_total{group="239.1.1.1:5000"} 10.0',
         'mcastkit_relay_gaps_total{group="239.1.1.1:5000"} 3.0',
+        'mcastkit_relay_datagrams_in_runs_total{group="239.1.1.1:5000"} 6.0',
         'mcastkit_relay_drops_total{reason="oversize"} 2.0',
         'mcastkit_relay_disconnects_total{reason="slow_peer"} 1.0',
         "mcastkit_relay_auth_failures_total 4.0",

@@ -156,6 +156,8 @@ def render_table(report: dict[str, Any]) -> str:
             "ingress.datagrams_out",
             "egress.datagrams_in",
             "egress.datagrams_out",
+            "ingress.datagrams_in_runs",
+            "egress.datagrams_in_runs",
         )
         counts = ", ".join(f"{key} {relay.get(key, 0)}" for key in wanted)
         trouble = {key: value for key, value in relay.items() if key not in wanted and value}

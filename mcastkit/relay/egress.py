@@ -134,6 +134,8 @@ class Egress(RelayNode):
                     stream = streams[key] = self._new_stream(group, port)
                 stats = stream.stats
                 stats.datagrams_in += count
+                if frame_type == RUN:
+                    stats.datagrams_in_runs += count
                 stats.bytes_in += stop - start
                 expected = stream.next_sequence
                 if sequence != expected and expected:

@@ -175,7 +175,7 @@ class Ingress(RelayNode):
             sequence = source.sequence
             received_ns = now_ns()  # one read: every datagram of the batch was taken just now
             frames: list[bytes | memoryview] = []
-            count = total = oversize = 0
+            count = total = oversize = in_runs = 0
             for index, (size, truncated, segment) in enumerate(results):
                 offset = index * stride
                 if segment and size > segment:
@@ -201,7 +201,7 @@ class Ingress(RelayNode):
                             part,
                         )
                         sequence += run_datagrams(len(part), segment)
-                    count += run_datagrams(size, segment)
+                    in_runs += run_datagrams(size, segment)
                     total += size
                     continue
                 if truncated or size > MAX_DATAGRAM:
@@ -212,6 +212,8 @@ class Ingress(RelayNode):
                 frames.append(view[offset : offset + HEADER_SIZE + size])
                 count += 1
                 total += size
+            count += in_runs
+            stats.datagrams_in_runs += in_runs
             source.sequence = sequence
             if oversize:
                 self._count_oversize(source, oversize)

@@ -30,6 +30,8 @@ class GroupStats:
     """Per (group, port) counters; ``in`` and ``out`` are from this relay's point of view."""
 
     datagrams_in: int = 0
+    #: of those, datagrams of coalesced bursts (ingress: UDP GRO; egress: RUN frames)
+    datagrams_in_runs: int = 0
     bytes_in: int = 0
     #: ingress: copies owed to peers (one per peer connected on arrival; one when there was none)
     datagrams_due: int = 0
@@ -77,6 +79,11 @@ class RelayStats:
 
 _GROUP_COUNTERS = (
     ("datagrams_in", "Datagrams received (ingress: from multicast; egress: from the relay link)"),
+    (
+        "datagrams_in_runs",
+        "Of datagrams_in, those of bursts that crossed as one (ingress: coalesced by the host, UDP GRO; "
+        "egress: RUN frames)",
+    ),
     ("bytes_in", "Payload bytes received"),
     (
         "datagrams_due",
