@@ -2,8 +2,8 @@
 
 A physical NIC coalesces bursts of one flow (GRO) by default; a veth does so only when GRO is
 switched on, and only for frames whose sending end has no TCP segmentation offload (else it
-takes them for locally built GSO packets). The lab sets both where a datacenter host receives
-multicast, so the ingress relay meets what a real NIC hands it.
+takes them for locally built GSO packets). The lab sets both where a host receives multicast
+(the ingress host, the receivers), so they meet what a real NIC hands them.
 Run as ``python -m mcastkit.lab.nic IFNAME [gro=on|off] [tso=on|off]`` inside the namespace (no
 ethtool needed); prints the settings it leaves.
 """
