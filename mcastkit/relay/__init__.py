@@ -115,9 +115,10 @@ Operation
   queue (at most 2 s), sends BYE and exits 0; the egress sends BYE and exits 0.
 - ``--metrics HOST:PORT`` serves ``/metrics`` (Prometheus text: datagrams and bytes in/out,
   datagrams of coalesced bursts (``datagrams_in_runs``), gaps and duplicates per group; drops
-  by reason (see "Counters"); disconnects by reason; peers; reconnects; auth failures) and ``/healthz`` (200 with a JSON summary while the event loop runs, 503 if it
-  stalls; it does not fail merely because no peer is connected, so ECS does not restart a
-  healthy egress during a datacenter outage).
+  by reason (see "Counters"); disconnects by reason; peers; reconnects; auth failures) and
+  ``/healthz`` (200 with a JSON summary while the event loop runs, 503 if it stalls; it does
+  not fail merely because no peer is connected, so ECS does not restart a healthy egress
+  during a datacenter outage).
 - Never let an egress emit onto a group:port that the ingress joins on the same network (use
   ``--map``), or the ingress will hear its own output.
 - Hot path (:mod:`mcastkit.net.mmsg`): the ingress reads up to 64 messages per ``recvmmsg``
