@@ -606,6 +606,11 @@ class Config(_Model):
     regions: dict[str, Region] = Field(min_length=1)
     customers: list[Customer] = Field(default_factory=list)
 
+    def member_acl_room(self, region: Region) -> int:
+        """Network ACL entries per direction the members' rules may take in ``region``: the
+        quota less the relay's (one each way per datacenter link), which share the ACL."""
+        return self.quotas.network_acl_rules - (region.relay.link_count if region.relay else 0)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         problems: list[str] = []
@@ -653,8 +658,9 @@ class Config(_Model):
             )
         # The network stack's MemberRules (HTTPS out, HTTPS in from the VPC for the endpoints),
         # plus one entry each way per relay link to the datacenter, share one network ACL.
-        acl = acl_plan(region.domains, https_egress=True, serve_https_to=region.vpc_cidr)
-        relay_links = region.relay.link_count if region.relay else 0
+        room = self.member_acl_room(region)
+        acl = acl_plan(region.domains, https_egress=True, serve_https_to=region.vpc_cidr, limit=room)
+        relay_links = self.quotas.network_acl_rules - room
         acl_in, acl_out = (len(rules) + relay_links for rules in acl)
         if max(acl_in, acl_out) > self.quotas.network_acl_rules:
             problems.append(

@@ -76,14 +76,19 @@ def _merged_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
 
 
 def acl_plan(
-    domains: Sequence[Domain], *, https_egress: bool, serve_https_to: str | None
+    domains: Sequence[Domain],
+    *,
+    https_egress: bool,
+    serve_https_to: str | None,
+    limit: int = NACL_RULES_PER_DIRECTION,
 ) -> tuple[list[AclRule], list[AclRule]]:
     """The (inbound, outbound) network ACL entries members need, in rule-number order.
 
     Network ACLs are stateless and capped at 20 rules per direction by default, so they
     are coarser than the security group: one port span and one covering network per
-    domain (all domains merged if that still exceeds the quota). The security group
-    carries the exact group/port rules.
+    domain, all domains merged if that would take more than ``limit`` entries in a
+    direction (the ACL's quota less what else shares it). The security group carries the
+    exact group/port rules.
     """
     base = [
         AclRule(egress=False, protocol=IGMP, cidr=QUERIER_CIDR),
@@ -104,7 +109,7 @@ def acl_plan(
         rules = base + domain_rules + service
         inbound = [r for r in rules if not r.egress]
         outbound = [r for r in rules if r.egress]
-        if max(len(inbound), len(outbound)) <= NACL_RULES_PER_DIRECTION:
+        if max(len(inbound), len(outbound)) <= limit:
             break
     return inbound, outbound
 

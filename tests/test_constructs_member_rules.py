@@ -194,6 +194,10 @@ def test_acl_plan_merges_domains_when_the_quota_would_be_exceeded() -> None:
     few = [_domain(i) for i in range(3)]
     inbound, outbound = acl_plan(few, https_egress=True, serve_https_to=None)
     assert sum(1 for r in outbound if r.protocol == UDP) == 3  # one per domain
+    # What else shares the ACL (the relay's entries) leaves less room: merged sooner.
+    inbound, outbound = acl_plan(few, https_egress=True, serve_https_to=None, limit=7)
+    assert len(outbound) <= 7
+    assert [(r.cidr, r.ports) for r in outbound if r.protocol == UDP] == [("239.1.0.0/22", (30000, 30002))]
     many = [_domain(i) for i in range(12)]
     inbound, outbound = acl_plan(many, https_egress=True, serve_https_to=None)
     assert max(len(inbound), len(outbound)) <= NACL_RULES_PER_DIRECTION

@@ -28,6 +28,7 @@ from mcastkit.constructs.relay_service import (
     TOOLS_USER,
     RelayService,
 )
+from mcastkit.rules import acl_plan
 
 DATACENTER_CIDRS = ["192.168.40.0/24", "172.16.8.0/22"]
 
@@ -286,6 +287,19 @@ def test_inconsistent_arguments_are_refused(change: dict[str, Any], message: str
         change = {"domain": region.domain(change["domain"])}
     with pytest.raises(ValueError, match=re.escape(message)):
         RelayService(stack, "Relay", **{**kwargs, **change})
+
+
+def test_datacenter_links_leave_the_members_a_merged_network_acl() -> None:
+    """15 links: the members' 7 outbound entries per domain would not fit beside them in 20;
+    merged (5) they do, and the config accepts what the network stack will build."""
+    settings = _config(datacenter_cidrs=[f"172.20.{i}.0/24" for i in range(15)])
+    region = settings.regions[REGION]
+    room = settings.member_acl_room(region)
+    assert room == 5
+    inbound, outbound = acl_plan(
+        region.domains, https_egress=True, serve_https_to=region.vpc_cidr, limit=room
+    )
+    assert (len(inbound), len(outbound)) == (5, 5)
 
 
 def test_too_many_datacenter_cidrs_for_the_acl_rule_numbers_are_refused(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from mcastkit.config import Domain
 from mcastkit.rules import (
     ALL_ROUTERS_CIDR,
     FIRST_RULE_NUMBER,
+    NACL_RULES_PER_DIRECTION,
     QUERIER_CIDR,
     RULE_NUMBER_STEP,
     AclRule,
@@ -47,6 +48,8 @@ class MemberRules(Construct):
         https_egress: allow outbound HTTPS (default ``True``).
         serve_https_to: CIDR allowed to reach HTTPS in these subnets (default ``None``:
             no inbound HTTPS).
+        acl_limit: default 20 (the ACL quota); entries per direction the members' rules may
+            take, less when other entries share the ACL (the relay's): past it, domains merge.
 
     Attributes:
         security_group: the members security group (no default egress).
@@ -65,6 +68,7 @@ class MemberRules(Construct):
         domains: Sequence[Domain],
         https_egress: bool = True,
         serve_https_to: str | None = None,
+        acl_limit: int = NACL_RULES_PER_DIRECTION,
     ) -> None:
         super().__init__(scope, id_)
         if not domains:
@@ -83,7 +87,7 @@ class MemberRules(Construct):
             self, "NetworkAcl", vpc=vpc, subnet_selection=ec2.SubnetSelection(subnets=list(subnets))
         )
         self.inbound_rules, self.outbound_rules = acl_plan(
-            domains, https_egress=https_egress, serve_https_to=serve_https_to
+            domains, https_egress=https_egress, serve_https_to=serve_https_to, limit=acl_limit
         )
         self._next_rule_number = {False: FIRST_RULE_NUMBER, True: FIRST_RULE_NUMBER}
         for rule in [*self.inbound_rules, *self.outbound_rules]:

@@ -102,6 +102,7 @@ class NetworkStack(RegionStack):
             subnets=self.network.subnets,
             domains=settings.domains,
             serve_https_to=settings.vpc_cidr,
+            acl_limit=config.member_acl_room(settings),
         )
         self._outputs()
 
