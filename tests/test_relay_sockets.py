@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from netns_support import add_veth, needs_netns, new_namespace
@@ -248,20 +249,22 @@ def test_a_failed_run_reports_each_datagram_with_its_own_tag_and_length() -> Non
     assert failures == [(errno.EACCES, "a", 64), (errno.EACCES, "b", 64), (errno.EACCES, "c", 40)]
 
 
+def _outcome(command: list[str]) -> dict[str, Any]:
+    """Run a script that prints one JSON object; that object."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    return outcome
+
+
 @needs_netns
 def test_a_run_the_kernel_cannot_cut_goes_datagram_by_datagram() -> None:
     """Segments over the route's MTU: the kernel refuses GSO; the datagrams still go (fragmented)."""
     with new_namespace("gso") as namespace:
         add_veth(namespace, "small0", "10.203.0.1", mtu=1000)
-        result = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", SEND_OVER_MTU, "10.203.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        outcome = _outcome(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", SEND_OVER_MTU, "10.203.0.1"]
         )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)
     assert outcome["refused"] == []
     assert outcome["sent"] == outcome["received"] == 6
     assert outcome["runs_before"] == 2  # 3 x 1200 B and a shorter tail; 2 x 600 B
@@ -392,15 +395,7 @@ def test_a_burst_the_receiving_nic_coalesces_arrives_as_one_message() -> None:
                 ["ip", "netns", "exec", namespace, sys.executable, "-m", "mcastkit.lab.nic", device, setting],
                 check=True,
             )
-        result = subprocess.run(
-            [sys.executable, "-c", RECEIVE_COALESCED, sender_ns, receiver_ns],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)
+        outcome = _outcome([sys.executable, "-c", RECEIVE_COALESCED, sender_ns, receiver_ns])
     assert outcome["datagrams"] == [[n, 64] for n in range(10)] + [[10, 20]]
     assert any(segment == 64 and length > 64 for length, _truncated, segment in outcome["messages"])
     assert len(outcome["messages"]) < 11

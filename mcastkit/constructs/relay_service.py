@@ -34,7 +34,6 @@ TOOLS_USER = "10001:10001"
 TASK_INTERFACE = "eth0"
 #: The environment variable ECS fills from Secrets Manager with the shared relay secret.
 RELAY_SECRET_ENV = "MCASTKIT_RELAY_SECRET"
-DEFAULT_METRICS_PORT = config.RELAY_METRICS_PORT
 #: SIGTERM to SIGKILL: time for the relay to drain its queues (ECS on EC2 allows up to 120 s).
 DEFAULT_STOP_TIMEOUT = cdk.Duration.seconds(30)
 #: Network ACL rule numbers of the relay's entries (one inbound and one outbound entry per
@@ -247,7 +246,7 @@ class RelayService(Construct):
         network_acl: ec2.INetworkAcl | None = None,
         capacity_provider: ecs.AsgCapacityProvider | None = None,
         image: ecs.ContainerImage | None = None,
-        metrics_port: int = DEFAULT_METRICS_PORT,
+        metrics_port: int = config.RELAY_METRICS_PORT,
         stop_timeout: cdk.Duration = DEFAULT_STOP_TIMEOUT,
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
