@@ -14,6 +14,8 @@ path steps the rate up until a step loses a datagram or does not keep up (a fail
 retried once) or the sender cannot reach the target; the highest lossless *achieved* rate is
 reported, with one-way latency p50/p99 of the 50k msg/s step.
 Goals (issue 3): relay >= 200k msg/s of 64-byte datagrams with zero loss; p99 <= 0.5 ms at 50k/s.
+The lab gives the datacenter site and the AWS site half of the CPUs each, as two hosts;
+``--shared-cpus`` lets every process run on any CPU instead.
 
 Run as root:  python bench/relay_bench.py > bench/out/relay.json
 """
@@ -97,12 +99,14 @@ def start_udptunnel(lab: Lab) -> list[int]:
 
     Started afresh for every step, so what one step left in the tunnel cannot slow the next.
     """
-    layout = lab.state().layout
+    state = lab.state()
+    layout = state.layout
     group = f"{UDPTUNNEL_GROUP.group}/{UDPTUNNEL_GROUP.port}"
     server = netns.spawn(
         layout.ns("egress"),
         ["udptunnel", "-s", str(UDPTUNNEL_PORT), f"{group}/4"],
         log=lab.run_dir / "udptunnel-server.log",
+        cpus=state.site_cpus("aws"),
     )
     deadline = time.monotonic() + 10
     while not _tcp(layout.ns("egress"), ["-Htln", f"sport = :{UDPTUNNEL_PORT}"]):
@@ -113,6 +117,7 @@ def start_udptunnel(lab: Lab) -> list[int]:
         layout.ns("dc"),
         ["udptunnel", "-c", f"{EGRESS_ADDRESS}/{UDPTUNNEL_PORT}", f"{group}/1"],
         log=lab.run_dir / "udptunnel-client.log",
+        cpus=state.site_cpus("datacenter"),
     )
     deadline = time.monotonic() + 10
     while not _tcp(layout.ns("dc"), ["-Htn", "state", "established", f"dport = :{UDPTUNNEL_PORT}"]):
@@ -243,6 +248,8 @@ def markdown_table(output: dict[str, Any]) -> str:
     if machine.get("load_average_at_start"):
         load = machine["load_average_at_start"][0]
         rows.append(f"\nLoad average at start: {load:.1f} on {machine['cpus']} CPUs.")
+    if machine.get("lab_cpus"):
+        rows.append(f"Lab CPUs: {machine['lab_cpus']}.")
     return "\n".join(rows)
 
 
@@ -254,6 +261,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=900.0, help="stop stepping after this many seconds")
     parser.add_argument("--paths", default="direct,relay,udptunnel", help="comma-separated subset")
     parser.add_argument("--install", action="store_true", help="apt-get install udptunnel when missing")
+    parser.add_argument(
+        "--shared-cpus", action="store_true", help="every process on any CPU (default: one half per site)"
+    )
     parser.add_argument("--table", metavar="JSON", help="print the Markdown table of an earlier run and exit")
     args = parser.parse_args()
     if args.table:
@@ -293,7 +303,9 @@ def main() -> int:
     lab = Lab(LAB_NAME)
     lab.down()
     try:
-        lab.up(members=1, relay="relay" in paths)
+        output["machine"]["lab_cpus"] = (
+            lab.up(members=1, relay="relay" in paths, shared_cpus=args.shared_cpus).cpus or "shared"
+        )
         for size in SIZES:
             for path in paths:
                 output["results"].setdefault(path, {})[f"{size}B"] = step_up(

@@ -12,12 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from netns_support import needs_lab
+from netns_support import needs_lab, new_namespace
 
 from mcastkit.cli import main
 from mcastkit.exit import ExitStatus
+from mcastkit.lab import netns
 from mcastkit.lab.netns import LabError
-from mcastkit.lab.session import RUN_ROOT, Lab, LabState, relay_available
+from mcastkit.lab.session import RUN_ROOT, Lab, LabState, relay_available, split_cpus
 from mcastkit.lab.sniff import is_group_datagram
 from mcastkit.lab.topology import Layout, parse_igmp_versions
 from mcastkit.net.addresses import GroupPort
@@ -65,6 +66,14 @@ def test_lab_up_run_down() -> None:
         up = _mcastkit("lab", "up", "--name", name, *([] if with_relay else ["--no-relay"]))
         assert up.returncode == 0, up.stderr
         assert len([ns for ns in _namespaces() if ns.startswith(f"{name}-")]) == 8
+        # Each site's processes keep to its own CPUs, as on two hosts.
+        state = Lab(name).state()
+        assert state.cpus == split_cpus(os.sched_getaffinity(0))
+        assert "cpus: " in up.stdout
+        for role, site in (("ingress", "datacenter"), ("egress", "aws")):
+            if role in state.pids:
+                wanted = set(state.cpus.get(site) or os.sched_getaffinity(0))
+                assert os.sched_getaffinity(state.pids[role]) == wanted, role
         # Receiving hosts' NICs coalesce bursts (GRO) as real ones do; the bridge runs no iptables.
         for host, device, setting in (
             ("dc", "lan0", "gro=on"),
@@ -83,6 +92,7 @@ def test_lab_up_run_down() -> None:
         assert run.returncode == 0, run.stdout + run.stderr
         report = json.loads(run.stdout)
         assert report["path"] == path and report["sender"]["sent"] == 3000
+        assert report["cpus"] == state.cpus
         members = [r for r in report["receivers"] if r["member"]]
         outsiders = [r for r in report["receivers"] if not r["member"]]
         assert [r["name"] for r in members] == ["rx1", "rx2"]
@@ -180,6 +190,38 @@ def test_a_second_stream_through_one_lab_is_refused_while_the_first_runs(tmp_pat
         if os.geteuid() == 0:  # `run` first checks for root
             with pytest.raises(LabError, match="another `lab run` is streaming through lab 'busy'"):
                 lab.run(path="direct", count=1, rate=1)  # before it reads any counter
+
+
+def test_each_site_gets_half_of_the_cpus_and_one_cpu_is_not_split() -> None:
+    assert split_cpus({0}) == {}
+    assert split_cpus({1, 0}) == {"datacenter": [0], "aws": [1]}
+    assert split_cpus({0, 1, 2}) == {"datacenter": [0], "aws": [1, 2]}
+    assert split_cpus({7, 2, 5, 3}) == {"datacenter": [2, 3], "aws": [5, 7]}
+
+
+def test_a_state_file_from_before_the_cpu_split_reads_as_shared(tmp_path: Path) -> None:
+    lab = Lab("old", run_root=tmp_path)
+    lab.run_dir.mkdir()
+    lab.state_file.write_text(
+        json.dumps({"name": "old", "members": 2, "group": "239.1.1.1:5001", "relay": True})
+    )
+    assert lab.state().cpus == {} and lab.state().site_cpus("aws") is None
+
+
+@pytest.mark.netns
+@needs_lab
+def test_processes_started_in_a_namespace_keep_to_the_cpus_given(tmp_path: Path) -> None:
+    (cpu,) = sorted(os.sched_getaffinity(0))[-1:]
+    show = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+    with new_namespace("cpus") as namespace:
+        assert netns.in_namespace(namespace, show, cpus=[cpu]).strip() == f"[{cpu}]"
+        assert netns.in_namespace(namespace, show).strip() == str(sorted(os.sched_getaffinity(0)))
+        log = tmp_path / "spawned.log"
+        pid = netns.spawn(namespace, [*show[:2], "import os, time; time.sleep(0.5)"], log=log, cpus=[cpu])
+        try:
+            assert os.sched_getaffinity(pid) == {cpu}
+        finally:
+            netns.stop([pid])
 
 
 def test_layout_gives_every_receiver_its_own_namespace_and_one_outsider() -> None:

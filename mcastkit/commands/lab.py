@@ -40,6 +40,12 @@ def register(subparsers: Any) -> None:
         "--group", type=group_port, default=DEFAULT_GROUP, metavar="G:P", help=f"({DEFAULT_GROUP})"
     )
     up.add_argument("--no-relay", dest="relay", action="store_false", help="build without relays")
+    up.add_argument(
+        "--shared-cpus",
+        action="store_true",
+        help="let every process run on any CPU (default: the datacenter and AWS sites each get "
+        "half of the CPUs, as two hosts would)",
+    )
     up.set_defaults(handler=run_up)
 
     run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
@@ -66,7 +72,9 @@ def register(subparsers: Any) -> None:
 def run_up(args: argparse.Namespace, console: Any) -> ExitStatus:
     try:
         lab = Lab(args.name)
-        state = lab.up(members=args.receivers, group=args.group, relay=args.relay)
+        state = lab.up(
+            members=args.receivers, group=args.group, relay=args.relay, shared_cpus=args.shared_cpus
+        )
     except LabError as err:
         console.error(str(err))
         return ExitStatus.ENVIRONMENT
@@ -80,6 +88,8 @@ def run_up(args: argparse.Namespace, console: Any) -> ExitStatus:
             f"relay: ingress in {layout.ns('dc')} -> egress in {layout.ns('egress')}, group {state.group}",
             file=console.out,
         )
+    sites = ", ".join(f"{site} on CPU {','.join(map(str, cpus))}" for site, cpus in state.cpus.items())
+    print(f"cpus: {sites or 'every process on any CPU'}", file=console.out)
     print(f"state and logs: {lab.run_dir}", file=console.out)
     return ExitStatus.OK
 

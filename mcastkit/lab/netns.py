@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,13 +39,30 @@ def bridge_json(*args: str, namespace: str) -> Any:
     return json.loads(output) if output.strip() else []
 
 
-def in_namespace(namespace: str, command: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
-    return _run(["ip", "netns", "exec", namespace, *command], check=check, timeout=timeout)
+def in_namespace(
+    namespace: str,
+    command: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 30,
+    cpus: Collection[int] | None = None,
+) -> str:
+    """Run ``command`` in ``namespace`` (on ``cpus`` only, when given) and return its output."""
+    return _run(["ip", "netns", "exec", namespace, *command], check=check, timeout=timeout, cpus=cpus)
 
 
-def _run(command: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
+def _run(
+    command: Sequence[str], *, check: bool = True, timeout: float = 30, cpus: Collection[int] | None = None
+) -> str:
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=_pinned_to(cpus),
+        )
     except subprocess.TimeoutExpired:
         raise LabError(f"`{' '.join(command)}` did not finish in {timeout:.0f} s") from None
     if check and completed.returncode != 0:
@@ -64,10 +81,18 @@ def mcastkit_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mcastkit", *args]
 
 
-def spawn(namespace: str, command: Sequence[str], *, log: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    namespace: str,
+    command: Sequence[str],
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cpus: Collection[int] | None = None,
+) -> int:
     """Start ``command`` in ``namespace`` in its own session, output to ``log``; return its pid.
 
-    ``ip netns exec`` replaces itself with the command, so the pid is the command's own.
+    ``ip netns exec`` replaces itself with the command, so the pid is the command's own; with
+    ``cpus`` it runs on those CPUs only (its children too).
     """
     handle: IO[bytes]
     with log.open("ab") as handle:
@@ -78,8 +103,17 @@ def spawn(namespace: str, command: Sequence[str], *, log: Path, env: dict[str, s
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=_pinned_to(cpus),
         )
     return process.pid
+
+
+def _pinned_to(cpus: Collection[int] | None) -> Callable[[], None] | None:
+    """What a child runs before ``exec`` to keep to ``cpus`` (inherited across ``exec``); None: any CPU."""
+    if not cpus:
+        return None
+    chosen = set(cpus)
+    return lambda: os.sched_setaffinity(0, chosen)
 
 
 def alive(pid: int) -> bool:

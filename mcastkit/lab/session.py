@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,8 @@ _SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1],
 JOIN_WAIT = 10.0
 
 LabPath = Literal["relay", "direct"]
+#: The datacenter's hosts (source, ingress relay) and the AWS segment's (egress relay, receivers).
+Site = Literal["datacenter", "aws"]
 
 
 @dataclass
@@ -47,10 +50,25 @@ class LabState:
     #: Wall-clock time from which the bridge applies IGMP snooping (see SNOOPING_SETTLE).
     snooping_from: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
+    #: The CPUs each site's processes run on; empty: every process may run on any CPU.
+    cpus: dict[str, list[int]] = field(default_factory=dict)
+
+    def site_cpus(self, site: Site) -> list[int] | None:
+        return self.cpus.get(site)
 
     @property
     def layout(self) -> Layout:
         return Layout(self.name, self.members)
+
+
+def split_cpus(available: Collection[int]) -> dict[str, list[int]]:
+    """Give each site half of the ``available`` CPUs (the datacenter the lower half), as two hosts
+    would have their own; with a single CPU there is nothing to split (empty)."""
+    ordered = sorted(available)
+    if len(ordered) < 2:
+        return {}
+    half = len(ordered) // 2
+    return {"datacenter": ordered[:half], "aws": ordered[half:]}
 
 
 def relay_available() -> bool:
@@ -83,7 +101,20 @@ class Lab:
 
     # -- up / down -------------------------------------------------------------------------------
 
-    def up(self, *, members: int = 2, group: GroupPort = DEFAULT_GROUP, relay: bool = True) -> LabState:
+    def up(
+        self,
+        *,
+        members: int = 2,
+        group: GroupPort = DEFAULT_GROUP,
+        relay: bool = True,
+        shared_cpus: bool = False,
+    ) -> LabState:
+        """Build the namespaces and start the relays.
+
+        The datacenter's processes and the AWS segment's run on separate CPUs (:func:`split_cpus`),
+        so that one site's load does not delay the other, as on two hosts; ``shared_cpus`` lets
+        every process run on any CPU.
+        """
         netns.check_environment()
         layout = Layout(self.name, members)
         if self.state_file.exists() or topology.owned_namespaces(self.name):
@@ -97,6 +128,7 @@ class Lab:
             group=str(group),
             relay=relay,
             snooping_from=time.time() + topology.SNOOPING_SETTLE,
+            cpus={} if shared_cpus else split_cpus(os.sched_getaffinity(0)),
         )
         self._save(state)
         try:
@@ -137,6 +169,7 @@ class Lab:
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['egress']}",
             ),
             log=self.run_dir / "egress.log",
+            cpus=state.site_cpus("aws"),
         )  # fmt: skip
         self._save(state)
         self._wait(
@@ -153,6 +186,7 @@ class Lab:
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['ingress']}",
             ),
             log=self.run_dir / "ingress.log",
+            cpus=state.site_cpus("datacenter"),
         )  # fmt: skip
         self._save(state)
         self._wait(lambda: _connected(layout.ns("dc"), RELAY_PORT), "the ingress relay to connect", "ingress")
@@ -245,7 +279,7 @@ class Lab:
     def stream(
         self,
         *,
-        origin: Literal["datacenter", "aws"],
+        origin: Site,
         group: GroupPort,
         count: int,
         rate: int,
@@ -287,6 +321,7 @@ class Lab:
                             "--max-loss", "1", "--stream-id", stream_id, "--json",
                         ),
                         log=outputs[receiver.name],
+                        cpus=state.site_cpus("aws"),
                     )  # fmt: skip
                 outputs[outsider.name] = self.run_dir / f"{outsider.name}.out"
                 outputs[outsider.name].unlink(missing_ok=True)
@@ -302,6 +337,7 @@ class Lab:
                         str(listen_seconds),
                     ],
                     log=outputs[outsider.name],
+                    cpus=state.site_cpus("aws"),
                 )
                 # Both ends: each receiver's socket holds the membership (a bridge entry can outlive
                 # the previous run's receivers for a few seconds), and the bridge has snooped it.
@@ -328,6 +364,7 @@ class Lab:
                         "--stream-id", stream_id, "--json",
                     ),
                     timeout=send_seconds * 4 + 30,
+                    cpus=state.site_cpus(origin),
                 )  # fmt: skip
                 member_pids = [spawned[r.name] for r in members]
                 deadline = time.monotonic() + listen_seconds + 5
@@ -342,6 +379,7 @@ class Lab:
                     name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()
                 },
                 "origin": origin,
+                "cpus": state.cpus,
                 "group": str(group),
                 "count": count,
                 "rate": rate,
