@@ -2,7 +2,8 @@
 
 ``up`` builds a datacenter segment (source + ingress relay), a routed link standing for Direct
 Connect, and an AWS segment (a bridge with IGMP snooping and a querier standing for the TGW
-multicast domain) with the egress relay, member receivers and one receiver that never joins.
+multicast domain) with the egress relay, member receivers and one receiver that never joins;
+each segment's processes run on their own half of the CPUs, as two hosts would.
 ``run`` pushes a probe stream end to end and prints a per-receiver table; ``down`` removes it all.
 Needs root and iproute2.
 """
