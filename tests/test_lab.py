@@ -216,6 +216,8 @@ def test_processes_started_in_a_namespace_keep_to_the_cpus_given(tmp_path: Path)
     with new_namespace("cpus") as namespace:
         assert netns.in_namespace(namespace, show, cpus=[cpu]).strip() == f"[{cpu}]"
         assert netns.in_namespace(namespace, show).strip() == str(sorted(os.sched_getaffinity(0)))
+        with pytest.raises(LabError, match=r"CPU 100000 is not one this process may use"):
+            netns.in_namespace(namespace, show, cpus=[cpu, 100_000])
         log = tmp_path / "spawned.log"
         pid = netns.spawn(namespace, [*show[:2], "import os, time; time.sleep(0.5)"], log=log, cpus=[cpu])
         try:

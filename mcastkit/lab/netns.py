@@ -112,7 +112,12 @@ def _pinned_to(cpus: Collection[int] | None) -> Callable[[], None] | None:
     """What a child runs before ``exec`` to keep to ``cpus`` (inherited across ``exec``); None: any CPU."""
     if not cpus:
         return None
-    chosen = set(cpus)
+    chosen, allowed = set(cpus), os.sched_getaffinity(0)
+    if not chosen <= allowed:
+        raise LabError(
+            f"CPU {','.join(map(str, sorted(chosen - allowed)))} is not one this process may use "
+            f"({','.join(map(str, sorted(allowed)))}): `lab down` and `lab up` again to plan with these"
+        )
     return lambda: os.sched_setaffinity(0, chosen)
 
 
