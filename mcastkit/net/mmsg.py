@@ -84,6 +84,11 @@ _RUNS_REFUSED = frozenset({errno.EINVAL, errno.EIO})
 log = logging.getLogger("mcastkit.net")
 
 
+def run_datagrams(length: int, segment: int) -> int:
+    """Datagrams in ``length`` bytes cut into ``segment``-byte datagrams (the last may be shorter)."""
+    return -(-length // segment)
+
+
 def _require() -> None:
     if not AVAILABLE:
         raise OSError(errno.ENOSYS, "sendmmsg/recvmmsg are not available on this platform (Linux, 64-bit)")
@@ -190,7 +195,7 @@ class BatchSender:
         bytes at ``address``, at most :data:`MAX_SEGMENTS`; returns how many there are."""
         if not (segment > 0 and 0 < length <= segment * MAX_SEGMENTS):
             raise ValueError(f"a run of {length} bytes in {segment}-byte datagrams")
-        count = -(-length // segment)
+        count = run_datagrams(length, segment)
         if count == 1 or segment >= self.segment_limit:
             stop = address + length
             for at in range(address, stop, segment):

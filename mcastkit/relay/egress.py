@@ -10,10 +10,10 @@ import time
 from collections import OrderedDict
 
 from mcastkit.net.limits import MAX_DATAGRAM
-from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address
+from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address, run_datagrams
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_sender
 from mcastkit.relay.auth import Role
-from mcastkit.relay.frame import FrameError, FrameType, int_to_group, run_datagrams
+from mcastkit.relay.frame import FrameError, FrameType, int_to_group
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
 

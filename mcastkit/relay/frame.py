@@ -132,11 +132,6 @@ class Decoder:
         self._pending = data[offset:]
 
 
-def run_datagrams(length: int, segment: int) -> int:
-    """Datagrams in ``length`` bytes cut into ``segment``-byte datagrams (the last may be shorter)."""
-    return -(-length // segment)
-
-
 def group_to_int(address: str) -> int:
     return int.from_bytes(socket.inet_aton(address), "big")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcastkit.net.limits import MAX_DATAGRAM, TGW_MTU
-from mcastkit.net.mmsg import DatagramSlots
+from mcastkit.net.mmsg import DatagramSlots, run_datagrams
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import Role
 from mcastkit.relay.frame import (
@@ -24,7 +24,6 @@ from mcastkit.relay.frame import (
     FrameError,
     FrameType,
     group_to_int,
-    run_datagrams,
 )
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
