@@ -160,26 +160,31 @@ def one_step(lab: Lab, path: str, size: SizeRange, rate: int, seconds: float) ->
             report = lab.stream(origin="datacenter", group=UDPTUNNEL_GROUP, **common)
         finally:
             netns.stop(tunnel)
-    receiver = report["receivers"][0]
-    sender = report["sender"]
-    latency = receiver.get("latency_us") or {}
-    achieved = sender.get("achieved_rate") or 0
-    return {
+    (member,) = report.members
+    achieved = report.sender.get("achieved_rate") or 0
+    step = {
         "target_rate": rate,
         "achieved_send_rate": achieved,
-        "sent": sender.get("sent"),
-        "received": receiver.get("unique", 0),
-        "lost": receiver.get("lost", count),
-        "duplicates": receiver.get("duplicates"),
-        "reordered": receiver.get("reordered"),
-        "p50_us": latency.get("p50"),
-        "p99_us": latency.get("p99"),
-        "max_us": latency.get("max"),
+        "sent": report.sender.get("sent"),
         "sender_limited": achieved < rate * SENDER_LIMIT,
-        "socket_buffer_drops": report.get("socket_buffer_drops"),
-        "receiver_stopped_by": receiver.get("stopped_by"),
-        **({"relay_counters": report.get("relay")} if path == "relay" else {}),
-        "non_member_frames": report["receivers"][-1].get("frames"),
+        "socket_buffer_drops": report.socket_buffer_drops,
+        **({"relay_counters": report.relay} if path == "relay" else {}),
+        "non_member_frames": report.frames,
+    }
+    received = member.report
+    if received is None:  # the receiver printed no report: nothing it heard can be counted
+        return {**step, "received": 0, "lost": count, "p50_us": None, "p99_us": None, "max_us": None,
+                "receiver_problem": member.problem}  # fmt: skip
+    return {
+        **step,
+        "received": received.unique,
+        "lost": received.lost,
+        "duplicates": received.duplicates,
+        "reordered": received.reordered,
+        "p50_us": received.latency_us.p50,
+        "p99_us": received.latency_us.p99,
+        "max_us": received.latency_us.max,
+        "receiver_stopped_by": received.stopped_by,
     }
 
 

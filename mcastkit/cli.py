@@ -3,7 +3,8 @@
 Each module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which adds its
 sub-command and sets ``handler`` (a callable taking the parsed namespace and the
 :class:`Console`, returning an :class:`ExitStatus`). Argument definitions stay apart
-from the logic they call.
+from the logic they call. A handler raises a :class:`McastkitError` for anything the
+operator must fix; :func:`main` is the one place that maps it to a message and a status.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TextIO
 
 from mcastkit import __version__
+from mcastkit.console import Console
+from mcastkit.errors import McastkitError
 from mcastkit.exit import ExitStatus
+
+__all__ = ["COMMAND_MODULES", "Console", "build_parser", "main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.validate",
@@ -26,21 +29,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.lab",
     "mcastkit.commands.onboard",
 )
-
-
-@dataclass
-class Console:
-    """The streams a command writes to; tests pass their own."""
-
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-
-    @property
-    def interactive(self) -> bool:
-        return self.out.isatty()
-
-    def error(self, message: str) -> None:
-        print(f"mcastkit: error: {message}", file=self.err)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +51,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args, console))
+    except McastkitError as err:
+        # The one place an error becomes an exit status; a config error renders its own lines.
+        console.error(err.render())
+        return err.status
     except KeyboardInterrupt:
         console.error("interrupted")
         return ExitStatus.INTERRUPTED

@@ -69,7 +69,7 @@ class ClusterStack:
         self.vpc = ec2.Vpc(
             self.stack,
             "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr(region.vpc_cidr),
+            ip_addresses=ec2.IpAddresses.cidr(str(region.vpc_cidr)),
             availability_zones=ZONES,
             subnet_configuration=[],
             nat_gateways=0,
@@ -80,7 +80,7 @@ class ClusterStack:
                 f"Subnet{index}",
                 vpc_id=self.vpc.vpc_id,
                 availability_zone=spec.availability_zone,
-                cidr_block=spec.cidr,
+                cidr_block=str(spec.cidr),
             )
             for index, spec in enumerate(region.subnets)
         }

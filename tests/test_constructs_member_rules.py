@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Any
 
 import aws_cdk as cdk
@@ -10,8 +11,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_support import isolated_vpc_stack
 
 from mcastkit.config import Config, Domain
-from mcastkit.constructs.member_rules import MemberRules
-from mcastkit.rules import (
+from mcastkit.config.rules import (
     IGMP,
     NACL_RULES_PER_DIRECTION,
     TCP,
@@ -21,6 +21,7 @@ from mcastkit.rules import (
     member_rule_counts,
     port_ranges,
 )
+from mcastkit.constructs.member_rules import MemberRules
 
 
 def _member_rules(config: Config, **options: Any) -> tuple[cdk.Stack, MemberRules]:
@@ -175,9 +176,12 @@ def test_port_ranges_merge_contiguous_ports() -> None:
 
 
 def test_covering_network_is_the_smallest_supernet() -> None:
-    assert str(covering_network(["239.10.1.1", "239.10.1.3"])) == "239.10.1.0/30"
-    assert str(covering_network(["239.1.1.1"])) == "239.1.1.1/32"
-    assert str(covering_network(["239.0.0.1", "239.128.0.1"])) == "239.0.0.0/8"
+    def cover(*addresses: str) -> str:
+        return str(covering_network(IPv4Address(a) for a in addresses))
+
+    assert cover("239.10.1.1", "239.10.1.3") == "239.10.1.0/30"
+    assert cover("239.1.1.1") == "239.1.1.1/32"
+    assert cover("239.0.0.1", "239.128.0.1") == "239.0.0.0/8"
 
 
 def _domain(index: int) -> Domain:

@@ -76,7 +76,7 @@ def test_vpc_has_exactly_the_configured_subnets_and_no_internet_path(network: An
         )
         for r in template.find_resources("AWS::EC2::Subnet").values()
     }
-    assert subnets == {(s.cidr, s.availability_zone, False) for s in SUBNETS}
+    assert subnets == {(str(s.cidr), s.availability_zone, False) for s in SUBNETS}
     for absent in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
         template.resource_count_is(absent, 0)
 
@@ -194,7 +194,7 @@ def test_static_sources_are_registered_for_every_group(network: Any) -> None:
     pairs = {
         (r["Properties"]["NetworkInterfaceId"], r["Properties"]["GroupIpAddress"]) for r in sources.values()
     }
-    assert pairs == {(eni, g.address) for eni in STATIC.static_sources for g in STATIC.groups}
+    assert pairs == {(eni, str(g.address)) for eni in STATIC.static_sources for g in STATIC.groups}
     for source in sources.values():
         assert source["DependsOn"] and all("Association" in d for d in source["DependsOn"])
 

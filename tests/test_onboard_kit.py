@@ -172,7 +172,7 @@ def test_config_checks_recorded_share_arns(write_config: Callable[[dict[str, Any
     data["regions"][REGION]["shared"]["share_arns"] = {"no-such-domain": SHARE}
     code, _, err = _run(["validate", str(write_config(data))])
     assert code == ExitStatus.BAD_INPUT
-    assert "shared.share_arns.no-such-domain: not a domain of this region" in err
+    assert "shared.share_arns.no-such-domain: 'no-such-domain' is not a domain of this region" in err
 
 
 def test_refuses_more_receiver_subnets_than_zones(tmp_path: Path) -> None:

@@ -119,6 +119,24 @@ def test_bad_egress_input_names_the_value(
     _assert_clean_error(result, status, message)
 
 
+def test_a_refused_listen_or_metrics_address_exits_3_naming_it(secret_file: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        common = ["--interface", "127.0.0.1", "--ttl", "1", "--secret-file", secret_file]
+        listen = _relay("egress", *common, "--listen", f"127.0.0.1:{port}")
+        metrics = _relay("egress", *common, "--listen", "127.0.0.1:0", "--metrics", f"127.0.0.1:{port}")
+    _assert_clean_error(listen, 3)
+    assert listen.stderr.splitlines()[-1].startswith(f"mcastkit: error: --listen 127.0.0.1:{port}: ")
+    assert "address already in use" in listen.stderr.lower()
+    _assert_clean_error(metrics, 3)
+    assert (
+        metrics.stderr.splitlines()[-1]
+        == f"mcastkit: error: --metrics 127.0.0.1:{port}: Address already in use"
+    )
+
+
 def test_help_documents_the_flags() -> None:
     ingress = _relay("ingress", "--help").stdout
     egress = _relay("egress", "--help").stdout

@@ -21,6 +21,7 @@ from ecs_support import REGION, ClusterStack, bare_service_args, config_data, fi
 
 from mcastkit import config
 from mcastkit.cli import build_parser
+from mcastkit.config.rules import acl_plan, member_acl_room
 from mcastkit.constructs.relay_service import (
     DOCKERFILE,
     RELAY_SECRET_ENV,
@@ -28,7 +29,6 @@ from mcastkit.constructs.relay_service import (
     TOOLS_USER,
     RelayService,
 )
-from mcastkit.rules import acl_plan
 
 DATACENTER_CIDRS = ["192.168.40.0/24", "172.16.8.0/22"]
 
@@ -294,7 +294,7 @@ def test_datacenter_links_leave_the_members_a_merged_network_acl() -> None:
     merged (5) they do, and the config accepts what the network stack will build."""
     settings = _config(datacenter_cidrs=[f"172.20.{i}.0/24" for i in range(15)])
     region = settings.regions[REGION]
-    room = settings.member_acl_room(region)
+    room = member_acl_room(settings.quotas, region)
     assert room == 5
     inbound, outbound = acl_plan(
         region.domains, https_egress=True, serve_https_to=region.vpc_cidr, limit=room
@@ -375,9 +375,9 @@ def test_connect_mode_dials_the_datacenter_and_admits_nothing_inbound(tmp_path: 
 @pytest.mark.parametrize(
     ("endpoint", "message"),
     [
-        ("10.1.1.1:7400", "relay.connect: 10.1.1.1:7400 is not inside datacenter_cidrs"),
-        ("relay.example.com:7400", "relay.connect: 'relay.example.com:7400' is not IPV4:PORT"),
-        ("192.168.40.5:0", "relay.connect: '192.168.40.5:0' is not IPV4:PORT"),
+        ("10.1.1.1:7400", "relay.connect[0]: 10.1.1.1:7400 is not inside datacenter_cidrs"),
+        ("relay.example.com:7400", "relay.connect[0]: 'relay.example.com:7400' is not IPV4:PORT"),
+        ("192.168.40.5:0", "relay.connect[0]: '192.168.40.5:0' is not IPV4:PORT"),
     ],
 )
 def test_connect_endpoints_outside_the_datacenter_are_refused_by_the_config(
@@ -394,8 +394,9 @@ def test_relay_subnets_outside_the_domain_sources_are_refused_by_the_config() ->
     with pytest.raises(config.ConfigError) as caught:
         config.parse_config(data)
     assert (
-        "regions.eu-west-2.relay.domain: subnet 10.20.1.0/24 of domain 'market-data' is not inside its "
-        "source_cidrs ['10.20.0.0/24']" in caught.value.render()
+        "regions.eu-west-2.domains[0].source_cidrs: subnet 10.20.1.0/24 of domain 'market-data' is not "
+        "inside its source_cidrs 10.20.0.0/24: members would drop what the relay sends"
+        in caught.value.render()
     )
 
 

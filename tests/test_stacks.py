@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from mcastkit.config import Config, parse_config
-from mcastkit.rules import acl_plan
+from mcastkit.config.rules import acl_plan, member_acl_room, relay_links
 from mcastkit.stacks import RegionStacks, add_region_stacks
 
 REGIONS = ["eu-west-2", "ap-northeast-1"]
@@ -263,7 +263,7 @@ def test_config_counts_the_network_acl_entries_the_stacks_make(
             .values()
         ]
         made = tuple(sum(1 for e in entries if e["Egress"] is egress) for egress in (False, True))
-        room = example_config.member_acl_room(settings)
+        room = member_acl_room(example_config.quotas, settings)
         plan = acl_plan(settings.domains, https_egress=True, serve_https_to=settings.vpc_cidr, limit=room)
-        links = settings.relay.link_count if settings.relay else 0
+        links = len(relay_links(settings.relay)) if settings.relay else 0
         assert made == tuple(len(rules) + links for rules in plan), region

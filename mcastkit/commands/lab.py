@@ -5,7 +5,7 @@ Connect, and an AWS segment (a bridge with IGMP snooping and a querier standing 
 multicast domain) with the egress relay, member receivers and one receiver that never joins;
 each segment's processes run on their own half of the CPUs, as two hosts would.
 ``run`` pushes a probe stream end to end and prints a per-receiver table; ``down`` removes it all.
-Needs root and iproute2.
+Needs root and iproute2. A :class:`LabError` (exit 3) reaches :func:`mcastkit.cli.main` as it is.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import json
 from typing import Any
 
 from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
+from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
-from mcastkit.lab.netns import LabError
-from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath
+from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath, StreamReport
 from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import DEFAULT_SIZE
 
@@ -70,15 +70,9 @@ def register(subparsers: Any) -> None:
     down.set_defaults(handler=run_down)
 
 
-def run_up(args: argparse.Namespace, console: Any) -> ExitStatus:
-    try:
-        lab = Lab(args.name)
-        state = lab.up(
-            members=args.receivers, group=args.group, relay=args.relay, shared_cpus=args.shared_cpus
-        )
-    except LabError as err:
-        console.error(str(err))
-        return ExitStatus.ENVIRONMENT
+def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
+    lab = Lab(args.name)
+    state = lab.up(members=args.receivers, group=args.group, relay=args.relay, shared_cpus=args.shared_cpus)
     layout = state.layout
     print(
         f"lab {state.name} is up: {len(layout.namespaces)} namespaces ({', '.join(layout.namespaces)})",
@@ -95,37 +89,22 @@ def run_up(args: argparse.Namespace, console: Any) -> ExitStatus:
     return ExitStatus.OK
 
 
-def run_run(args: argparse.Namespace, console: Any) -> ExitStatus:
-    try:
-        lab = Lab(args.name)
-        path: LabPath = args.path or ("relay" if lab.state().relay else "direct")
-        report = lab.run(path=path, count=args.count, rate=args.rate, size=args.size)
-    except LabError as err:
-        console.error(str(err))
-        return ExitStatus.ENVIRONMENT
-    ok = True
-    for receiver in report["receivers"]:
-        if receiver["member"] and receiver.get("loss", 1.0) <= args.max_loss and receiver.get("unique"):
-            continue
-        if receiver["member"] or receiver.get("frames") != 0:
-            ok = False
-    report["ok"] = ok
+def run_run(args: argparse.Namespace, console: Console) -> ExitStatus:
+    lab = Lab(args.name)
+    path: LabPath = args.path or ("relay" if lab.state().relay else "direct")
+    report = lab.run(path=path, count=args.count, rate=args.rate, size=args.size)
     if args.json:
-        print(json.dumps(report), file=console.out)
+        print(json.dumps(report.to_dict(args.max_loss)), file=console.out)
     else:
         print(render_table(report), file=console.out)
-    if not ok:
+    if not report.ok(args.max_loss):
         console.error("a member missed datagrams or the non-member received some: see the table")
         return ExitStatus.FAILURE
     return ExitStatus.OK
 
 
-def run_down(args: argparse.Namespace, console: Any) -> ExitStatus:
-    try:
-        removed = Lab(args.name).down()
-    except LabError as err:
-        console.error(str(err))
-        return ExitStatus.ENVIRONMENT
+def run_down(args: argparse.Namespace, console: Console) -> ExitStatus:
+    removed = Lab(args.name).down()
     print(
         f"lab {args.name}: removed {len(removed)} namespaces"
         if removed
@@ -135,31 +114,33 @@ def run_down(args: argparse.Namespace, console: Any) -> ExitStatus:
     return ExitStatus.OK
 
 
-def render_table(report: dict[str, Any]) -> str:
-    sender = report.get("sender", {})
+def render_table(report: StreamReport) -> str:
+    sender = report.sender
     lines = [
-        f"{report['path']} path, {report['group']}: sent {sender.get('sent', '?')} x {report['size']} B "
-        f"at {sender.get('achieved_rate', '?')}/s (target {report['rate'] or 'unpaced'})",
+        f"{report.path} path, {report.group}: sent {sender.get('sent', '?')} x {report.size} B "
+        f"at {sender.get('achieved_rate', '?')}/s (target {report.rate or 'unpaced'})",
         f"{'receiver':<9} {'role':<10} {'igmp':<5} {'received':>9} {'lost':>7} {'loss':>8} {'dup':>5} "
         f"{'reord':>6} {'p50 µs':>8} {'p99 µs':>8}",
     ]
-    for receiver in report["receivers"]:
-        if receiver["member"]:
-            latency = receiver.get("latency_us") or {}
-            lines.append(
-                f"{receiver['name']:<9} {'member':<10} {','.join(receiver.get('igmp', [])) or '-':<5} "
-                f"{receiver.get('unique', 0):>9} {receiver.get('lost', '?'):>7} "
-                f"{receiver.get('loss', 1.0):>8.2%} {receiver.get('duplicates', '?'):>5} "
-                f"{receiver.get('reordered', '?'):>6} "
-                f"{_micros(latency.get('p50')):>8} {_micros(latency.get('p99')):>8}"
-            )
-        else:
-            frames = receiver.get("frames")
-            lines.append(
-                f"{receiver['name']:<9} {'not joined':<10} {'-':<5} {'' if frames is None else frames:>9}"
-                f"   frames seen on the wire (snooping must keep this at 0)"
-            )
-    relay = report.get("relay")
+    for member in report.members:
+        igmp = ",".join(member.igmp) or "-"
+        received = member.report
+        if received is None:  # the last line of what went wrong says most (the full text: --json)
+            reason = (member.problem.strip().splitlines() or [""])[-1]
+            lines.append(f"{member.name:<9} {'member':<10} {igmp:<5} {'no report':>9}   {reason}")
+            continue
+        lines.append(
+            f"{member.name:<9} {'member':<10} {igmp:<5} "
+            f"{received.unique:>9} {received.lost:>7} {received.loss:>8.2%} {received.duplicates:>5} "
+            f"{received.reordered:>6} "
+            f"{_micros(received.latency_us.p50):>8} {_micros(received.latency_us.p99):>8}"
+        )
+    frames = "" if report.frames is None else report.frames
+    lines.append(
+        f"{report.outsider:<9} {'not joined':<10} {'-':<5} {frames:>9}"
+        f"   frames seen on the wire (snooping must keep this at 0)"
+    )
+    relay = report.relay
     if relay is not None:
         wanted = (
             "ingress.datagrams_in",

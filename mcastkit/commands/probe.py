@@ -10,20 +10,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any
 
 from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
+from mcastkit.console import Console
+from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
-from mcastkit.net.addresses import AddressError, GroupPort, resolve_interface
+from mcastkit.net.addresses import GroupPort, resolve_interface
 from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.monitor import monitor_stream
 from mcastkit.probe.receiver import RECEIVE_BUFFER_BYTES, ReceiveResult, receive_stream
+from mcastkit.probe.report import ProbeReport, within_budget
 from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
 from mcastkit.probe.sender import new_stream_id, send_stream
 from mcastkit.probe.wire import DEFAULT_SIZE, HEADER_SIZE, MAX_SIZE
@@ -138,18 +143,26 @@ def register(subparsers: Any) -> None:
     rtt.set_defaults(handler=run_rtt)
 
 
-@contextmanager
-def _handled(console: Any) -> Iterator[list[ExitStatus]]:
-    """Turn the errors a user or the host can cause into a message and an exit status."""
-    status: list[ExitStatus] = []
-    try:
-        yield status
-    except AddressError as err:
-        console.error(str(err))
-        status.append(ExitStatus.BAD_INPUT)
-    except OSError as err:
-        console.error(f"network: {err.strerror or err}")
-        status.append(ExitStatus.ENVIRONMENT)
+_Handler = Callable[[argparse.Namespace, Console], ExitStatus]
+
+
+def _network_errors(handler: _Handler) -> _Handler:
+    """A bare ``OSError`` from the network becomes an :class:`EnvironmentFailure` saying so (exit 3).
+
+    Errors that explain themselves (a bad ``--interface``: :class:`AddressError`; a refused
+    join or bind: :class:`SocketSetupError`) reach :func:`mcastkit.cli.main` as they are.
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, console: Console) -> ExitStatus:
+        try:
+            return handler(args, console)
+        except McastkitError:
+            raise
+        except OSError as err:
+            raise EnvironmentFailure(f"network: {err.strerror or err}") from err
+
+    return run
 
 
 @contextmanager
@@ -173,63 +186,60 @@ def _until_stopped() -> Iterator[Callable[[], bool]]:
             signal.signal(signum, handler)
 
 
-def _progress_line(console: Any, text: str) -> None:
+def _progress_line(console: Console, text: str) -> None:
     console.out.write(f"\r{text}\x1b[K")
     console.out.flush()
 
 
-def run_send(args: argparse.Namespace, console: Any) -> ExitStatus:
-    with _handled(console) as failed:
-        interface = resolve_interface(args.interface)
-        sock = _sender(args.group, interface, args.ttl)
-        progress = None
-        if console.interactive and not args.json:
+@_network_errors
+def run_send(args: argparse.Namespace, console: Console) -> ExitStatus:
+    interface = resolve_interface(args.interface)
+    sock = _sender(args.group, interface, args.ttl)
+    progress = None
+    if console.interactive and not args.json:
 
-            def progress(sent: int) -> None:
-                _progress_line(console, f"sent {sent}/{args.count or 'until stopped'}")
+        def progress(sent: int) -> None:
+            _progress_line(console, f"sent {sent}/{args.count or 'until stopped'}")
 
-        with sock, _until_stopped() as keep_running:
-            report = send_stream(
-                sock,
-                args.group,
-                rate=args.rate,
-                count=args.count,
-                size=args.size,
-                stream_id=new_stream_id() if args.stream_id is None else args.stream_id,
-                progress=progress,
-                keep_running=keep_running,
-            )
-        if progress is not None:
-            console.out.write("\n")
-        summary = {
-            "group": str(args.group),
-            "interface": interface,
-            "stream_id": report.stream_id,
-            "sent": report.sent,
-            "send_errors": report.send_errors,
-            "size": str(args.size),
-            "target_rate": args.rate,
-            "achieved_rate": round(report.rate),
-            "seconds": round(report.seconds, 3),
-        }
-        _report(
-            console,
-            summary if args.json else None,
-            f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
-            f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
+    with sock, _until_stopped() as keep_running:
+        report = send_stream(
+            sock,
+            args.group,
+            rate=args.rate,
+            count=args.count,
+            size=args.size,
+            stream_id=new_stream_id() if args.stream_id is None else args.stream_id,
+            progress=progress,
+            keep_running=keep_running,
         )
-        if report.send_errors:
-            console.error(
-                f"the kernel refused {report.send_errors} datagram(s): receivers will count them lost"
-            )
-            return ExitStatus.FAILURE
-        if args.count and report.sent < args.count:
-            return ExitStatus.INTERRUPTED  # stopped by a signal before the end
-        return ExitStatus.OK
-    return failed[0]
+    if progress is not None:
+        console.out.write("\n")
+    summary = {
+        "group": str(args.group),
+        "interface": interface,
+        "stream_id": report.stream_id,
+        "sent": report.sent,
+        "send_errors": report.send_errors,
+        "size": str(args.size),
+        "target_rate": args.rate,
+        "achieved_rate": round(report.rate),
+        "seconds": round(report.seconds, 3),
+    }
+    _report(
+        console,
+        summary if args.json else None,
+        f"sent {report.sent} x {args.size} B to {args.group} from {interface} in "
+        f"{report.seconds:.2f} s ({report.rate:,.0f}/s, target {args.rate or 'unpaced'})",
+    )
+    if report.send_errors:
+        console.error(f"the kernel refused {report.send_errors} datagram(s): receivers will count them lost")
+        return ExitStatus.FAILURE
+    if args.count and report.sent < args.count:
+        return ExitStatus.INTERRUPTED  # stopped by a signal before the end
+    return ExitStatus.OK
 
 
-def _report(console: Any, as_json: dict[str, Any] | None, text: str) -> None:
+def _report(console: Console, as_json: dict[str, Any] | None, text: str) -> None:
     """The JSON document when asked for (``--json``), else the line for people."""
     print(text if as_json is None else json.dumps(as_json), file=console.out)
 
@@ -238,66 +248,56 @@ def _format_latency(latency: dict[str, float | None]) -> str:
     return "/".join("-" if value is None else f"{value:.0f}" for value in latency.values())
 
 
-def run_recv(args: argparse.Namespace, console: Any) -> ExitStatus:
+@_network_errors
+def run_recv(args: argparse.Namespace, console: Console) -> ExitStatus:
     if args.count == 0:
         return _run_monitor(args, console)
-    with _handled(console) as failed:
-        interface = resolve_interface(args.interface)
-        progress = None
-        if console.interactive and not args.json:
+    interface = resolve_interface(args.interface)
+    progress = None
+    if console.interactive and not args.json:
 
-            def progress(partial: ReceiveResult) -> None:
-                stats = partial.stats
-                _progress_line(
-                    console,
-                    f"received {stats.unique}/{stats.expected}  dup {stats.duplicates}  "
-                    f"reordered {stats.reordered}  {partial.seconds:.1f}s",
-                )
-
-        with _receiver(args.group, interface) as sock:
-            result = receive_stream(
-                sock,
-                count=args.count,
-                timeout=DEFAULT_RECEIVE_TIMEOUT if args.timeout is None else args.timeout,
-                idle=args.idle,
-                progress=progress,
+        def progress(partial: ReceiveResult) -> None:
+            stats = partial.stats
+            _progress_line(
+                console,
+                f"received {stats.unique}/{stats.expected}  dup {stats.duplicates}  "
+                f"reordered {stats.reordered}  {partial.seconds:.1f}s",
             )
-        if progress is not None:
-            console.out.write("\n")
-        summary = {
-            "group": str(args.group),
-            "interface": interface,
-            "stream_id": result.stream_id,
-            **result.stats.summary(),
-            "foreign": result.foreign,
-            "seconds": round(result.seconds, 3),
-            "stopped_by": result.stopped_by,
-            "max_loss": args.max_loss,
-        }
-        over_budget = result.stats.unique == 0 or result.stats.loss > args.max_loss
-        summary["ok"] = not over_budget
-        stats = result.stats
-        _report(
-            console,
-            summary if args.json else None,
-            f"{args.group} on {interface}: received {stats.unique}/{stats.expected} "
-            f"(lost {stats.lost}, {stats.loss:.4%}), duplicates {stats.duplicates}, "
-            f"reordered {stats.reordered}, latency p50/p99/max "
-            f"{_format_latency(summary['latency_us'])} µs, stopped by {result.stopped_by}",
+
+    with _receiver(args.group, interface) as sock:
+        result = receive_stream(
+            sock,
+            count=args.count,
+            timeout=DEFAULT_RECEIVE_TIMEOUT if args.timeout is None else args.timeout,
+            idle=args.idle,
+            progress=progress,
         )
-        if over_budget:
-            console.error(f"loss {result.stats.loss:.4%} exceeds --max-loss {args.max_loss:.4%}")
-            return ExitStatus.FAILURE
-        return ExitStatus.OK
-    return failed[0]
+    if progress is not None:
+        console.out.write("\n")
+    report = ProbeReport.of(result, group=str(args.group), interface=interface, max_loss=args.max_loss)
+    if args.json:
+        print(report.to_json(), file=console.out)
+    else:
+        print(
+            f"{args.group} on {interface}: received {report.unique}/{report.expected} "
+            f"(lost {report.lost}, {report.loss:.4%}), duplicates {report.duplicates}, "
+            f"reordered {report.reordered}, latency p50/p99/max "
+            f"{_format_latency(asdict(report.latency_us))} µs, stopped by {report.stopped_by}",
+            file=console.out,
+        )
+    if not report.ok():
+        console.error(f"loss {report.loss:.4%} exceeds --max-loss {args.max_loss:.4%}")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
 
 
-def _run_monitor(args: argparse.Namespace, console: Any) -> ExitStatus:
+def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
     """``recv --count 0``: one report per interval until stopped; exit 1 if any was over budget."""
+    interface = resolve_interface(args.interface)
     over_budget = [0]
 
     def report(stream_id: int | None, interval: dict[str, Any]) -> None:
-        ok = interval["received"] > 0 and interval["loss"] <= args.max_loss
+        ok = within_budget(interval["received"], interval["loss"], args.max_loss)
         over_budget[0] += not ok
         summary = {"group": str(args.group), "interface": interface, "stream_id": stream_id, **interval}
         _report(
@@ -311,75 +311,70 @@ def _run_monitor(args: argparse.Namespace, console: Any) -> ExitStatus:
         )
         console.out.flush()
 
-    with _handled(console) as failed:
-        interface = resolve_interface(args.interface)
-        with _until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
-            monitor_stream(
-                sock,
-                every=args.report_every,
-                report=report,
-                keep_running=keep_running,
-                stream_id=args.stream_id,
-                timeout=args.timeout,
-            )
-        if over_budget[0]:
-            console.error(f"{over_budget[0]} interval(s) had no datagram or loss over --max-loss")
-            return ExitStatus.FAILURE
-        return ExitStatus.OK
-    return failed[0]
-
-
-def run_echo(args: argparse.Namespace, console: Any) -> ExitStatus:
-    with _handled(console) as failed:
-        interface = resolve_interface(args.interface)
-        with (
-            _until_stopped() as keep_running,
-            _receiver(args.group, interface, timeout=0.2) as listen,
-            _sender(args.reply, interface, args.ttl) as reply,
-        ):
-            echoed = echo(listen, reply, count=args.count, timeout=args.timeout, keep_running=keep_running)
-        print(f"echoed {echoed} datagrams from {args.group} to {args.reply}", file=console.out)
-        return ExitStatus.OK
-    return failed[0]
-
-
-def run_rtt(args: argparse.Namespace, console: Any) -> ExitStatus:
-    with _handled(console) as failed:
-        interface = resolve_interface(args.interface)
-        progress = None
-        if console.interactive and not args.json:
-
-            def progress(partial: RoundTripResult) -> None:
-                _progress_line(console, f"answered {partial.answered}/{partial.sent}")
-
-        with (
-            _sender(args.group, interface, args.ttl) as send,
-            _receiver(args.reply, interface) as listen,
-        ):
-            set_receive_timeout(listen, min(args.loss_timeout, 0.05))
-            result = measure_rtt(
-                send,
-                listen,
-                count=args.count,
-                size=args.size,
-                interval=args.interval,
-                loss_timeout=args.loss_timeout,
-                stream_id=new_stream_id(),
-                progress=progress,
-            )
-        if progress is not None:
-            console.out.write("\n")
-        summary: dict[str, Any] = {"group": str(args.group), "reply": str(args.reply), **result.summary()}
-        over_budget = result.answered == 0 or result.lost / result.sent > args.max_loss
-        summary["ok"] = not over_budget
-        _report(
-            console,
-            summary if args.json else None,
-            f"{args.group} -> {args.reply}: answered {result.answered}/{result.sent}, "
-            f"late {result.late}, rtt p50/p99/max {_format_latency(summary['rtt_us'])} µs",
+    with _until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
+        monitor_stream(
+            sock,
+            every=args.report_every,
+            report=report,
+            keep_running=keep_running,
+            stream_id=args.stream_id,
+            timeout=args.timeout,
         )
-        if over_budget:
-            console.error(f"{result.lost} of {result.sent} pings unanswered (--max-loss {args.max_loss})")
-            return ExitStatus.FAILURE
-        return ExitStatus.OK
-    return failed[0]
+    if over_budget[0]:
+        console.error(f"{over_budget[0]} interval(s) had no datagram or loss over --max-loss")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+@_network_errors
+def run_echo(args: argparse.Namespace, console: Console) -> ExitStatus:
+    interface = resolve_interface(args.interface)
+    with (
+        _until_stopped() as keep_running,
+        _receiver(args.group, interface, timeout=0.2) as listen,
+        _sender(args.reply, interface, args.ttl) as reply,
+    ):
+        echoed = echo(listen, reply, count=args.count, timeout=args.timeout, keep_running=keep_running)
+    print(f"echoed {echoed} datagrams from {args.group} to {args.reply}", file=console.out)
+    return ExitStatus.OK
+
+
+@_network_errors
+def run_rtt(args: argparse.Namespace, console: Console) -> ExitStatus:
+    interface = resolve_interface(args.interface)
+    progress = None
+    if console.interactive and not args.json:
+
+        def progress(partial: RoundTripResult) -> None:
+            _progress_line(console, f"answered {partial.answered}/{partial.sent}")
+
+    with (
+        _sender(args.group, interface, args.ttl) as send,
+        _receiver(args.reply, interface) as listen,
+    ):
+        set_receive_timeout(listen, min(args.loss_timeout, 0.05))
+        result = measure_rtt(
+            send,
+            listen,
+            count=args.count,
+            size=args.size,
+            interval=args.interval,
+            loss_timeout=args.loss_timeout,
+            stream_id=new_stream_id(),
+            progress=progress,
+        )
+    if progress is not None:
+        console.out.write("\n")
+    summary: dict[str, Any] = {"group": str(args.group), "reply": str(args.reply), **result.summary()}
+    ok = within_budget(result.answered, result.lost / result.sent, args.max_loss)
+    summary["ok"] = ok
+    _report(
+        console,
+        summary if args.json else None,
+        f"{args.group} -> {args.reply}: answered {result.answered}/{result.sent}, "
+        f"late {result.late}, rtt p50/p99/max {_format_latency(summary['rtt_us'])} µs",
+    )
+    if not ok:
+        console.error(f"{result.lost} of {result.sent} pings unanswered (--max-loss {args.max_loss})")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK

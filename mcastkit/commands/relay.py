@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from mcastkit.commands.args import bounded_float, bounded_int
+from mcastkit.console import Console
+from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
-from mcastkit.net.addresses import AddressError, parse_endpoint, parse_group, resolve_interface
-from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, SocketSetupError
-from mcastkit.relay.auth import RECOMMENDED_SECRET_BYTES, SecretError, load_secret
+from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, parse_group, resolve_interface
+from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES
+from mcastkit.relay.auth import RECOMMENDED_SECRET_BYTES, load_secret
 from mcastkit.relay.egress import Egress
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
@@ -157,7 +159,7 @@ def _parse_map(values: list[str]) -> dict[tuple[str, int], tuple[str, int]]:
     return mapping
 
 
-def _setup_logging(console: Any, level: str, role: str) -> None:
+def _setup_logging(console: Console, level: str, role: str) -> None:
     handler = logging.StreamHandler(console.err)
     handler.setFormatter(logging.Formatter(f"%(asctime)s relay-{role} %(levelname)s %(message)s"))
     log.handlers[:] = [handler]
@@ -165,13 +167,13 @@ def _setup_logging(console: Any, level: str, role: str) -> None:
     log.propagate = False
 
 
-def _endpoints_of(args: argparse.Namespace) -> tuple[tuple[str, int] | None, list[tuple[str, int]]]:
+def _endpoints_of(args: argparse.Namespace) -> tuple[Endpoint | None, list[tuple[str, int]]]:
     listen = parse_endpoint(args.listen, flag="--listen", any_port=True) if args.listen else None
-    connect = [parse_endpoint(value, flag="--connect") for value in args.connect or []]
+    connect: list[tuple[str, int]] = [parse_endpoint(value, flag="--connect") for value in args.connect or []]
     return listen, connect
 
 
-def run_ingress(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run_ingress(args: argparse.Namespace, console: Console) -> ExitStatus:
     def build(secret: bytes, stats: RelayStats) -> RelayNode:
         groups = [parse_group(value, flag="--group") for value in args.group]
         duplicates = {g for g in groups if groups.count(g) > 1}
@@ -194,7 +196,7 @@ def run_ingress(args: argparse.Namespace, console: Any) -> ExitStatus:
     return _run(args, console, "ingress", build)
 
 
-def run_egress(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run_egress(args: argparse.Namespace, console: Console) -> ExitStatus:
     def build(secret: bytes, stats: RelayStats) -> RelayNode:
         node = Egress(
             interface=resolve_interface(args.interface),
@@ -216,61 +218,46 @@ def run_egress(args: argparse.Namespace, console: Any) -> ExitStatus:
 
 def _run(
     args: argparse.Namespace,
-    console: Any,
+    console: Console,
     role: str,
     build: Callable[[bytes, RelayStats], RelayNode],
 ) -> ExitStatus:
+    """Start a relay node; a bad secret or address (exit 2) and a refused socket (exit 3) reach
+    :func:`mcastkit.cli.main` as :class:`McastkitError`."""
     _setup_logging(console, args.log_level, role)
-    try:
-        secret = load_secret(path=args.secret_file, env=args.secret_env)
-        listen, connect = _endpoints_of(args)
-        metrics_at = parse_endpoint(args.metrics, flag="--metrics", any_port=True) if args.metrics else None
-    except (SecretError, AddressError) as err:
-        console.error(str(err))
-        return ExitStatus.BAD_INPUT
+    secret = load_secret(path=args.secret_file, env=args.secret_env)
+    listen, connect = _endpoints_of(args)
+    metrics_at = parse_endpoint(args.metrics, flag="--metrics", any_port=True) if args.metrics else None
     if len(secret) < RECOMMENDED_SECRET_BYTES:
         log.warning(
             "the secret is only %d bytes; use at least %d random bytes", len(secret), RECOMMENDED_SECRET_BYTES
         )
     stats = RelayStats(role=role)
     try:
-        return _serve(args, console, build, secret, stats, listen, connect, metrics_at)
-    except AddressError as err:
-        console.error(str(err))
-        return ExitStatus.BAD_INPUT
-    except OSError as err:  # SocketSetupError, or a bind refused
-        console.error(_describe(err, listen))
-        return ExitStatus.ENVIRONMENT
-
-
-def _describe(err: OSError, listen: tuple[str, int] | None) -> str:
-    if isinstance(err, SocketSetupError):
-        return str(err.strerror)
-    where = []
-    if listen is not None:
-        where.append(f"--listen {listen[0]}:{listen[1]}")
-    return f"{' / '.join(where) or 'socket'}: {err.strerror or err}"
+        return _serve(build, secret, stats, listen, connect, metrics_at)
+    except McastkitError:
+        raise  # a bad --interface or group (exit 2), a refused join (SocketSetupError, exit 3)
+    except OSError as err:  # a bare OSError: the kernel refused the --listen address
+        where = f"--listen {listen}" if listen is not None else "socket"
+        raise EnvironmentFailure(f"{where}: {err.strerror or err}") from err
 
 
 def _serve(
-    args: argparse.Namespace,
-    console: Any,
     build: Callable[[bytes, RelayStats], RelayNode],
     secret: bytes,
     stats: RelayStats,
-    listen: tuple[str, int] | None,
+    listen: Endpoint | None,
     connect: list[tuple[str, int]],
-    metrics_at: tuple[str, int] | None,
+    metrics_at: Endpoint | None,
 ) -> ExitStatus:
     metrics: MetricsServer | None = None
     if metrics_at is not None:
         try:
             metrics = MetricsServer(stats, *metrics_at)
         except OSError as err:
-            console.error(f"--metrics {metrics_at[0]}:{metrics_at[1]}: {err.strerror or err}")
-            return ExitStatus.ENVIRONMENT
+            raise EnvironmentFailure(f"--metrics {metrics_at}: {err.strerror or err}") from err
         metrics.start()
-        log.info("metrics on http://%s:%d/metrics and /healthz", metrics_at[0], metrics.port)
+        log.info("metrics on http://%s:%d/metrics and /healthz", metrics_at.host, metrics.port)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             node = build(secret, stats)
@@ -282,7 +269,7 @@ def _serve(
     return ExitStatus.OK
 
 
-async def _main(node: RelayNode, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
+async def _main(node: RelayNode, listen: Endpoint | None, connect: list[tuple[str, int]]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping, node, signum)

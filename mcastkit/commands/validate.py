@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mcastkit.config import ConfigError, load_config
+from mcastkit.config import load_config
+from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
 
 
@@ -15,12 +16,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace, console: Any) -> ExitStatus:
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        print(err.render(), file=console.err)
-        return ExitStatus.BAD_INPUT
+def run(args: argparse.Namespace, console: Console) -> ExitStatus:
+    config = load_config(args.config)  # a ConfigError reaches cli.main: exit 2, one line a problem
     domains = sum(len(r.domains) for r in config.regions.values())
     print(
         f"{args.config}: valid: project {config.project}, {len(config.regions)} region(s) "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from ipaddress import IPv4Network
 
 from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Domain
-from mcastkit.rules import (
+from mcastkit.config.rules import (
     ALL_ROUTERS_CIDR,
     FIRST_RULE_NUMBER,
     NACL_RULES_PER_DIRECTION,
@@ -67,7 +68,7 @@ class MemberRules(Construct):
         subnets: Sequence[ec2.ISubnet],
         domains: Sequence[Domain],
         https_egress: bool = True,
-        serve_https_to: str | None = None,
+        serve_https_to: IPv4Network | None = None,
         acl_limit: int = NACL_RULES_PER_DIRECTION,
     ) -> None:
         super().__init__(scope, id_)
@@ -110,7 +111,7 @@ class MemberRules(Construct):
             for cidr in domain.source_cidrs:
                 for first, last in port_ranges(g.port for g in domain.groups):
                     sg.add_ingress_rule(
-                        ec2.Peer.ipv4(cidr),
+                        ec2.Peer.ipv4(str(cidr)),
                         ec2.Port.udp_range(first, last),
                         f"{domain.name}: multicast from senders",
                     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from aws_cdk import Tags
@@ -10,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Domain
+from mcastkit.config.names import pascal
 
 
 def domain_options(domain: Domain) -> dict[str, str]:
@@ -23,12 +23,6 @@ def domain_options(domain: Domain) -> dict[str, str]:
         "StaticSourcesSupport": "disable" if domain.igmpv2 else "enable",
         "AutoAcceptSharedAssociations": "enable" if domain.auto_accept_shared_associations else "disable",
     }
-
-
-def pascal(name: str) -> str:
-    """Construct ids from config values: ``market-data`` -> ``MarketData``,
-    ``10.20.0.0/24`` -> ``10200024``, ``ecr.dkr`` -> ``EcrDkr``."""
-    return "".join(part.capitalize() for part in re.split(r"[-./]", name))
 
 
 class MulticastDomain(Construct):
@@ -87,7 +81,7 @@ class MulticastDomain(Construct):
                     self,
                     f"Source{pascal(group.name)}{pascal(eni)}",
                     transit_gateway_multicast_domain_id=self.domain_id,
-                    group_ip_address=group.address,
+                    group_ip_address=str(group.address),
                     network_interface_id=eni,
                 )
                 # A source ENI must sit in an associated subnet before it can register.

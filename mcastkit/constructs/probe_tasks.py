@@ -17,7 +17,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mcastkit import config
+from mcastkit.config import Domain, Group, Probe
 from mcastkit.constructs.relay_service import (
     TASK_INTERFACE,
     add_tools_container,
@@ -35,7 +35,7 @@ REPORT_SECONDS = 60
 MIN_REPORT_SECONDS = 1
 
 
-def group_of(domain: config.Domain, name: str) -> config.Group:
+def group_of(domain: Domain, name: str) -> Group:
     """The group ``name`` of ``domain``; a ``ValueError`` naming both when it is not there."""
     for group in domain.groups:
         if group.name == name:
@@ -85,8 +85,8 @@ class ProbeTasks(Construct):
         *,
         cluster: ecs.ICluster,
         subnets: Sequence[ec2.ISubnet],
-        probe: config.Probe,
-        domain: config.Domain,
+        probe: Probe,
+        domain: Domain,
         members_security_group: ec2.ISecurityGroup,
         capacity_provider: ecs.AsgCapacityProvider | None = None,
         image: ecs.ContainerImage | None = None,
@@ -105,7 +105,7 @@ class ProbeTasks(Construct):
             raise ValueError(f"report_seconds {report_seconds} is below {MIN_REPORT_SECONDS}")
         self.group = group_of(domain, probe.group)
         image = image or tools_image()
-        target = f"{self.group.address}:{self.group.port}"
+        target = str(self.group.group_port)
 
         self.log_group = log_group or logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY

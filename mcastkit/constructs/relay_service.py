@@ -9,7 +9,6 @@ in ``awsvpc`` mode, and shares the tools image and container hardening with the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -21,8 +20,16 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct, IConstruct
 
-from mcastkit import config
-from mcastkit.rules import EPHEMERAL_PORTS, FIRST_RULE_NUMBER, TCP
+from mcastkit.config import Domain, Relay
+from mcastkit.config.names import RELAY_METRICS_PORT
+from mcastkit.config.rules import (
+    EPHEMERAL_PORTS,
+    RELAY_ACL_FIRST_RULE,
+    RELAY_ACL_LAST_RULE,
+    TCP,
+    RelayLink,
+    relay_links,
+)
 
 #: The source checkout that holds the Dockerfile: the build context of the tools image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +43,6 @@ TASK_INTERFACE = "eth0"
 RELAY_SECRET_ENV = "MCASTKIT_RELAY_SECRET"
 #: SIGTERM to SIGKILL: time for the relay to drain its queues (ECS on EC2 allows up to 120 s).
 DEFAULT_STOP_TIMEOUT = cdk.Duration.seconds(30)
-#: Network ACL rule numbers of the relay's entries (one inbound and one outbound entry per
-#: datacenter link): below the member rules, so the two never collide.
-RELAY_ACL_FIRST_RULE = 50
-RELAY_ACL_LAST_RULE = FIRST_RULE_NUMBER - 1
 
 
 def tools_image() -> ecs.ContainerImage:
@@ -166,30 +169,6 @@ def _healthz_command(port: int) -> list[str]:
     return ["CMD", "python", "-c", probe]
 
 
-@dataclass(frozen=True)
-class RelayLink:
-    """One TCP path between the egress relay and the datacenter, as the firewalls see it."""
-
-    peer: str
-    """The datacenter side: a CIDR (listen mode) or an ingress address as a /32 (connect mode)."""
-    port: int
-    """The TCP port of whichever side listens."""
-    inbound: bool
-    """True when the datacenter dials the relay."""
-
-
-def relay_links(relay: config.Relay) -> list[RelayLink]:
-    """The TCP paths ``relay`` needs: from each datacenter CIDR to ``relay.port`` when the
-    egress listens, or to each ``relay.connect`` endpoint when it dials."""
-    if relay.connect:
-        links = []
-        for endpoint in relay.connect:
-            host, _, port = endpoint.rpartition(":")
-            links.append(RelayLink(peer=f"{host}/32", port=int(port), inbound=False))
-        return links
-    return [RelayLink(peer=cidr, port=relay.port, inbound=True) for cidr in relay.datacenter_cidrs]
-
-
 class RelayService(Construct):
     """The egress relay of ``relay.domain`` as an ECS service on the IGMPv2 EC2 cluster.
 
@@ -240,13 +219,13 @@ class RelayService(Construct):
         cluster: ecs.ICluster,
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
-        relay: config.Relay,
-        domain: config.Domain,
+        relay: Relay,
+        domain: Domain,
         members_security_group: ec2.ISecurityGroup,
         network_acl: ec2.INetworkAcl | None = None,
         capacity_provider: ecs.AsgCapacityProvider | None = None,
         image: ecs.ContainerImage | None = None,
-        metrics_port: int = config.RELAY_METRICS_PORT,
+        metrics_port: int = RELAY_METRICS_PORT,
         stop_timeout: cdk.Duration = DEFAULT_STOP_TIMEOUT,
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
@@ -329,7 +308,7 @@ class RelayService(Construct):
             wait_for_capacity_providers(self.service, cluster)
         self._acknowledge()
 
-    def _secret(self, relay: config.Relay) -> secretsmanager.ISecret:
+    def _secret(self, relay: Relay) -> secretsmanager.ISecret:
         if relay.secret_arn is not None:
             # ECS resolves Secrets Manager secrets by complete ARN only (aws-cdk#20744).
             return secretsmanager.Secret.from_secret_complete_arn(self, "Secret", relay.secret_arn)
@@ -403,9 +382,9 @@ class RelayService(Construct):
         return entries
 
     @staticmethod
-    def _command(relay: config.Relay, metrics_port: int) -> list[str]:
+    def _command(relay: Relay, metrics_port: int) -> list[str]:
         if relay.connect:
-            link = [arg for endpoint in relay.connect for arg in ("--connect", endpoint)]
+            link = [arg for endpoint in relay.connect for arg in ("--connect", str(endpoint))]
         else:
             link = ["--listen", f"0.0.0.0:{relay.port}"]
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from ipaddress import IPv4Network
 
 from aws_cdk import ArnFormat, CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -12,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mcastkit.config import Subnet
-from mcastkit.constructs.multicast_domain import pascal
+from mcastkit.config.names import pascal
 
 #: What ECS container instances and their tasks call: the ECS control plane, ECR for
 #: images, CloudWatch Logs for task logs, Secrets Manager for task secrets.
@@ -72,7 +73,7 @@ class MulticastVpc(Construct):
         scope: Construct,
         id_: str,
         *,
-        cidr: str,
+        cidr: IPv4Network,
         availability_zones: Sequence[str],
         subnets: Sequence[Subnet],
         interface_endpoints: Sequence[ec2.InterfaceVpcEndpointAwsService] = DEFAULT_INTERFACE_ENDPOINTS,
@@ -83,7 +84,7 @@ class MulticastVpc(Construct):
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            ip_addresses=ec2.IpAddresses.cidr(str(cidr)),
             availability_zones=list(availability_zones),
             subnet_configuration=[],
             nat_gateways=0,
@@ -93,10 +94,10 @@ class MulticastVpc(Construct):
         self.subnets: list[ec2.ISubnet] = [
             ec2.PrivateSubnet(
                 self,
-                f"Subnet{pascal(spec.cidr)}",
+                f"Subnet{pascal(str(spec.cidr))}",
                 vpc_id=self.vpc.vpc_id,
                 availability_zone=spec.availability_zone,
-                cidr_block=spec.cidr,
+                cidr_block=str(spec.cidr),
                 map_public_ip_on_launch=False,
             )
             for spec in subnets
@@ -115,7 +116,7 @@ class MulticastVpc(Construct):
             allow_all_outbound=False,
         )
         self.endpoint_security_group.add_ingress_rule(
-            ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from hosts and tasks in the VPC"
+            ec2.Peer.ipv4(str(cidr)), ec2.Port.tcp(443), "HTTPS from hosts and tasks in the VPC"
         )
         for service in interface_endpoints:
             short = service.short_name

@@ -14,9 +14,15 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from mcastkit.errors import EnvironmentFailure
 
-class LabError(Exception):
-    """The lab cannot do what was asked; the message says why and what to do."""
+
+class LabError(EnvironmentFailure):
+    """The lab cannot do what was asked; the message says why and what to do.
+
+    The machine is what stops the lab (no root, no iproute2, a namespace or process that failed),
+    so it is an :class:`EnvironmentFailure`: ``mcastkit lab`` exits 3 with the message.
+    """
 
 
 def check_environment() -> None:

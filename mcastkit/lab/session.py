@@ -1,6 +1,10 @@
 """A lab's life: ``up`` builds the namespaces and starts the relays, ``run`` pushes a probe stream
 through them, ``down`` removes everything. State (pids, choices) lives in a run directory so each
-step can be a separate command."""
+step can be a separate command.
+
+A stream's outcome is a :class:`StreamReport`: every member's :class:`ProbeReport` as its
+``probe recv --json`` printed it, judged by the probe's own rule (:meth:`ProbeReport.ok`).
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from mcastkit.lab import netns, topology
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
-from mcastkit.net.addresses import GroupPort
+from mcastkit.net.addresses import GroupPort, parse_group
+from mcastkit.probe.report import ProbeReport, ReportError
 from mcastkit.probe.sender import new_stream_id
 from mcastkit.probe.wire import DEFAULT_SIZE, SizeRange
 
@@ -32,6 +39,8 @@ RELAY_PORT = 7400
 RELAY_TTL = 4
 #: Prometheus endpoints of the relays, each on its host's loopback.
 METRICS_PORTS = {"ingress": 9101, "egress": 9102}
+#: The relay's metric names start so; the lab's counter keys leave it out (``ingress.gaps``).
+METRIC_PREFIX = "mcastkit_relay_"
 _SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
 #: How long receivers may take to appear in the bridge's snooping table.
 JOIN_WAIT = 10.0
@@ -59,6 +68,96 @@ class LabState:
     @property
     def layout(self) -> Layout:
         return Layout(self.name, self.members)
+
+    @property
+    def group_port(self) -> GroupPort:
+        return parse_group(self.group, flag="the lab's group")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A receiver that joined: its probe report, or what it printed instead (``problem``)."""
+
+    name: str
+    address: str
+    #: IGMP versions on its interface (``V2``: the bootstrap ran).
+    igmp: tuple[str, ...]
+    report: ProbeReport | None
+    problem: str = ""
+
+    @classmethod
+    def from_output(cls, name: str, address: str, output: str, igmp: Collection[str]) -> Member:
+        """The member whose ``probe recv --json`` printed ``output``: its last JSON line is the report."""
+        versions = tuple(sorted(igmp))
+        line = next((line for line in reversed(output.splitlines()) if line.startswith("{")), None)
+        if line is None:
+            return cls(
+                name, address, versions, None, problem=f"no probe report; its output ends: {output[-500:]}"
+            )
+        try:
+            return cls(name, address, versions, ProbeReport.from_json(line))
+        except ReportError as err:
+            return cls(name, address, versions, None, problem=str(err))
+
+    def to_dict(self) -> dict[str, Any]:
+        found = self.report.to_dict() if self.report is not None else {"error": self.problem}
+        return {"name": self.name, "member": True, "address": self.address, **found, "igmp": list(self.igmp)}
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """One stream through the lab: what the sender did, what every member received, and how
+    many of its frames reached the receiver that never joined (``frames``; ``None``: unknown)."""
+
+    origin: Site
+    group: str
+    count: int
+    rate: int
+    size: str
+    cpus: dict[str, list[int]]
+    #: ``probe send --json`` (empty when it printed none).
+    sender: dict[str, Any]
+    members: tuple[Member, ...]
+    outsider: str
+    outsider_address: str
+    frames: int | None
+    #: Datagrams dropped for want of socket buffer, per receiver and on the ingress host.
+    socket_buffer_drops: dict[str, int]
+    #: Set by :meth:`Lab.run`: the path, and the relays' counters that moved during the stream.
+    path: LabPath | None = None
+    relay: dict[str, int] | None = None
+
+    def ok(self, max_loss: float) -> bool:
+        """Every member heard the stream within ``max_loss`` and the outsider saw none of it."""
+        members_ok = all(m.report is not None and m.report.ok(max_loss) for m in self.members)
+        return members_ok and self.frames == 0
+
+    def to_dict(self, max_loss: float) -> dict[str, Any]:
+        """The ``lab run --json`` document, judged by ``max_loss``."""
+        document: dict[str, Any] = {
+            **({"path": self.path} if self.path is not None else {}),
+            "socket_buffer_drops": self.socket_buffer_drops,
+            "origin": self.origin,
+            "cpus": self.cpus,
+            "group": self.group,
+            "count": self.count,
+            "rate": self.rate,
+            "size": self.size,
+            "sender": self.sender,
+            "receivers": [
+                *(member.to_dict() for member in self.members),
+                {
+                    "name": self.outsider,
+                    "member": False,
+                    "address": self.outsider_address,
+                    "frames": self.frames,
+                },
+            ],
+            "ok": self.ok(max_loss),
+        }
+        if self.relay is not None:
+            document["relay"] = self.relay
+        return document
 
 
 def split_cpus(available: Collection[int]) -> dict[str, list[int]]:
@@ -218,7 +317,7 @@ class Lab:
         group: GroupPort | None = None,
         receivers: int | None = None,
         idle: float = 1.0,
-    ) -> dict[str, Any]:
+    ) -> StreamReport:
         """Send ``count`` datagrams at ``rate``/s and report what every receiver saw.
 
         ``relay``: from the datacenter source through ingress, TCP and egress onto the bridge.
@@ -233,26 +332,27 @@ class Lab:
             for role in ("ingress", "egress"):
                 if not netns.alive(state.pids.get(role, 0) or 0):
                     raise LabError(f"the {role} relay is not running; its log:\n{self.log_tail(role)}")
-            group = GroupPort(*_split(state.group))
+            group = state.group_port
         with self._streaming():  # the relay counters before and after must be this stream's alone
             before = self.relay_counters() if path == "relay" else {}
             report = self.stream(
                 origin="datacenter" if path == "relay" else "aws",
-                group=group or GroupPort(*_split(state.group)),
+                group=group or state.group_port,
                 count=count,
                 rate=rate,
                 size=size,
                 receivers=receivers,
                 idle=idle,
             )
+            moved = None
             if path == "relay":
                 after = self.relay_counters()
-                report["relay"] = {
+                moved = {
                     key: round(value - before.get(key, 0.0))
                     for key, value in after.items()
                     if value != before.get(key, 0.0)
                 }
-        return {"path": path, **report}
+        return replace(report, path=path, relay=moved)
 
     def relay_counters(self) -> dict[str, float]:
         """The relays' counters (``ingress.datagrams_in``, ``egress.gaps``...), summed over labels.
@@ -267,13 +367,10 @@ class Lab:
                 text = netns.in_namespace(namespace, [sys.executable, "-c", _SCRAPE, url], timeout=10)
             except LabError:
                 continue
-            for line in text.splitlines():
-                name, _, value = line.rpartition(" ")
-                metric = name.split("{", 1)[0].removeprefix("mcastkit_relay_")
-                if line.startswith("#") or not metric.endswith("_total") or "bytes" in metric:
-                    continue
-                key = f"{role}.{metric.removesuffix('_total')}"
-                totals[key] = totals.get(key, 0.0) + float(value)
+            try:
+                totals |= counters_from_metrics(role, text)
+            except ValueError as err:
+                raise LabError(f"the {role} relay's /metrics is not Prometheus text: {err}") from None
         return totals
 
     def stream(
@@ -286,7 +383,7 @@ class Lab:
         size: SizeRange,
         receivers: int | None = None,
         idle: float = 1.0,
-    ) -> dict[str, Any]:
+    ) -> StreamReport:
         """Send a probe stream from the datacenter source or from the egress host on the AWS
         segment, and collect every receiver's report (whatever carries it in between).
 
@@ -374,36 +471,27 @@ class Lab:
             finally:
                 netns.stop(list(spawned.values()))
 
-            report: dict[str, Any] = {
-                "socket_buffer_drops": {
-                    name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()
-                },
-                "origin": origin,
-                "cpus": state.cpus,
-                "group": str(group),
-                "count": count,
-                "rate": rate,
-                "size": str(size),
-                "sender": _last_json(sender_output) or {},
-                "receivers": [],
-            }
-            ok = True
-            for receiver in members:
-                result = _last_json(_read(outputs[receiver.name])) or {
-                    "error": _read(outputs[receiver.name])[-500:]
-                }
-                result = {"name": receiver.name, "member": True, "address": receiver.address, **result}
-                result["igmp"] = sorted(topology.igmp_versions(receiver.namespace))
-                ok = ok and result.get("lost") == 0
-                report["receivers"].append(result)
-            sniffed = _last_json(_read(outputs[outsider.name])) or {}
-            frames = sniffed.get("frames")
-            ok = ok and frames == 0
-            report["receivers"].append(
-                {"name": outsider.name, "member": False, "address": outsider.address, "frames": frames}
+            drops = {name: udp_receive_buffer_errors(ns) - drops_before[name] for name, ns in watched.items()}
+            frames = (_last_json(_read(outputs[outsider.name])) or {}).get("frames")
+            return StreamReport(
+                origin=origin,
+                group=str(group),
+                count=count,
+                rate=rate,
+                size=str(size),
+                cpus=state.cpus,
+                sender=_last_json(sender_output) or {},
+                members=tuple(
+                    Member.from_output(
+                        r.name, r.address, _read(outputs[r.name]), topology.igmp_versions(r.namespace)
+                    )
+                    for r in members
+                ),
+                outsider=outsider.name,
+                outsider_address=outsider.address,
+                frames=frames if isinstance(frames, int) else None,
+                socket_buffer_drops=drops,
             )
-            report["ok"] = ok
-            return report
 
     @contextlib.contextmanager
     def _streaming(self) -> Iterator[None]:
@@ -434,9 +522,22 @@ def udp_receive_buffer_errors(namespace: str) -> int:
     return int(udp[1][udp[0].index("RcvbufErrors")])
 
 
-def _split(group: str) -> tuple[str, int]:
-    host, _, port = group.rpartition(":")
-    return host, int(port)
+def counters_from_metrics(role: str, text: str) -> dict[str, float]:
+    """The counters of one relay's ``/metrics`` text as ``{role}.{name}``, summed over labels.
+
+    Datagram and event counts only: byte counters are left out. The parser names a counter's
+    family without its ``_total`` (``mcastkit_relay_gaps``) and its samples with it; ``_created``
+    samples are not counts. Raises ``ValueError`` when ``text`` is not Prometheus text.
+    """
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.type != "counter" or "bytes" in family.name:
+            continue
+        key = f"{role}.{family.name.removeprefix(METRIC_PREFIX)}"
+        for sample in family.samples:
+            if sample.name == f"{family.name}_total":
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
 
 
 def _read(path: Path) -> str:
@@ -447,6 +548,7 @@ def _read(path: Path) -> str:
 
 
 def _last_json(text: str) -> dict[str, Any] | None:
+    """The last JSON object line of ``text``: what ``probe send --json`` and the sniffer print."""
     for line in reversed(text.splitlines()):
         if line.startswith("{"):
             try:

@@ -10,6 +10,8 @@ import errno
 import socket
 import struct
 
+from mcastkit.errors import EnvironmentFailure
+
 #: Linux IP_MULTICAST_ALL (not exported by the socket module): 0 = only groups this socket joined.
 _IP_MULTICAST_ALL = 49
 #: SO_RCVBUFFORCE, SO_SNDBUFFORCE (linux/socket.h): as root, beyond net.core.[rw]mem_max.
@@ -17,8 +19,15 @@ _FORCE = {socket.SO_RCVBUF: 33, socket.SO_SNDBUF: 32}
 DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024
 
 
-class SocketSetupError(OSError):
-    """The host refused a socket operation; the message says what to check."""
+class SocketSetupError(EnvironmentFailure, OSError):
+    """The host refused a socket operation; the message (``strerror``) says what to check.
+
+    An :class:`EnvironmentFailure` (exit 3) that is still an ``OSError`` with its ``errno``,
+    for code that handles socket errors as such.
+    """
+
+    def render(self) -> str:
+        return str(self.strerror)  # str() would prefix "[Errno N]"
 
 
 def host_error(err: OSError, what: str, interface: str) -> SocketSetupError:

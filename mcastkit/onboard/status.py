@@ -275,7 +275,7 @@ def collect_status(aws: Aws, config: Config, region: str) -> RegionStatus:
             )
             if row is not None:
                 row.members[domain.name] = row.members.get(domain.name, 0) + 1
-        names = {g.address: g.name for g in config.regions[region].domain(domain.name).groups}
+        names = {str(g.address): g.name for g in config.regions[region].domain(domain.name).groups}
         for address in sorted(set(names) | set(members) | set(sources)):
             group = GroupStatus(
                 domain.name, names.get(address), address, members.get(address, 0), sources.get(address, 0)

@@ -14,6 +14,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
+from mcastkit.errors import BadInput
 from mcastkit.relay.frame import HEADER_SIZE, FrameError, FrameType, encode, parse_header
 
 log = logging.getLogger("mcastkit.relay")
@@ -36,8 +37,8 @@ class Role(IntEnum):
         return Role.EGRESS if self is Role.INGRESS else Role.INGRESS
 
 
-class SecretError(Exception):
-    """The secret cannot be read or is empty."""
+class SecretError(BadInput):
+    """The secret cannot be read or is empty: the operator's ``--secret-file``/``--secret-env`` (exit 2)."""
 
 
 class AuthError(Exception):

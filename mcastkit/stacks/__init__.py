@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mcastkit.config import Config
-from mcastkit.constructs.multicast_domain import pascal
+from mcastkit.config.names import pascal
 from mcastkit.stacks.compute import ComputeStack
 from mcastkit.stacks.network import NetworkStack
 from mcastkit.stacks.sharing import SharingStack

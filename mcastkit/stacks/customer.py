@@ -24,9 +24,9 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Capacity, Domain
+from mcastkit.config.names import pascal
 from mcastkit.constructs.cluster import Igmpv2Cluster
 from mcastkit.constructs.member_rules import MemberRules
-from mcastkit.constructs.multicast_domain import pascal
 
 TGW_ID_PATTERN = r"^tgw-[0-9a-f]{8,17}$"
 DOMAIN_ID_PATTERN = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"

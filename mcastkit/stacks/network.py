@@ -8,8 +8,10 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mcastkit.config import Config
+from mcastkit.config.names import pascal
+from mcastkit.config.rules import member_acl_room
 from mcastkit.constructs.member_rules import MemberRules
-from mcastkit.constructs.multicast_domain import MulticastDomain, pascal
+from mcastkit.constructs.multicast_domain import MulticastDomain
 from mcastkit.constructs.transit_gateway import MulticastTransitGateway
 from mcastkit.constructs.vpc import MulticastVpc
 from mcastkit.stacks.base import RegionStack
@@ -102,7 +104,7 @@ class NetworkStack(RegionStack):
             subnets=self.network.subnets,
             domains=settings.domains,
             serve_https_to=settings.vpc_cidr,
-            acl_limit=config.member_acl_room(settings),
+            acl_limit=member_acl_room(config.quotas, settings),
         )
         self._outputs()
 

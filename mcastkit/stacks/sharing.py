@@ -9,8 +9,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mcastkit.config import Config
+from mcastkit.config.names import pascal
 from mcastkit.constructs.domain_share import DomainShare
-from mcastkit.constructs.multicast_domain import pascal
 from mcastkit.stacks.base import RegionStack
 
 

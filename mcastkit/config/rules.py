@@ -1,7 +1,9 @@
-"""Which security-group rules and network-ACL entries multicast members need.
+"""The firewall plan: which security-group rules and network-ACL entries multicast members
+and the relay's datacenter links need.
 
-Pure planning, no CDK: :class:`mcastkit.constructs.member_rules.MemberRules` builds the
-resources from it, and the config checks the plan against the VPC quotas before a synth.
+Pure planning, no CDK: :class:`mcastkit.constructs.member_rules.MemberRules` and
+:class:`mcastkit.constructs.relay_service.RelayService` build the resources from it, and the
+config checks the same plan against the VPC quotas before a synth.
 """
 
 from __future__ import annotations
@@ -9,10 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mcastkit.config import Domain
+from mcastkit.config.models import Domain, Quotas, Region, Relay
 
 #: IP protocol numbers as network ACL entries take them.
 IGMP, TCP, UDP = 2, 6, 17
@@ -27,6 +27,36 @@ HTTPS = (443, 443)
 NACL_RULES_PER_DIRECTION = 20
 FIRST_RULE_NUMBER = 100
 RULE_NUMBER_STEP = 10
+#: Network ACL rule numbers of the relay's entries (one inbound and one outbound entry per
+#: datacenter link): below the member rules, so the two never collide.
+RELAY_ACL_FIRST_RULE = 50
+RELAY_ACL_LAST_RULE = FIRST_RULE_NUMBER - 1
+
+
+@dataclass(frozen=True)
+class RelayLink:
+    """One TCP path between the egress relay and the datacenter, as the firewalls see it."""
+
+    peer: str
+    """The datacenter side: a CIDR (listen mode) or an ingress address as a /32 (connect mode)."""
+    port: int
+    """The TCP port of whichever side listens."""
+    inbound: bool
+    """True when the datacenter dials the relay."""
+
+
+def relay_links(relay: Relay) -> list[RelayLink]:
+    """The TCP paths ``relay`` needs: from each datacenter CIDR to ``relay.port`` when the
+    egress listens, or to each ``relay.connect`` endpoint when it dials."""
+    if relay.connect:
+        return [RelayLink(peer=f"{e.host}/32", port=e.port, inbound=False) for e in relay.connect]
+    return [RelayLink(peer=str(cidr), port=relay.port, inbound=True) for cidr in relay.datacenter_cidrs]
+
+
+def member_acl_room(quotas: Quotas, region: Region) -> int:
+    """Network ACL entries per direction the members' rules may take in ``region``: the quota
+    less the relay's (one each way per datacenter link), which share the ACL."""
+    return quotas.network_acl_rules - (len(relay_links(region.relay)) if region.relay else 0)
 
 
 @dataclass(frozen=True)
@@ -39,9 +69,9 @@ class AclRule:
     ports: tuple[int, int] | None = None
 
 
-def covering_network(addresses: Iterable[str]) -> ipaddress.IPv4Network:
+def covering_network(addresses: Iterable[ipaddress.IPv4Address]) -> ipaddress.IPv4Network:
     """The smallest single network that contains every address."""
-    ips = [ipaddress.IPv4Address(a) for a in addresses]
+    ips = list(addresses)
     network = ipaddress.IPv4Network(f"{min(ips)}/32")
     while not all(ip in network for ip in ips):
         network = network.supernet()
@@ -55,7 +85,7 @@ def _domain_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
         ports = [g.port for g in domain.groups]
         span = (min(ports), max(ports))
         groups = str(covering_network(g.address for g in domain.groups))
-        for net in ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in domain.source_cidrs):
+        for net in ipaddress.collapse_addresses(domain.source_cidrs):
             rules.append(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span))
         rules.append(AclRule(egress=True, protocol=IGMP, cidr=groups))
         rules.append(AclRule(egress=True, protocol=UDP, cidr=groups, ports=span))
@@ -67,7 +97,7 @@ def _merged_acl_rules(domains: Sequence[Domain]) -> list[AclRule]:
     ports = [g.port for d in domains for g in d.groups]
     span = (min(ports), max(ports))
     groups = str(covering_network(g.address for d in domains for g in d.groups))
-    sources = ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for d in domains for c in d.source_cidrs)
+    sources = ipaddress.collapse_addresses(c for d in domains for c in d.source_cidrs)
     return [
         *(AclRule(egress=False, protocol=UDP, cidr=str(net), ports=span) for net in sources),
         AclRule(egress=True, protocol=IGMP, cidr=groups),
@@ -79,7 +109,7 @@ def acl_plan(
     domains: Sequence[Domain],
     *,
     https_egress: bool,
-    serve_https_to: str | None,
+    serve_https_to: ipaddress.IPv4Network | None,
     limit: int = NACL_RULES_PER_DIRECTION,
 ) -> tuple[list[AclRule], list[AclRule]]:
     """The (inbound, outbound) network ACL entries members need, in rule-number order.
@@ -102,8 +132,8 @@ def acl_plan(
         ]
     if serve_https_to:
         service += [
-            AclRule(egress=False, protocol=TCP, cidr=serve_https_to, ports=HTTPS),
-            AclRule(egress=True, protocol=TCP, cidr=serve_https_to, ports=EPHEMERAL_PORTS),
+            AclRule(egress=False, protocol=TCP, cidr=str(serve_https_to), ports=HTTPS),
+            AclRule(egress=True, protocol=TCP, cidr=str(serve_https_to), ports=EPHEMERAL_PORTS),
         ]
     for domain_rules in (_domain_acl_rules(domains), _merged_acl_rules(domains)):
         rules = base + domain_rules + service

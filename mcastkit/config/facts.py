@@ -1,0 +1,105 @@
+"""AWS facts the config is checked against, each with where it is documented.
+
+Data only: the models and checks read these; nothing here validates. Where a value is
+inferred rather than documented, the comment says so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+#: Commercial regions where the Transit Gateway FAQ lists multicast support; a config may narrow
+#: the list with ``allowed_regions`` (for example to the regions the provider operates in).
+MULTICAST_REGIONS: Final[tuple[str, ...]] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-south-1",
+    "ap-east-1",
+    "sa-east-1",
+    "me-south-1",
+    "af-south-1",
+    "ap-southeast-3",
+    "me-central-1",
+    "eu-central-2",
+    "eu-south-2",
+)
+
+#: Instance families built on the Xen hypervisor: they cannot send multicast through a Transit
+#: Gateway (Transit Gateway guide, "Multicast considerations"). Their ``.metal`` sizes are Nitro.
+NON_NITRO_FAMILIES: Final = frozenset(
+    {
+        "c1",
+        "c3",
+        "c4",
+        "cc2",
+        "cr1",
+        "d2",
+        "f1",
+        "g2",
+        "g3",
+        "g3s",
+        "h1",
+        "hs1",
+        "i2",
+        "i3",
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "p2",
+        "p3",
+        "r3",
+        "r4",
+        "t1",
+        "t2",
+        "x1",
+        "x1e",
+    }
+)
+
+#: IPv4 multicast (RFC 5771), and its link-local block that carries IGMP and routing protocols.
+MULTICAST_RANGE: Final = ipaddress.IPv4Network("224.0.0.0/4")
+LOCAL_CONTROL_BLOCK: Final = ipaddress.IPv4Network("224.0.0.0/24")
+
+#: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks").
+VPC_PREFIX_RANGE: Final = (16, 28)
+#: Ranges that are no unicast network: "this network", loopback, link-local, multicast and the
+#: reserved class E (RFC 6890). A VPC, a subnet or a datacenter cannot be numbered from them.
+NOT_UNICAST: Final = tuple(
+    ipaddress.IPv4Network(net)
+    for net in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
+)
+#: A datacenter range wider than this is no datacenter: it would open the relay port to a large
+#: part of the internet. A choice of mcastkit, not an AWS limit.
+WIDEST_DATACENTER_PREFIX: Final = 8
+
+#: Private ASNs a Transit Gateway accepts as ``AmazonSideAsn`` (Transit Gateway guide, "Create a
+#: transit gateway": 64512-65534 or 4200000000-4294967294).
+PRIVATE_ASNS: Final = ((64512, 65534), (4_200_000_000, 4_294_967_294))
+
+#: Transit Gateway quotas (Transit Gateway guide, "Quotas for your transit gateways"), defaults.
+DOMAINS_PER_TRANSIT_GATEWAY: Final = 20
+#: Members + sources per transit gateway: 10,000, not adjustable; each group needs a source and a
+#: member, so at most 5,000 groups carry traffic.
+GROUPS_PER_TRANSIT_GATEWAY: Final = 5000
+#: Members per group: 100, not adjustable; one is the provider's own receiver.
+CUSTOMERS_PER_DOMAIN: Final = 99
+#: VPC quotas (VPC user guide, "Amazon VPC quotas"): rules per security group per direction
+#: (adjustable) and rules per network ACL per direction (adjustable up to 40).
+SECURITY_GROUP_RULES: Final = 60
+NETWORK_ACL_RULES: Final = 20

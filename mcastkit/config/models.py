@@ -1,0 +1,405 @@
+"""The configuration model: one YAML file, parsed once into typed values.
+
+Each field validator checks one value and raises :class:`FieldProblem` naming it; checks that
+relate fields to each other live in :mod:`mcastkit.config.checks` and run after these. Addresses
+go through :mod:`mcastkit.net.addresses`, the same parsers the command line uses.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+from mcastkit.config import facts
+from mcastkit.config.names import (
+    ACCOUNT_ID_PATTERN,
+    DOMAIN_ID,
+    ENI_ID_PATTERN,
+    NAME_PATTERN,
+    ORGANIZATION_ID_PATTERN,
+    OU_ARN,
+    RELAY_METRICS_PORT,
+    SECRET_ARN_PATTERN,
+    SHARE_ARN,
+    TRANSIT_GATEWAY_ID_PATTERN,
+    stack_name,
+)
+from mcastkit.config.problems import FieldProblem
+from mcastkit.net.addresses import AddressError, Endpoint, GroupPort, data_group, parse_endpoint
+
+INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
+AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+
+
+def _unquoted_number(value: Any) -> Any:
+    """YAML reads an unquoted account id as a number, dropping leading zeros (or as octal): refuse
+    it, showing what was written; never guess the digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        written = getattr(value, "source", str(value))
+        quoted = f'"{written}"' if re.fullmatch(r"\d{12}", written) else "the 12 digits in quotes"
+        raise FieldProblem(
+            f"{written} is a number to YAML, not an account id (YAML drops leading zeros and reads a "
+            "leading 0 as octal)",
+            fix=f"write {quoted}",
+        )
+    return value
+
+
+def _network(value: Any) -> IPv4Network:
+    if isinstance(value, IPv4Network):
+        return value
+    try:
+        network = IPv4Network(str(value), strict=True)
+    except ValueError as err:
+        raise FieldProblem(f"{value!r} is not an IPv4 CIDR block ({err})") from None
+    # A network wider than a /8 is refused by its field's own rule (VPC size, datacenter width,
+    # inside the VPC), which says more than "overlaps 0.0.0.0/8".
+    for reserved in facts.NOT_UNICAST:
+        if network.prefixlen >= facts.WIDEST_DATACENTER_PREFIX and network.overlaps(reserved):
+            raise FieldProblem(
+                f"{network} overlaps {reserved}, which is not unicast address space",
+                fix="use a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+            )
+    return network
+
+
+def _group_address(value: Any) -> IPv4Address:
+    if isinstance(value, IPv4Address):
+        return value
+    try:
+        return data_group(str(value))
+    except AddressError as err:
+        raise FieldProblem(str(err)) from None
+
+
+def _ingress_endpoint(value: Any) -> Endpoint:
+    if isinstance(value, Endpoint):
+        return value
+    try:
+        endpoint = parse_endpoint(str(value), flag="")
+        IPv4Address(endpoint.host)
+    except (AddressError, ValueError):
+        raise FieldProblem(f"{value!r} is not IPV4:PORT", fix="write e.g. 192.168.40.10:7400") from None
+    return endpoint
+
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+AccountId = Annotated[str, BeforeValidator(_unquoted_number), StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
+Cidr = Annotated[IPv4Network, BeforeValidator(_network), PlainSerializer(str, return_type=str)]
+IngressEndpoint = Annotated[
+    Endpoint, BeforeValidator(_ingress_endpoint), PlainSerializer(str, return_type=str)
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class DomainMode(StrEnum):
+    """How receivers join: IGMPv2 (dynamic) or statically registered sources/members."""
+
+    IGMPV2 = "igmpv2"
+    STATIC = "static"
+
+
+class Group(_Model):
+    """One multicast group: an address and UDP port, with a name for humans and metrics."""
+
+    name: Name
+    address: Annotated[IPv4Address, BeforeValidator(_group_address), PlainSerializer(str, return_type=str)]
+    port: int = Field(ge=1, le=65535, description="UDP destination port")
+
+    @property
+    def group_port(self) -> GroupPort:
+        return GroupPort(str(self.address), self.port)
+
+
+class Domain(_Model):
+    """A Transit Gateway multicast domain and the groups carried in it."""
+
+    name: Name
+    mode: DomainMode = DomainMode.IGMPV2
+    auto_accept_shared_associations: bool = Field(
+        default=False,
+        description="Accept customers' subnet associations without `mcastkit onboard accept` (default off)",
+    )
+    groups: list[Group] = Field(min_length=1)
+    source_cidrs: list[Cidr] = Field(min_length=1, description="CIDRs allowed to send UDP to the groups")
+    static_sources: list[Annotated[str, StringConstraints(pattern=ENI_ID_PATTERN)]] = Field(
+        default_factory=list, description="ENI ids registered as sources; only for mode: static"
+    )
+
+    @property
+    def igmpv2(self) -> bool:
+        return self.mode is DomainMode.IGMPV2
+
+
+class Subnet(_Model):
+    """A multicast subnet: pinned to an AZ and associated with exactly one domain."""
+
+    cidr: Cidr
+    availability_zone: str
+    domain: Name
+
+    @field_validator("availability_zone")
+    @classmethod
+    def _az(cls, value: str) -> str:
+        if not AVAILABILITY_ZONE.fullmatch(value):
+            raise FieldProblem(f"{value!r} is not an availability zone name such as eu-west-2a")
+        return value
+
+
+class Capacity(_Model):
+    """ECS-on-EC2 capacity. Nitro instance types only: others cannot send multicast."""
+
+    instance_type: str = "c6in.large"
+    min: int = Field(default=1, ge=0, le=100)
+    max: int = Field(default=2, ge=1, le=100)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _nitro(cls, value: str) -> str:
+        match = INSTANCE_TYPE.fullmatch(value)
+        if not match:
+            raise FieldProblem(f"{value!r} is not an EC2 instance type such as c6in.large")
+        if match["family"] in facts.NON_NITRO_FAMILIES and match["size"] != "metal":
+            raise FieldProblem(
+                f"{value} is not a Nitro instance type; non-Nitro instances cannot send "
+                "multicast through a Transit Gateway",
+                fix="choose e.g. c6in, m6i or c7i",
+            )
+        return value
+
+
+class Relay(_Model):
+    """The egress relay that re-emits datacenter multicast into a domain (ECS service)."""
+
+    domain: Name
+    port: int = Field(default=7400, ge=1024, le=65535, description="TCP port the egress listens on")
+    datacenter_cidrs: list[Cidr] = Field(min_length=1, description="Only these CIDRs may reach the relay")
+    ttl: int = Field(default=8, ge=1, le=255)
+    desired_count: int = Field(default=1, ge=0, le=10)
+    cpu: int = Field(default=512, ge=256)
+    memory_mib: int = Field(default=512, ge=128)
+    secret_arn: str | None = Field(
+        default=None,
+        pattern=SECRET_ARN_PATTERN,
+        description="Complete ARN (with its 6-character suffix: ECS accepts no name or partial ARN) of "
+        "an existing Secrets Manager secret holding the shared relay secret; default: a generated one",
+    )
+    connect: list[IngressEndpoint] = Field(
+        default_factory=list,
+        description="Datacenter ingress relays (IPV4:PORT, inside datacenter_cidrs) the egress dials; "
+        "default: none, the egress listens on port and the ingress dials it",
+    )
+
+    @field_validator("port")
+    @classmethod
+    def _not_the_metrics_port(cls, value: int) -> int:
+        if value == RELAY_METRICS_PORT:
+            raise FieldProblem(
+                f"{value} is the relay's metrics port", fix="choose another port for the relay link"
+            )
+        return value
+
+    @field_validator("datacenter_cidrs")
+    @classmethod
+    def _not_the_internet(cls, values: list[IPv4Network]) -> list[IPv4Network]:
+        for index, network in enumerate(values):
+            if network.prefixlen < facts.WIDEST_DATACENTER_PREFIX:
+                raise FieldProblem(
+                    f"{network} is wider than a /{facts.WIDEST_DATACENTER_PREFIX}: it would open the "
+                    "relay port to a large part of the internet",
+                    fix="list the datacenter's own ranges",
+                    path=(index,),
+                )
+        return values
+
+
+class Probe(_Model):
+    """Sender/receiver probe tasks that prove delivery inside a domain."""
+
+    domain: Name
+    group: Name
+    receivers: int = Field(default=2, ge=0, le=20)
+    #: A proof of delivery, not a load test: a receiver holds a minute of latency samples.
+    rate: int = Field(default=100, ge=1, le=100_000, description="messages per second the sender task paces")
+
+
+class SharedIds(_Model):
+    """Ids of the provider's resources, recorded after `cdk deploy` for customer hand-off."""
+
+    transit_gateway_id: str = Field(pattern=TRANSIT_GATEWAY_ID_PATTERN)
+    domain_ids: dict[Name, str] = Field(default_factory=dict)
+    share_arns: dict[Name, str] = Field(
+        default_factory=dict,
+        description="RAM resource share ARN per domain, for the customer's `mcastkit onboard join`",
+    )
+
+    @field_validator("share_arns")
+    @classmethod
+    def _share_arns(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, value in values.items():
+            if not SHARE_ARN.fullmatch(value):
+                raise FieldProblem(f"{value!r} is not a RAM resource share ARN", path=(name,))
+        return values
+
+    @field_validator("domain_ids")
+    @classmethod
+    def _domain_ids(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, value in values.items():
+            if not DOMAIN_ID.fullmatch(value):
+                raise FieldProblem(
+                    f"{value!r} is not a multicast domain id (tgw-mcast-domain-...)", path=(name,)
+                )
+        return values
+
+
+class Region(_Model):
+    """Everything mcastkit builds in one AWS region."""
+
+    availability_zones: list[str] = Field(min_length=1, max_length=6)
+    vpc_cidr: Cidr
+    subnets: list[Subnet] = Field(min_length=1)
+    transit_gateway_asn: int = 64512
+    auto_accept_shared_attachments: bool = Field(
+        default=False,
+        description="Accept customers' VPC attachments without `mcastkit onboard accept` (default off)",
+    )
+    capacity: Capacity = Field(default_factory=Capacity)
+    domains: list[Domain] = Field(min_length=1)
+    relay: Relay | None = None
+    probe: Probe | None = None
+    shared: SharedIds | None = None
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_size(cls, value: IPv4Network) -> IPv4Network:
+        shortest, longest = facts.VPC_PREFIX_RANGE
+        if not shortest <= value.prefixlen <= longest:
+            raise FieldProblem(f"{value}: a VPC CIDR must be between /{shortest} and /{longest}")
+        return value
+
+    @field_validator("transit_gateway_asn")
+    @classmethod
+    def _asn(cls, value: int) -> int:
+        if not any(low <= value <= high for low, high in facts.PRIVATE_ASNS):
+            raise FieldProblem(f"{value} is not a private ASN (64512-65534 or 4200000000-4294967294)")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, values: list[str]) -> list[str]:
+        for index, value in enumerate(values):
+            if not AVAILABILITY_ZONE.fullmatch(value):
+                raise FieldProblem(
+                    f"{value!r} is not an availability zone name such as eu-west-2a", path=(index,)
+                )
+            if value in values[:index]:
+                raise FieldProblem(f"{value} is listed twice", path=(index,))
+        return values
+
+    def domain(self, name: str) -> Domain:
+        return next(d for d in self.domains if d.name == name)
+
+    def subnets_of(self, domain: str) -> list[Subnet]:
+        return [s for s in self.subnets if s.domain == domain]
+
+
+class Entitlement(_Model):
+    """The domains a customer may receive in one region."""
+
+    region: str
+    domains: list[Name] = Field(min_length=1)
+
+
+class Customer(_Model):
+    """A receiving account (or an Organizations OU) and what it may receive."""
+
+    name: Name
+    principal: Annotated[str, BeforeValidator(_unquoted_number)] = Field(
+        description="12-digit AWS account id or an Organizations OU ARN"
+    )
+    entitlements: list[Entitlement] = Field(default_factory=list)
+
+    @field_validator("principal")
+    @classmethod
+    def _principal(cls, value: str) -> str:
+        if ACCOUNT_ID.fullmatch(value) or OU_ARN.fullmatch(value):
+            return value
+        raise FieldProblem(
+            f"{value!r} is neither a 12-digit account id nor an Organizations OU ARN "
+            "(arn:aws:organizations::<account>:ou/o-.../ou-...)"
+        )
+
+    @property
+    def is_account(self) -> bool:
+        return bool(ACCOUNT_ID.fullmatch(self.principal))
+
+    @property
+    def organization_id(self) -> str | None:
+        match = OU_ARN.fullmatch(self.principal)
+        return match["org"] if match else None
+
+    def domains_in(self, region: str) -> list[str]:
+        return [d for e in self.entitlements if e.region == region for d in e.domains]
+
+
+class Quotas(_Model):
+    """Transit Gateway and VPC quotas the config is checked against (raise them if AWS raised yours)."""
+
+    domains_per_transit_gateway: int = Field(default=facts.DOMAINS_PER_TRANSIT_GATEWAY, ge=1)
+    groups_per_transit_gateway: int = Field(default=facts.GROUPS_PER_TRANSIT_GATEWAY, ge=1)
+    customers_per_domain: int = Field(default=facts.CUSTOMERS_PER_DOMAIN, ge=1)
+    security_group_rules: int = Field(default=facts.SECURITY_GROUP_RULES, ge=1)
+    network_acl_rules: int = Field(default=facts.NETWORK_ACL_RULES, ge=1)
+
+
+class Config(_Model):
+    """The whole estate: provider, regions, customers. Build it with :func:`load_config`, which
+    also runs the cross-checks; ``Config.model_validate`` alone checks each field only."""
+
+    project: Name
+    provider_account: AccountId
+    organization_id: str | None = Field(
+        default=None, pattern=ORGANIZATION_ID_PATTERN, description="the provider's AWS Organization"
+    )
+    allowed_regions: list[str] = Field(default_factory=lambda: list(facts.MULTICAST_REGIONS))
+    quotas: Quotas = Field(default_factory=Quotas)
+    regions: dict[str, Region] = Field(min_length=1)
+    customers: list[Customer] = Field(default_factory=list)
+
+    # Queries the stacks and the onboarding commands share.
+
+    def customers_of(self, region: str, domain: str) -> list[Customer]:
+        """Customers entitled to ``domain`` in ``region``, in config order."""
+        return [c for c in self.customers if domain in c.domains_in(region)]
+
+    def customer(self, name: str) -> Customer:
+        for customer in self.customers:
+            if customer.name == name:
+                return customer
+        raise KeyError(name)
+
+    def allow_external_principals(self, region: str, domain: str) -> bool:
+        """False only when every principal of the share is an OU of the provider's organization."""
+        principals = self.customers_of(region, domain)
+        return not principals or not all(
+            c.organization_id is not None and c.organization_id == self.organization_id for c in principals
+        )
+
+    def stack_name(self, region: str, kind: str) -> str:
+        return stack_name(self.project, region, kind)

@@ -1,0 +1,84 @@
+"""Every name both sides derive from the config: the CDK stacks and the boto3 commands.
+
+Onboarding must not start the CDK (jsii) runtime, so the names the stacks create and the
+commands look up live here, once, in plain Python: stack names, export and output names,
+construct-id spelling, and the patterns of the AWS ids the config records.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: A project, domain, group or customer name: it becomes part of stack names, export names and
+#: construct ids. 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen.
+NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ACCOUNT_ID_PATTERN: Final = r"^\d{12}$"
+ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
+TRANSIT_GATEWAY_ID_PATTERN: Final = r"^tgw-[0-9a-f]{8,17}$"
+DOMAIN_ID_PATTERN: Final = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
+ENI_ID_PATTERN: Final = r"^eni-[0-9a-f]{8,17}$"
+SECRET_ARN_PATTERN: Final = (
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
+SHARE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:ram:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):resource-share/[0-9a-f-]{36}$"
+)
+OU_ARN = re.compile(
+    r"^arn:aws[a-z-]*:organizations::(?P<account>\d{12}):ou/(?P<org>o-[a-z0-9]{10,32})/"
+    r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$"
+)
+TRANSIT_GATEWAY_ID = re.compile(TRANSIT_GATEWAY_ID_PATTERN)
+DOMAIN_ID = re.compile(DOMAIN_ID_PATTERN)
+OU_ID = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
+
+#: Plain words for the patterns above, used in error messages instead of the regex.
+PATTERN_MEANINGS: Final = {
+    NAME_PATTERN: "must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
+    ACCOUNT_ID_PATTERN: 'must be a 12-digit AWS account id, quoted in YAML ("012345678901")',
+    ORGANIZATION_ID_PATTERN: "must be an AWS Organizations id such as o-a1b2c3d4e5 "
+    "(aws organizations describe-organization --query Organization.Id)",
+    SECRET_ARN_PATTERN: "must be the complete ARN of a Secrets Manager secret, ending in the "
+    "6-character suffix (aws secretsmanager describe-secret --secret-id NAME --query ARN)",
+    TRANSIT_GATEWAY_ID_PATTERN: "must be a transit gateway id such as tgw-0123456789abcdef0",
+}
+
+#: The port the relay serves ``/metrics`` and ``/healthz`` on in its ECS task.
+RELAY_METRICS_PORT: Final = 9400
+
+#: CloudFormation stack names: a letter first, then letters, digits and hyphens, 128 at most
+#: (CloudFormation API reference, CreateStack ``StackName``).
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+STACK_NAME_MAX = 128
+
+#: The provider's stacks in each region, in deploy order.
+PROVIDER_STACK_KINDS: Final = ("network", "sharing", "compute")
+
+
+def pascal(name: str) -> str:
+    """Construct ids and output keys from config values: ``market-data`` -> ``MarketData``,
+    ``10.20.0.0/24`` -> ``10200024``, ``ecr.dkr`` -> ``EcrDkr``.
+
+    Logical ids of deployed resources derive from this spelling: changing it replaces them.
+    """
+    return "".join(part.capitalize() for part in re.split(r"[-./]", name))
+
+
+def stack_name(project: str, region: str, kind: str) -> str:
+    """A provider stack: ``venue-md-eu-west-2-network``."""
+    return f"{project}-{region}-{kind}"
+
+
+def kit_stack_name(project: str, customer: str, region: str) -> str:
+    """The customer's receiver stack: ``venue-md-alpha-trading-eu-west-2-receiver``."""
+    return f"{project}-{customer}-{region}-receiver"
+
+
+def export_name(stack: str, output_key: str) -> str:
+    """The export name of a provider stack's output (imported by name across stacks)."""
+    return f"{stack}-{output_key}"
+
+
+def domain_output_key(domain: str, attribute: str = "Id") -> str:
+    """The network stack's output of a domain's id or ARN: ``market-data`` -> ``MarketDataDomainId``."""
+    return f"{pascal(domain)}Domain{attribute}"
