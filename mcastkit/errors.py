@@ -7,15 +7,13 @@ standard library, so every layer can raise these.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from mcastkit.exit import ExitStatus
 
 
 class McastkitError(Exception):
     """An error shown to the operator as it is: ``render()`` is the text, ``status`` the exit status."""
 
-    status: ClassVar[ExitStatus] = ExitStatus.FAILURE
+    status: ExitStatus = ExitStatus.FAILURE
 
     def render(self) -> str:
         return str(self)
@@ -24,10 +22,10 @@ class McastkitError(Exception):
 class BadInput(McastkitError):
     """The input is wrong: a config file, an argument, an unknown customer or region (exit 2)."""
 
-    status: ClassVar[ExitStatus] = ExitStatus.BAD_INPUT
+    status: ExitStatus = ExitStatus.BAD_INPUT
 
 
 class EnvironmentFailure(McastkitError):
     """The environment stopped the command: no root, no credentials, a refused bind (exit 3)."""
 
-    status: ClassVar[ExitStatus] = ExitStatus.ENVIRONMENT
+    status: ExitStatus = ExitStatus.ENVIRONMENT

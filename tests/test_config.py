@@ -204,6 +204,8 @@ BAD_INPUTS: list[Case] = [
     # Capacity
     Case("non-nitro-instance-type", _london_set("capacity", "instance_type", value="m4.large"),
          "regions.eu-west-2.capacity.instance_type", "m4.large"),
+    Case("capacity-min-over-max", _london_set("capacity", "min", value=5),
+         "regions.eu-west-2.capacity.min", "min 5 is greater than max 4"),
     Case("instance-type-malformed", _london_set("capacity", "instance_type", value="c6in large"),
          "regions.eu-west-2.capacity.instance_type", "'c6in large'"),
     # Relay

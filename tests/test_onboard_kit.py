@@ -79,6 +79,26 @@ def test_refuses_a_non_nitro_cluster(tmp_path: Path) -> None:
     assert "m4.large is not a Nitro instance type" in err
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--min-capacity", "3", "--max-capacity", "2"],
+            "onboard kit: --min-capacity: min 3 is greater than max 2",
+        ),
+        (["--max-capacity", "0"], "onboard kit: --max-capacity: must be at least 1 (got 0)"),
+    ],
+)
+def test_refuses_a_cluster_capacity_that_cannot_be(tmp_path: Path, flags: list[str], message: str) -> None:
+    code, out, err = _run(
+        [*KIT, "beta-capital", "--region", REGION, "--out", str(tmp_path), "--cluster", *flags]
+    )
+    assert (code, out) == (ExitStatus.BAD_INPUT, "")
+    [line] = err.splitlines()
+    assert line.startswith(f"mcastkit: error: {message}"), line
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def beta_kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     """beta-capital's kit in eu-west-2, with the provider's ids recorded: the one real synth here."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
 from mcastkit.config import Capacity, Config, ConfigError, load_config
+from mcastkit.config.checks import capacity_problems
+from mcastkit.config.loader import validation_problems
+from mcastkit.console import Console
+from mcastkit.errors import BadInput, EnvironmentFailure
 from mcastkit.exit import ExitStatus
 from mcastkit.onboard.aws import Aws, AwsFailure, region_of_arn
 
@@ -83,17 +88,12 @@ def _config_region(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", required=True, help="a region of the config")
 
 
-def _load(args: argparse.Namespace, console: Any) -> Config | None:
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        print(err.render(), file=console.err)
-        return None
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
     if args.region not in config.regions:
-        console.error(
+        raise BadInput(
             f"--region {args.region}: not a region of {args.config} (regions: {', '.join(config.regions)})"
         )
-        return None
     return config
 
 
@@ -105,20 +105,25 @@ def make_aws(region: str, profile: str | None) -> Aws:
         raise AwsFailure(f"account unknown, region {region}, profile {profile}: {err}") from None
 
 
-def run_kit(args: argparse.Namespace, console: Any) -> ExitStatus:
-    from mcastkit.onboard.kit import KitError, SynthError, write_kit
+def _cluster(args: argparse.Namespace) -> Capacity:
+    """The kit's cluster from ``--instance-type``/``--min-capacity``/``--max-capacity``, checked
+    by the config's own rules."""
+    flags = {"instance_type": "--instance-type", "min": "--min-capacity", "max": "--max-capacity"}
+    try:
+        cluster = Capacity(instance_type=args.instance_type, min=args.min_capacity, max=args.max_capacity)
+        problems = capacity_problems(cluster)
+    except ValidationError as err:
+        problems = validation_problems(err)
+    if problems:
+        raise ConfigError("onboard kit", [replace(p, path=(flags[str(p.path[0])],)) for p in problems])
+    return cluster
 
-    config = _load(args, console)
-    if config is None:
-        return ExitStatus.BAD_INPUT
-    cluster = None
-    if args.cluster:
-        try:
-            cluster = Capacity(instance_type=args.instance_type, min=args.min_capacity, max=args.max_capacity)
-        except ValidationError as err:
-            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
-            console.error(f"--instance-type/--min-capacity/--max-capacity: {problems}")
-            return ExitStatus.BAD_INPUT
+
+def run_kit(args: argparse.Namespace, console: Console) -> ExitStatus:
+    from mcastkit.onboard.kit import write_kit
+
+    config = _load(args)
+    cluster = _cluster(args) if args.cluster else None
     try:
         kit = write_kit(
             config,
@@ -128,15 +133,8 @@ def run_kit(args: argparse.Namespace, console: Any) -> ExitStatus:
             subnets_per_domain=args.subnets_per_domain,
             cluster=cluster,
         )
-    except KitError as err:
-        console.error(str(err))
-        return ExitStatus.BAD_INPUT
-    except SynthError as err:
-        console.error(str(err))
-        return ExitStatus.ENVIRONMENT
     except OSError as err:
-        console.error(f"--out {args.out}: cannot write the kit ({err.strerror})")
-        return ExitStatus.ENVIRONMENT
+        raise EnvironmentFailure(f"--out {args.out}: cannot write the kit ({err.strerror})") from None
     print(f"wrote the kit for {args.customer} in {args.region} to {kit.directory}:", file=console.out)
     for path in (kit.template, kit.parameters, kit.readme):
         print(f"  {path}", file=console.out)
@@ -152,7 +150,7 @@ def run_kit(args: argparse.Namespace, console: Any) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _progress(console: Any, as_json: bool) -> Any:
+def _progress(console: Console, as_json: bool) -> Any:
     if as_json:
         return lambda message: None
     if console.interactive:
@@ -165,16 +163,14 @@ def _progress(console: Any, as_json: bool) -> Any:
     return lambda message: print(message, file=console.err)
 
 
-def run_join(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run_join(args: argparse.Namespace, console: Console) -> ExitStatus:
     from mcastkit.onboard.join import join
 
     region = args.region or region_of_arn(args.share_arn)
     if not args.share_arn.startswith("arn:") or ":resource-share/" not in args.share_arn or region is None:
-        console.error(f"--share-arn {args.share_arn!r}: not a RAM resource share ARN ({SHARE_ARN_HINT})")
-        return ExitStatus.BAD_INPUT
+        raise BadInput(f"--share-arn {args.share_arn!r}: not a RAM resource share ARN ({SHARE_ARN_HINT})")
     if args.timeout <= 0 or args.interval <= 0:
-        console.error(f"--timeout {args.timeout} / --interval {args.interval}: must be positive")
-        return ExitStatus.BAD_INPUT
+        raise BadInput(f"--timeout {args.timeout} / --interval {args.interval}: must be positive")
     try:
         aws = make_aws(region, args.profile)
         result = join(
@@ -184,11 +180,8 @@ def run_join(args: argparse.Namespace, console: Any) -> ExitStatus:
             interval_s=args.interval,
             progress=_progress(console, args.json),
         )
-    except AwsFailure as err:
+    finally:
         _end_progress(console, args)
-        console.error(str(err))
-        return err.status
-    _end_progress(console, args)
     if args.json:
         print(
             json.dumps(vars(result) | {"account": aws.account, "region": region}, indent=2), file=console.out
@@ -209,23 +202,17 @@ def run_join(args: argparse.Namespace, console: Any) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _end_progress(console: Any, args: argparse.Namespace) -> None:
+def _end_progress(console: Console, args: argparse.Namespace) -> None:
     if console.interactive and not getattr(args, "json", False):
         console.out.write("\r\033[K")
 
 
-def run_accept(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run_accept(args: argparse.Namespace, console: Console) -> ExitStatus:
     from mcastkit.onboard.accept import accept, report
 
-    config = _load(args, console)
-    if config is None:
-        return ExitStatus.BAD_INPUT
-    try:
-        aws = make_aws(args.region, args.profile)
-        provider, decisions = accept(aws, config, args.region, dry_run=args.dry_run)
-    except AwsFailure as err:
-        console.error(str(err))
-        return err.status
+    config = _load(args)
+    aws = make_aws(args.region, args.profile)
+    provider, decisions = accept(aws, config, args.region, dry_run=args.dry_run)
     shown, status = report(provider, decisions, dry_run=args.dry_run, as_json=args.json)
     if isinstance(shown, dict):
         print(json.dumps(shown, indent=2), file=console.out)
@@ -234,18 +221,12 @@ def run_accept(args: argparse.Namespace, console: Any) -> ExitStatus:
     return status
 
 
-def run_status(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run_status(args: argparse.Namespace, console: Console) -> ExitStatus:
     from mcastkit.onboard.status import collect_status, render
 
-    config = _load(args, console)
-    if config is None:
-        return ExitStatus.BAD_INPUT
-    try:
-        aws = make_aws(args.region, args.profile)
-        status = collect_status(aws, config, args.region)
-    except AwsFailure as err:
-        console.error(str(err))
-        return err.status
+    config = _load(args)
+    aws = make_aws(args.region, args.profile)
+    status = collect_status(aws, config, args.region)
     if args.json:
         print(json.dumps(status.as_dict(), indent=2), file=console.out)
     else:

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
 
 #: Resource types worth a column of their own in the summary; the rest are counted.
@@ -47,7 +48,7 @@ def load_stacks(assembly: Path) -> list[dict[str, Any]]:
     return stacks
 
 
-def run(args: argparse.Namespace, console: Any) -> ExitStatus:
+def run(args: argparse.Namespace, console: Console) -> ExitStatus:
     assembly = Path(args.assembly)
     if not (assembly / "manifest.json").is_file():
         console.error(f"{assembly}: no cloud assembly here (run `make synth` first)")

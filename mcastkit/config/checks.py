@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
-from mcastkit.config.models import Config, Customer, Region
+from mcastkit.config.models import Capacity, Config, Customer, Region
 from mcastkit.config.names import (
     SHARE_ARN,
     STACK_NAME,
@@ -69,6 +69,7 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
         for i, az in enumerate(region.availability_zones)
         if az[:-1] != name
     ]
+    problems += [p.within(("capacity",)) for p in capacity_problems(region.capacity)]
     problems += _domain_problems(region)
     problems += _quota_problems(config, region)
     problems += _subnet_problems(name, region)
@@ -77,6 +78,19 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
     problems += _unheard_senders(region)
     problems += _shared_problems(config, name, region)
     return problems
+
+
+def capacity_problems(capacity: Capacity) -> list[Problem]:
+    """Problems of an ECS capacity (the provider's, or a customer kit's ``--cluster``)."""
+    if capacity.min > capacity.max:
+        return [
+            Problem(
+                ("min",),
+                f"min {capacity.min} is greater than max {capacity.max}",
+                fix="raise max or lower min",
+            )
+        ]
+    return []
 
 
 def _domain_problems(region: Region) -> list[Problem]:

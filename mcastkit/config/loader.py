@@ -171,6 +171,11 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     return data, lines
 
 
+def validation_problems(err: ValidationError) -> list[Problem]:
+    """The problems of a model validation, in the words of the rest of the messages."""
+    return [_from_pydantic(e) for e in err.errors()]
+
+
 def _from_pydantic(error: ErrorDetails) -> Problem:
     path: Path = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
     context = error.get("ctx") or {}
@@ -205,7 +210,7 @@ def parse_config(data: Any, source: str = "config", lines: dict[Path, int] | Non
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, [_from_pydantic(e) for e in err.errors()], lines) from None
+        raise ConfigError(source, validation_problems(err), lines) from None
     problems = config_problems(config)
     if problems:
         raise ConfigError(source, problems, lines)

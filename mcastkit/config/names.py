@@ -79,6 +79,16 @@ def export_name(stack: str, output_key: str) -> str:
     return f"{stack}-{output_key}"
 
 
-def domain_output_key(domain: str, attribute: str = "Id") -> str:
-    """The network stack's output of a domain's id or ARN: ``market-data`` -> ``MarketDataDomainId``."""
+#: The network stack's output, and the customer stack's parameter, holding the transit gateway id.
+TRANSIT_GATEWAY_ID_KEY: Final = "TransitGatewayId"
+
+
+def domain_key(domain: str, attribute: str = "Id") -> str:
+    """The network stack's output of a domain's id or ARN, and the customer stack's parameter of its
+    id: ``market-data`` -> ``MarketDataDomainId``."""
     return f"{pascal(domain)}Domain{attribute}"
+
+
+def subnet_parameter(domain: str, index: int) -> str:
+    """The customer stack's parameter of the ``index``-th receiver subnet of ``domain``."""
+    return f"{pascal(domain)}Subnet{index + 1}"

@@ -25,6 +25,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from mcastkit import __version__
+from mcastkit.errors import McastkitError
 from mcastkit.exit import ExitStatus
 
 #: Retries throttling and transient errors with exponential backoff (botocore "standard" mode).
@@ -47,8 +48,9 @@ _THROTTLE_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", 
 _STATE_CODES = {"IncorrectState", "InvalidStateTransition", "InvalidState", "OperationNotPermittedException"}
 
 
-class AwsFailure(Exception):
-    """An AWS call that cannot go on; ``str()`` is the one line shown to the operator."""
+class AwsFailure(McastkitError):
+    """An AWS call that cannot go on; ``str()`` is the one line shown to the operator. Most are the
+    environment's (credentials, access, reachability); a resource that is missing is a failure."""
 
     def __init__(self, message: str, status: ExitStatus = ExitStatus.ENVIRONMENT) -> None:
         super().__init__(message)

@@ -18,15 +18,17 @@ from types import ModuleType
 from typing import Any
 
 from mcastkit.config import Capacity, Config, Customer
+from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, kit_stack_name
+from mcastkit.errors import BadInput, EnvironmentFailure
 
 PLACEHOLDER = "REPLACE-"
 
 
-class KitError(Exception):
+class KitError(BadInput):
     """A kit that cannot be made from this config (unknown customer, region, or entitlement)."""
 
 
-class SynthError(Exception):
+class SynthError(EnvironmentFailure):
     """The CDK could not synthesize the template (Node.js missing or broken)."""
 
 
@@ -82,10 +84,6 @@ def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
         )
 
 
-def stack_name_for(config: Config, customer: Customer, region: str) -> str:
-    return f"{config.project}-{customer.name}-{region}-receiver"
-
-
 def synth_template(
     config: Config,
     customer: Customer,
@@ -105,7 +103,7 @@ def synth_template(
         app = cdk.App(outdir=outdir, context={"@aws-cdk/core:validateAgainstDefaultRules": True})
         stack = CustomerStack(
             app,
-            stack_name_for(config, customer, region),
+            kit_stack_name(config.project, customer.name, region),
             domains=domains,
             subnets_per_domain=subnets_per_domain,
             transit_gateway_id=shared.transit_gateway_id if shared else None,
@@ -121,14 +119,12 @@ def parameter_values(
     config: Config, customer: Customer, region: str, template: dict[str, Any]
 ) -> dict[str, str]:
     """Every template parameter with a value: the provider's ids, or a ``REPLACE-`` placeholder."""
-    from mcastkit.stacks.customer import domain_parameter
-
     shared = config.regions[region].shared
     known: dict[str, str] = {}
     if shared is not None:
-        known["TransitGatewayId"] = shared.transit_gateway_id
+        known[TRANSIT_GATEWAY_ID_KEY] = shared.transit_gateway_id
         for name, domain_id in shared.domain_ids.items():
-            known[domain_parameter(name)] = domain_id
+            known[domain_key(name)] = domain_id
     values: dict[str, str] = {}
     for name, spec in template.get("Parameters", {}).items():
         if name in known:
@@ -139,7 +135,7 @@ def parameter_values(
             values[name] = f"{PLACEHOLDER}your-vpc-cidr"
         elif spec.get("Type") == "AWS::EC2::Subnet::Id":
             values[name] = f"{PLACEHOLDER}your-{_kebab(name)}-id"
-        elif name == "TransitGatewayId" or name.endswith("DomainId"):
+        elif _shared(name):
             values[name] = f"{PLACEHOLDER}provider-{_kebab(name)}-not-yet-recorded"
         elif "Default" in spec:
             values[name] = str(spec["Default"])
@@ -155,7 +151,7 @@ def _who(customer: Customer) -> str:
 
 
 def _shared(parameter: str) -> bool:
-    return parameter == "TransitGatewayId" or parameter.endswith("DomainId")
+    return parameter == TRANSIT_GATEWAY_ID_KEY or parameter.endswith(domain_key(""))
 
 
 def _kebab(name: str) -> str:
@@ -186,7 +182,7 @@ def write_kit(
             f"cannot synthesize the customer template (needs Node.js 22 on PATH): {first}"
         ) from err
     values = parameter_values(config, customer, region, template)
-    stack_name = stack_name_for(config, customer, region)
+    stack_name = kit_stack_name(config.project, customer.name, region)
     out.mkdir(parents=True, exist_ok=True)
     kit = Kit(
         directory=out,

@@ -17,7 +17,6 @@ known is *unverified*: ``accept`` leaves its requests pending and ``status`` rep
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,12 +24,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mcastkit.config import Config, Customer
+from mcastkit.config.names import DOMAIN_ID, OU_ID, TRANSIT_GATEWAY_ID, TRANSIT_GATEWAY_ID_KEY, domain_key
 from mcastkit.exit import ExitStatus
 from mcastkit.onboard.aws import Aws, AwsFailure
-
-TGW_ID = re.compile(r"^tgw-[0-9a-f]{8,17}$")
-DOMAIN_ID = re.compile(r"^tgw-mcast-domain-[0-9a-f]{8,17}$")
-OU_ID = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 
 
 @dataclass(frozen=True)
@@ -86,27 +82,18 @@ def recorded_ids(config: Config, region: str) -> tuple[str | None, dict[str, str
     return shared.transit_gateway_id, dict(shared.domain_ids)
 
 
-def domain_output_key(domain: str) -> str:
-    """The network stack's output holding ``domain``'s id (``market-data`` -> ``MarketDataDomainId``).
-
-    Same spelling as :func:`mcastkit.constructs.multicast_domain.pascal`, repeated here so
-    that the AWS commands do not start the CDK (jsii) runtime.
-    """
-    return "".join(part.capitalize() for part in domain.split("-")) + "DomainId"
-
-
 def ids_from_outputs(
     config: Config, region: str, outputs: list[dict[str, Any]]
 ) -> tuple[str | None, dict[str, str]]:
     """TGW and domain ids from the network stack's outputs (``TransitGatewayId``, ``<Domain>DomainId``)."""
     values = {str(o.get("OutputKey")): str(o.get("OutputValue", "")) for o in outputs}
-    tgw_id = values.get("TransitGatewayId")
+    tgw_id = values.get(TRANSIT_GATEWAY_ID_KEY)
     domain_ids = {
-        d.name: values[domain_output_key(d.name)]
+        d.name: values[domain_key(d.name)]
         for d in config.regions[region].domains
-        if DOMAIN_ID.match(values.get(domain_output_key(d.name), ""))
+        if DOMAIN_ID.match(values.get(domain_key(d.name), ""))
     }
-    return (tgw_id if tgw_id and TGW_ID.match(tgw_id) else None), domain_ids
+    return (tgw_id if tgw_id and TRANSIT_GATEWAY_ID.match(tgw_id) else None), domain_ids
 
 
 def find_provider_region(aws: Aws, config: Config, region: str) -> ProviderRegion:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mcastkit.config import Config
-from mcastkit.config.names import pascal
+from mcastkit.config.names import domain_key
 from mcastkit.stacks.compute import ComputeStack
 from mcastkit.stacks.network import NetworkStack
 from mcastkit.stacks.sharing import SharingStack
@@ -45,7 +45,7 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         # network stack per shared domain, which would come and go with the customers.
         transit_gateway_arn=cdk.Fn.import_value(network.export_name("TransitGatewayArn")),
         domain_arns={
-            name: cdk.Fn.import_value(network.export_name(f"{pascal(name)}DomainArn"))
+            name: cdk.Fn.import_value(network.export_name(domain_key(name, "Arn")))
             for name in network.domains
         },
         env=env,

@@ -24,12 +24,17 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Capacity, Domain
-from mcastkit.config.names import pascal
+from mcastkit.config.names import (
+    DOMAIN_ID_PATTERN,
+    TRANSIT_GATEWAY_ID_KEY,
+    TRANSIT_GATEWAY_ID_PATTERN,
+    domain_key,
+    pascal,
+    subnet_parameter,
+)
 from mcastkit.constructs.cluster import Igmpv2Cluster
 from mcastkit.constructs.member_rules import MemberRules
 
-TGW_ID_PATTERN = r"^tgw-[0-9a-f]{8,17}$"
-DOMAIN_ID_PATTERN = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
 CIDR_PATTERN = r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$"
 #: Network ACL protocol number meaning every protocol.
 ALL_PROTOCOLS = -1
@@ -47,14 +52,6 @@ def association_logical_id(domain: str, index: int) -> str:
 def default_subnets_per_domain(domains: int) -> int:
     """Two availability zones for a single domain; one subnet (and zone) per domain otherwise."""
     return 2 if domains == 1 else 1
-
-
-def subnet_parameter(domain: str, index: int) -> str:
-    return f"{pascal(domain)}Subnet{index + 1}"
-
-
-def domain_parameter(domain: str) -> str:
-    return f"{pascal(domain)}DomainId"
 
 
 class SharedDomainMembership(Construct):
@@ -159,16 +156,16 @@ class CustomerStack(cdk.Stack):
             "VpcId", type="AWS::EC2::VPC::Id", description="Your VPC that holds the receiver subnets"
         )
         tgw_id = self._parameter(
-            "TransitGatewayId",
+            TRANSIT_GATEWAY_ID_KEY,
             default=transit_gateway_id,
-            allowed_pattern=TGW_ID_PATTERN,
+            allowed_pattern=TRANSIT_GATEWAY_ID_PATTERN,
             constraint_description="a transit gateway id such as tgw-0123456789abcdef0",
             description="The provider's shared transit gateway (tgw-...)",
         )
         subnets_by_domain: dict[str, tuple[str, list[str]]] = {}
         for domain in domains:
             domain_id = self._parameter(
-                domain_parameter(domain.name),
+                domain_key(domain.name),
                 default=domain_ids.get(domain.name),
                 allowed_pattern=DOMAIN_ID_PATTERN,
                 constraint_description="a multicast domain id such as tgw-mcast-domain-0123456789abcdef0",

@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mcastkit.config import Config
-from mcastkit.config.names import pascal
+from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, export_name, pascal
 from mcastkit.config.rules import member_acl_room
 from mcastkit.constructs.member_rules import MemberRules
 from mcastkit.constructs.multicast_domain import MulticastDomain
@@ -110,7 +110,7 @@ class NetworkStack(RegionStack):
 
     def export_name(self, output_id: str) -> str:
         """The stable export name of one of this stack's outputs (``TransitGatewayArn``...)."""
-        return f"{self.stack_name}-{output_id}"
+        return export_name(self.stack_name, output_id)
 
     def _outputs(self) -> None:
         """Ids customers and the onboarding commands need, under stable export names.
@@ -122,9 +122,11 @@ class NetworkStack(RegionStack):
         def output(id_: str, value: str, description: str) -> None:
             cdk.CfnOutput(self, id_, value=value, description=description, export_name=self.export_name(id_))
 
-        output("TransitGatewayId", self.transit_gateway.transit_gateway_id, "multicast transit gateway id")
+        output(
+            TRANSIT_GATEWAY_ID_KEY, self.transit_gateway.transit_gateway_id, "multicast transit gateway id"
+        )
         output("TransitGatewayArn", self.transit_gateway.transit_gateway_arn, "multicast transit gateway ARN")
         output("VpcId", self.network.vpc.vpc_id, "provider VPC id")
         for name, domain in self.domains.items():
-            output(f"{pascal(name)}DomainId", domain.domain_id, f"multicast domain {name} id")
-            output(f"{pascal(name)}DomainArn", domain.domain_arn, f"multicast domain {name} ARN")
+            output(domain_key(name), domain.domain_id, f"multicast domain {name} id")
+            output(domain_key(name, "Arn"), domain.domain_arn, f"multicast domain {name} ARN")
