@@ -9,6 +9,7 @@ import pytest
 
 from mcastkit.net.addresses import AddressError, GroupPort
 from mcastkit.net.sockets import open_receiver, open_sender
+from mcastkit.probe.report import Latency, ProbeReport
 
 LOOPBACK = "127.0.0.1"
 
@@ -42,4 +43,24 @@ needs_loopback_multicast = pytest.mark.skipif(
 def random_group() -> GroupPort:
     return GroupPort(
         f"239.255.{random.randint(1, 254)}.{random.randint(1, 254)}", random.randint(20000, 60000)
+    )
+
+
+def sample_report(*, expected: int = 100, unique: int = 100, max_loss: float = 0.0) -> ProbeReport:
+    """A report of a finished stream, for tests that read or judge one."""
+    return ProbeReport(
+        group="239.1.1.1:5001",
+        interface="127.0.0.1",
+        stream_id=7,
+        expected=expected,
+        received=unique,
+        unique=unique,
+        duplicates=0,
+        reordered=0,
+        unexpected=0,
+        latency_us=Latency(p50=12.5, p99=40.0, max=41.2),
+        foreign=0,
+        seconds=1.25,
+        stopped_by="count",
+        max_loss=max_loss,
     )

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, replace
 
 import pytest
+from probe_support import sample_report
 
 from mcastkit.commands.lab import render_table
 from mcastkit.lab.session import LabState, Member, StreamReport, counters_from_metrics
@@ -72,21 +73,11 @@ def test_metrics_text_that_is_not_prometheus_is_an_error() -> None:
 
 
 def _report(unique: int, expected: int = 100) -> ProbeReport:
-    return ProbeReport(
-        group="239.1.1.1:5001",
+    """A receiver's report as the lab reads it back (its address in the lab, any loss accepted)."""
+    return replace(
+        sample_report(expected=expected, unique=unique, max_loss=1.0),
         interface="10.77.2.21",
-        stream_id=9,
-        expected=expected,
-        received=unique,
-        unique=unique,
-        duplicates=0,
-        reordered=0,
-        unexpected=0,
         latency_us=Latency(p50=210.0, p99=394.0, max=400.0),
-        foreign=0,
-        seconds=1.0,
-        stopped_by="count",
-        max_loss=1.0,
     )
 
 

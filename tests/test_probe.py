@@ -36,8 +36,6 @@ def test_stats_count_loss_duplicates_and_reordering() -> None:
     assert stats.received == 9
     assert stats.loss == pytest.approx(0.3)
     assert not stats.complete
-    summary = stats.summary()
-    assert summary["lost"] == 3 and summary["duplicates"] == 1 and summary["reordered"] == 2
 
 
 def test_stats_complete_stream() -> None:
@@ -159,7 +157,7 @@ def test_send_then_receive_counts_every_datagram() -> None:
     assert result.stream_id == 42  # type: ignore[attr-defined]
     assert stats.unique == 2000 and stats.lost == 0 and stats.duplicates == 0
     assert result.stopped_by == "count"  # type: ignore[attr-defined]
-    latency = stats.summary()["latency_us"]
+    latency = latency_summary(stats.latencies_ns)
     assert latency["p50"] is not None and latency["p50"] >= 0
 
 

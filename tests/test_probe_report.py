@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from probe_support import sample_report
 
 from mcastkit.probe.receiver import ReceiveResult
 from mcastkit.probe.report import Latency, ProbeReport, ReportError, within_budget
@@ -18,25 +19,6 @@ EARLIER_LINE = (
     '"latency_us": {"p50": 210.4, "p99": 394, "max": 401.0}, "foreign": 3, "seconds": 2.503, '
     '"stopped_by": "idle", "max_loss": 1, "ok": true}'
 )
-
-
-def _report(*, expected: int = 100, unique: int = 100, max_loss: float = 0.0) -> ProbeReport:
-    return ProbeReport(
-        group="239.1.1.1:5001",
-        interface="127.0.0.1",
-        stream_id=7,
-        expected=expected,
-        received=unique,
-        unique=unique,
-        duplicates=0,
-        reordered=0,
-        unexpected=0,
-        latency_us=Latency(p50=12.5, p99=40.0, max=41.2),
-        foreign=0,
-        seconds=1.25,
-        stopped_by="count",
-        max_loss=max_loss,
-    )
 
 
 def test_a_report_made_from_a_receive_result_comes_back_from_its_json_line() -> None:
@@ -123,14 +105,16 @@ def test_a_long_malformed_line_is_shown_cut_short() -> None:
     ],
 )
 def test_ok_is_heard_and_loss_at_most_the_budget(unique: int, max_loss: float, ok: bool) -> None:
-    report = _report(expected=100, unique=unique, max_loss=max_loss)
+    report = sample_report(expected=100, unique=unique, max_loss=max_loss)
     assert report.ok() is ok
     assert report.to_dict()["ok"] is ok
-    assert _report(expected=100, unique=unique, max_loss=0.5).ok(max_loss) is ok  # judged by another budget
+    assert (
+        sample_report(expected=100, unique=unique, max_loss=0.5).ok(max_loss) is ok
+    )  # judged by another budget
 
 
 def test_ok_judges_the_exact_loss_not_the_rounded_one_in_the_json() -> None:
-    report = _report(expected=10_000_000, unique=9_999_999, max_loss=0.0)
+    report = sample_report(expected=10_000_000, unique=9_999_999, max_loss=0.0)
     assert report.to_dict()["loss"] == 0.0  # 1e-7 rounds away in the JSON...
     assert not report.ok()  # ...but one datagram lost is still over a zero budget
     assert not ProbeReport.from_json(report.to_json()).ok()
@@ -141,6 +125,6 @@ def test_the_one_rule_serves_every_probe_judgement() -> None:
     assert within_budget(heard=5, loss=-0.5, max_loss=0.0)  # a monitor interval that filled old gaps
     assert not within_budget(heard=0, loss=0.0, max_loss=1.0)
     assert not within_budget(heard=10, loss=0.25, max_loss=0.2)
-    report = _report(unique=75, max_loss=0.25)
+    report = sample_report(unique=75, max_loss=0.25)
     assert report.ok() == within_budget(report.unique, report.loss, 0.25)
     assert replace(report, unique=0).ok() is False

@@ -72,9 +72,7 @@ NON_NITRO_FAMILIES: Final = frozenset(
     }
 )
 
-#: IPv4 multicast (RFC 5771), and its link-local block that carries IGMP and routing protocols.
-MULTICAST_RANGE: Final = ipaddress.IPv4Network("224.0.0.0/4")
-LOCAL_CONTROL_BLOCK: Final = ipaddress.IPv4Network("224.0.0.0/24")
+# Multicast groups are checked by mcastkit.net.addresses.data_group, shared with the command line.
 
 #: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks").
 VPC_PREFIX_RANGE: Final = (16, 28)

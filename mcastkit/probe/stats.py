@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable
-from typing import Any
 
 
 def percentile(sorted_values: list[int] | array[int], fraction: float) -> int | None:
@@ -77,16 +76,3 @@ class StreamStats:
     @property
     def loss(self) -> float:
         return self.lost / self.expected if self.expected else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "expected": self.expected,
-            "received": self.received,
-            "unique": self.unique,
-            "lost": self.lost,
-            "loss": round(self.loss, 6),
-            "duplicates": self.duplicates,
-            "reordered": self.reordered,
-            "unexpected": self.unexpected,
-            "latency_us": latency_summary(self.latencies_ns),
-        }
