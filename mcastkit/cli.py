@@ -24,6 +24,7 @@ __all__ = ["COMMAND_MODULES", "Console", "build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.validate",
     "mcastkit.commands.summary",
+    "mcastkit.commands.plan",
     "mcastkit.commands.relay",
     "mcastkit.commands.probe",
     "mcastkit.commands.lab",

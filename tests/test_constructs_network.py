@@ -141,7 +141,7 @@ def test_transit_gateway_is_multicast_only(network: Any) -> None:
 
 def test_attachment_takes_one_subnet_per_zone(network: Any) -> None:
     vpc, _, template = network
-    (attachment,) = template.find_resources("AWS::EC2::TransitGatewayVpcAttachment").values()
+    (attachment,) = template.find_resources("AWS::EC2::TransitGatewayAttachment").values()
     refs = [s["Ref"] for s in attachment["Properties"]["SubnetIds"]]
     assert len(refs) == 2
     stack = cdk.Stack.of(vpc)

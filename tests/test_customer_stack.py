@@ -78,9 +78,9 @@ def test_parameters_import_the_customer_vpc_and_the_shared_ids(alpha: SimpleName
 
 def test_attachment_and_one_association_per_subnet(alpha: SimpleNamespace) -> None:
     template = alpha.template
-    template.resource_count_is("AWS::EC2::TransitGatewayVpcAttachment", 1)
+    template.resource_count_is("AWS::EC2::TransitGatewayAttachment", 1)
     template.has_resource_properties(
-        "AWS::EC2::TransitGatewayVpcAttachment",
+        "AWS::EC2::TransitGatewayAttachment",
         {
             "TransitGatewayId": {"Ref": "TransitGatewayId"},
             "VpcId": {"Ref": "VpcId"},
@@ -96,7 +96,7 @@ def test_attachment_and_one_association_per_subnet(alpha: SimpleNamespace) -> No
         ("MarketDataDomainId", "MarketDataSubnet1"),
         ("ReferenceDataDomainId", "ReferenceDataSubnet1"),
     ]
-    (attachment_id,) = template.find_resources("AWS::EC2::TransitGatewayVpcAttachment")
+    (attachment_id,) = template.find_resources("AWS::EC2::TransitGatewayAttachment")
     for association in associations.values():
         assert association["Properties"]["TransitGatewayAttachmentId"] == {
             "Fn::GetAtt": [attachment_id, "Id"]
@@ -105,7 +105,7 @@ def test_attachment_and_one_association_per_subnet(alpha: SimpleNamespace) -> No
 
 def test_logical_ids_of_the_attachment_and_associations_stay_stable(alpha: SimpleNamespace) -> None:
     resources = alpha.template.to_json()["Resources"]
-    assert resources["TransitGatewayAttachment"]["Type"] == "AWS::EC2::TransitGatewayVpcAttachment"
+    assert resources["TransitGatewayAttachment"]["Type"] == "AWS::EC2::TransitGatewayAttachment"
     for logical_id in ("MarketDataAssociation1", "ReferenceDataAssociation1"):
         assert resources[logical_id]["Type"] == "AWS::EC2::TransitGatewayMulticastDomainAssociation"
 

@@ -119,7 +119,7 @@ def test_cli_kit_without_recorded_ids_marks_placeholders(
     assert (
         "provider ids not recorded in regions.eu-west-2.shared: TransitGatewayId, MarketDataDomainId" in out
     )
-    assert "the customer fills in: VpcId, MarketDataSubnet1, MarketDataSubnet2, VpcCidr" in out
+    assert "the customer fills in: VpcId, MarketDataSubnet1, VpcCidr" in out
     written = tmp_path / "venue-md-beta-capital-eu-west-2-receiver.template.json"
     assert json.loads(written.read_text()) == template
     values = {
@@ -138,16 +138,16 @@ def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
     values = {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(kit.parameters.read_text())}
     assert values["TransitGatewayId"] == TGW
     assert values["MarketDataDomainId"] == "tgw-mcast-domain-0aaaaaaaaaaaaaaa1"
-    # beta is entitled to one domain: two receiver subnets (two AZs) by default, no reference-data.
-    assert sorted(k for k in values if "Subnet" in k) == ["MarketDataSubnet1", "MarketDataSubnet2"]
+    # beta is entitled to one domain: one receiver subnet by default (the same for any number of domains).
+    assert sorted(k for k in values if "Subnet" in k) == ["MarketDataSubnet1"]
     assert "ReferenceDataDomainId" not in values
     assert kit.unrecorded == []
-    assert kit.placeholders == ["VpcId", "MarketDataSubnet1", "MarketDataSubnet2", "VpcCidr"]
+    assert kit.placeholders == ["VpcId", "MarketDataSubnet1", "VpcCidr"]
     assert values["VpcCidr"] == f"{PLACEHOLDER}your-vpc-cidr"
     template = json.loads(kit.template.read_text())
     assert template["Parameters"]["TransitGatewayId"]["Default"] == TGW
     types = [r["Type"] for r in template["Resources"].values()]
-    assert types.count("AWS::EC2::TransitGatewayMulticastDomainAssociation") == 2
+    assert types.count("AWS::EC2::TransitGatewayMulticastDomainAssociation") == 1
     assert "AWS::ECS::Cluster" not in types
     readme = kit.readme.read_text()
     assert f"mcastkit onboard join --share-arn {SHARE}" in readme

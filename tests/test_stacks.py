@@ -65,7 +65,7 @@ def test_stateful_logical_ids_are_pinned(templates: dict[str, Template]) -> None
         pinned = {
             "Vpc": "AWS::EC2::VPC",
             "TransitGateway": "AWS::EC2::TransitGateway",
-            "TransitGatewayVpcAttachment": "AWS::EC2::TransitGatewayVpcAttachment",
+            "TransitGatewayAttachment": "AWS::EC2::TransitGatewayAttachment",
             "MulticastDomainMarketData": "AWS::EC2::TransitGatewayMulticastDomain",
             "MulticastDomainReferenceData": "AWS::EC2::TransitGatewayMulticastDomain",
         }
@@ -121,7 +121,7 @@ def test_attachment_holds_every_multicast_subnet(templates: dict[str, Template])
     cidr_of = {
         k: r["Properties"]["CidrBlock"] for k, r in resources.items() if r["Type"] == "AWS::EC2::Subnet"
     }
-    subnets = resources["TransitGatewayVpcAttachment"]["Properties"]["SubnetIds"]
+    subnets = resources["TransitGatewayAttachment"]["Properties"]["SubnetIds"]
     assert [cidr_of[s["Ref"]] for s in subnets] == ["10.20.0.0/24", "10.20.1.0/24", "10.20.10.0/24"]
 
 

@@ -8,10 +8,13 @@
 #   ECS_AWSVPC_BLOCK_IMDS=true        awsvpc tasks cannot reach the instance metadata
 #                                     service (and so not the host role's credentials)
 #   ECS_ENABLE_TASK_IAM_ROLE=true     tasks use their own task roles
-#   ECS_CONTAINER_INSTANCE_PROPAGATE_TAGS_FROM=ec2_instance
-#                                     container instances carry the host's tags
-#   ECS_ENABLE_SPOT_INSTANCE_DRAINING=true
-#                                     drain tasks when a Spot host is reclaimed
+#
+# Not set, on purpose: ECS_CONTAINER_INSTANCE_PROPAGATE_TAGS_FROM=ec2_instance makes the agent
+# call EC2 DescribeTags before it registers (amazon-ecs-agent agent/app/agent.go,
+# registerContainerInstance) and tag the container instance (ecs:TagResource); the hosts have
+# no path to the EC2 API (no NAT, no ec2 endpoint), the agent exits 1 on the failure and ecs-init
+# restarts it forever, so no host would ever join the cluster. ECS_ENABLE_SPOT_INSTANCE_DRAINING
+# is for Spot capacity, which the cluster does not use.
 #
 # Environment:
 #   MCASTKIT_ECS_CONFIG  the agent config file (default /etc/ecs/ecs.config)
@@ -22,8 +25,6 @@ config=${MCASTKIT_ECS_CONFIG:-/etc/ecs/ecs.config}
 settings=(
   "ECS_AWSVPC_BLOCK_IMDS=true"
   "ECS_ENABLE_TASK_IAM_ROLE=true"
-  "ECS_CONTAINER_INSTANCE_PROPAGATE_TAGS_FROM=ec2_instance"
-  "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true"
 )
 
 mkdir -p "$(dirname "$config")"

@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
         "--subnets-per-domain",
         type=int,
         default=None,
-        help="receiver subnets per domain (default: 2 for one domain, else 1; each needs its own AZ)",
+        help="receiver subnets per domain (default 1; each needs its own AZ); keep it the same for every "
+        "kit of this customer: a different count moves subnets between associations, which replaces them",
     )
     kit.add_argument(
         "--cluster", action="store_true", help="add an IGMPv2 ECS cluster (EC2) in the receiver subnets"

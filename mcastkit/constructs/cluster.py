@@ -25,8 +25,9 @@ def bootstrap_user_data(scripts: Sequence[str], *, directory: Path = BOOTSTRAP_D
     """User data that writes each bootstrap script to the host and runs it.
 
     Each script runs in its own ``bash`` so its ``set -euo pipefail`` and variables stay
-    its own; a failing script stops the boot sequence (the instance never joins the
-    cluster, which the ASG health check then replaces).
+    its own; a failing script stops the boot sequence and the instance never joins the
+    cluster. The ASG's EC2 health check does not see that (the instance runs): managed
+    scaling adds hosts for the pending tasks up to ``max``, and the ECS services wait.
     """
     user_data = ec2.UserData.for_linux()
     user_data.add_commands("set -euo pipefail", f"mkdir -p {HOST_BOOTSTRAP_DIR}")

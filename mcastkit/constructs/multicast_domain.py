@@ -64,15 +64,18 @@ class MulticastDomain(Construct):
         Tags.of(self.multicast_domain).add("Name", domain.name)
         self.domain_id: str = self.multicast_domain.attr_transit_gateway_multicast_domain_id
         self.domain_arn: str = self.multicast_domain.attr_transit_gateway_multicast_domain_arn
+        # One association per subnet, named after the subnet's construct (``Subnet10200024``,
+        # from its CIDR), never its position: every property of an association is create-only,
+        # so a reorder would replace two of them and the new ones would collide with the old.
         self.associations = [
             ec2.CfnTransitGatewayMulticastDomainAssociation(
                 self,
-                f"Association{index}",
+                f"Association{subnet.node.id}",
                 transit_gateway_multicast_domain_id=self.domain_id,
                 transit_gateway_attachment_id=attachment_id,
                 subnet_id=subnet.subnet_id,
             )
-            for index, subnet in enumerate(subnets)
+            for subnet in subnets
         ]
         self.group_sources: list[ec2.CfnTransitGatewayMulticastGroupSource] = []
         for eni in domain.static_sources:

@@ -22,7 +22,11 @@ class MulticastTransitGateway(Construct):
     gateway get no unicast path to each other or to the provider's VPC.
 
     The attachment takes at most one subnet per availability zone (an AWS rule); pass
-    one per zone (see :func:`mcastkit.constructs.vpc.first_subnet_per_zone`).
+    one per zone (see :func:`mcastkit.constructs.vpc.first_subnet_per_zone`). It is an
+    ``AWS::EC2::TransitGatewayAttachment``, whose ``SubnetIds`` update in place: on the older
+    ``TransitGatewayVpcAttachment`` they are create-only, so adding a domain in a new zone
+    would replace the attachment, and the replacement is refused
+    (``DuplicateTransitGatewayAttachment``: one attachment per VPC and gateway).
 
     Args:
         vpc: the provider VPC to attach.
@@ -35,7 +39,7 @@ class MulticastTransitGateway(Construct):
     Attributes:
         transit_gateway: the ``AWS::EC2::TransitGateway``.
         transit_gateway_id, transit_gateway_arn: its id and ARN.
-        attachment: the ``AWS::EC2::TransitGatewayVpcAttachment``; ``attachment_id`` its id.
+        attachment: the ``AWS::EC2::TransitGatewayAttachment``; ``attachment_id`` its id.
     """
 
     def __init__(
@@ -70,11 +74,13 @@ class MulticastTransitGateway(Construct):
         Tags.of(self.transit_gateway).add("Name", description)
         self.transit_gateway_id: str = self.transit_gateway.ref
         self.transit_gateway_arn: str = self.transit_gateway.attr_transit_gateway_arn
-        self.attachment = ec2.CfnTransitGatewayVpcAttachment(
+        self.attachment = ec2.CfnTransitGatewayAttachment(
             self,
             "VpcAttachment",
             transit_gateway_id=self.transit_gateway_id,
             vpc_id=vpc.vpc_id,
             subnet_ids=[s.subnet_id for s in attachment_subnets],
+            # Explicit: the handler's create and update default DnsSupport differently.
+            options={"DnsSupport": "disable", "Ipv6Support": "disable", "ApplianceModeSupport": "disable"},
         )
         self.attachment_id: str = self.attachment.ref

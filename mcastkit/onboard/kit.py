@@ -75,7 +75,7 @@ def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
     stacks = _customer_stacks()
     limit: int = stacks.MAX_RECEIVER_SUBNETS
     per_domain = (
-        stacks.default_subnets_per_domain(domains) if subnets_per_domain is None else subnets_per_domain
+        stacks.DEFAULT_SUBNETS_PER_DOMAIN if subnets_per_domain is None else subnets_per_domain
     )
     if not 1 <= per_domain * domains <= limit:
         raise KitError(

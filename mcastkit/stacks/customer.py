@@ -49,9 +49,10 @@ def association_logical_id(domain: str, index: int) -> str:
     return f"{pascal(domain)}Association{index + 1}"
 
 
-def default_subnets_per_domain(domains: int) -> int:
-    """Two availability zones for a single domain; one subnet (and zone) per domain otherwise."""
-    return 2 if domains == 1 else 1
+#: Receiver subnets per domain unless the kit asks for more: the same whatever the number of
+#: domains, so a customer entitled to one more domain keeps its subnets in their association
+#: slots (associations are create-only: a subnet moved to another slot is replaced).
+DEFAULT_SUBNETS_PER_DOMAIN = 1
 
 
 class SharedDomainMembership(Construct):
@@ -64,7 +65,8 @@ class SharedDomainMembership(Construct):
             appear under two domains.
 
     Attributes:
-        attachment: the ``AWS::EC2::TransitGatewayVpcAttachment``.
+        attachment: the ``AWS::EC2::TransitGatewayAttachment`` (its ``SubnetIds`` update in place,
+            so a customer entitled to one more domain keeps its attachment).
         associations: domain name -> its ``AWS::EC2::TransitGatewayMulticastDomainAssociation`` list.
     """
 
@@ -81,12 +83,14 @@ class SharedDomainMembership(Construct):
         if not subnets_by_domain or not all(s for _, s in subnets_by_domain.values()):
             raise ValueError("SharedDomainMembership needs at least one subnet per domain")
         all_subnets = [s for _, subnets in subnets_by_domain.values() for s in subnets]
-        self.attachment = ec2.CfnTransitGatewayVpcAttachment(
+        self.attachment = ec2.CfnTransitGatewayAttachment(
             self,
             "TransitGatewayAttachment",
             transit_gateway_id=transit_gateway_id,
             vpc_id=vpc_id,
             subnet_ids=all_subnets,
+            # Explicit: the handler's create and update default DnsSupport differently.
+            options={"DnsSupport": "disable", "Ipv6Support": "disable", "ApplianceModeSupport": "disable"},
             tags=[cdk.CfnTag(key="Name", value=f"{cdk.Aws.STACK_NAME}-multicast")],
         )
         self.associations: dict[str, list[ec2.CfnTransitGatewayMulticastDomainAssociation]] = {}
@@ -108,8 +112,8 @@ class CustomerStack(cdk.Stack):
 
     Args:
         domains: the domains the customer is entitled to in this region (from the config).
-        subnets_per_domain: receiver subnets per domain (default 2 for one domain, else 1:
-            every subnet needs its own availability zone).
+        subnets_per_domain: receiver subnets per domain (default 1; every subnet needs its own
+            availability zone). Keep it the same for every kit of a customer.
         transit_gateway_id, domain_ids: default values for the parameters (the provider's
             recorded ids; default: none, the deployer must pass them).
         cluster: capacity of an optional IGMPv2 ECS cluster in the receiver subnets
@@ -141,9 +145,7 @@ class CustomerStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         if not domains:
             raise ValueError("CustomerStack needs at least one entitled domain")
-        per_domain = (
-            default_subnets_per_domain(len(domains)) if subnets_per_domain is None else subnets_per_domain
-        )
+        per_domain = subnets_per_domain or DEFAULT_SUBNETS_PER_DOMAIN
         if not 1 <= per_domain * len(domains) <= MAX_RECEIVER_SUBNETS:
             raise ValueError(
                 f"{per_domain} receiver subnet(s) per domain for {len(domains)} domain(s): the attachment "

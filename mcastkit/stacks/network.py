@@ -20,7 +20,7 @@ from mcastkit.stacks.base import RegionStack
 #: Transit Gateway or domain cuts every customer off), so tests pin them.
 VPC_LOGICAL_ID = "Vpc"
 TRANSIT_GATEWAY_LOGICAL_ID = "TransitGateway"
-ATTACHMENT_LOGICAL_ID = "TransitGatewayVpcAttachment"
+ATTACHMENT_LOGICAL_ID = "TransitGatewayAttachment"
 
 
 def domain_logical_id(domain: str) -> str:

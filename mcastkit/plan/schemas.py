@@ -1,0 +1,132 @@
+"""What CloudFormation does to each resource type on an update: the facts ``mcastkit plan`` reads.
+
+``CREATE_ONLY`` lists each type's create-only properties (a change replaces the resource), as the
+CloudFormation resource schemas give them (the copy cfn-lint ships; ``tests/test_plan.py`` checks
+that this table matches it for every type the stacks make). Paths are below ``Properties``, with
+``/`` between levels.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
+    "AWS::AutoScaling::AutoScalingGroup": ("InstanceId", "AutoScalingGroupName"),
+    "AWS::EC2::FlowLog": (
+        "DeliverCrossAccountRole",
+        "DeliverLogsPermissionArn",
+        "LogGroupName",
+        "LogDestination",
+        "ResourceId",
+        "TrafficType",
+        "LogDestinationType",
+        "ResourceType",
+        "LogFormat",
+        "MaxAggregationInterval",
+        "DestinationOptions",
+        "TagFieldSpecifications",
+    ),
+    "AWS::EC2::LaunchTemplate": ("LaunchTemplateName",),
+    "AWS::EC2::NetworkAcl": ("VpcId",),
+    "AWS::EC2::NetworkAclEntry": ("Egress", "RuleNumber", "NetworkAclId"),
+    "AWS::EC2::RouteTable": ("VpcId",),
+    "AWS::EC2::SecurityGroup": ("GroupDescription", "GroupName", "VpcId"),
+    "AWS::EC2::Subnet": (
+        "VpcId",
+        "AvailabilityZone",
+        "AvailabilityZoneId",
+        "CidrBlock",
+        "OutpostArn",
+        "Ipv6Native",
+        "Ipv4IpamPoolId",
+        "Ipv4NetmaskLength",
+        "Ipv6IpamPoolId",
+        "Ipv6NetmaskLength",
+    ),
+    "AWS::EC2::SubnetNetworkAclAssociation": ("SubnetId", "NetworkAclId"),
+    "AWS::EC2::SubnetRouteTableAssociation": ("SubnetId", "RouteTableId"),
+    "AWS::EC2::TransitGateway": ("AmazonSideAsn", "MulticastSupport"),
+    "AWS::EC2::TransitGatewayAttachment": ("TransitGatewayId", "VpcId"),
+    "AWS::EC2::TransitGatewayMulticastDomain": ("TransitGatewayId",),
+    "AWS::EC2::TransitGatewayMulticastDomainAssociation": (
+        "TransitGatewayMulticastDomainId",
+        "TransitGatewayAttachmentId",
+        "SubnetId",
+    ),
+    "AWS::EC2::TransitGatewayMulticastGroupMember": (
+        "TransitGatewayMulticastDomainId",
+        "GroupIpAddress",
+        "NetworkInterfaceId",
+    ),
+    "AWS::EC2::TransitGatewayMulticastGroupSource": (
+        "TransitGatewayMulticastDomainId",
+        "GroupIpAddress",
+        "NetworkInterfaceId",
+    ),
+    "AWS::EC2::TransitGatewayVpcAttachment": ("TransitGatewayId", "SubnetIds", "VpcId"),
+    "AWS::EC2::VPC": ("CidrBlock", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "VpcEncryptionControl"),
+    "AWS::EC2::VPCEndpoint": (
+        "ServiceName",
+        "VpcEndpointType",
+        "VpcId",
+        "ServiceNetworkArn",
+        "ResourceConfigurationArn",
+        "ServiceRegion",
+        "DnsOptions/PrivateDnsPreference",
+        "DnsOptions/PrivateDnsSpecifiedDomains",
+    ),
+    "AWS::ECS::CapacityProvider": ("AutoScalingGroupProvider/AutoScalingGroupArn", "Name", "ClusterName"),
+    "AWS::ECS::Cluster": ("ClusterName",),
+    "AWS::ECS::ClusterCapacityProviderAssociations": ("Cluster",),
+    "AWS::ECS::Service": ("Cluster", "Role", "SchedulingStrategy", "ServiceName"),
+    "AWS::ECS::TaskDefinition": (
+        "Family",
+        "ContainerDefinitions",
+        "Cpu",
+        "EnableFaultInjection",
+        "ExecutionRoleArn",
+        "InferenceAccelerators",
+        "Memory",
+        "NetworkMode",
+        "PlacementConstraints",
+        "ProxyConfiguration",
+        "RequiresCompatibilities",
+        "RuntimePlatform",
+        "TaskRoleArn",
+        "Volumes",
+        "PidMode",
+        "IpcMode",
+        "EphemeralStorage",
+    ),
+    "AWS::IAM::InstanceProfile": ("InstanceProfileName", "Path"),
+    "AWS::IAM::Policy": (),
+    "AWS::IAM::Role": ("Path", "RoleName"),
+    "AWS::KMS::Key": (),
+    "AWS::Lambda::Function": ("FunctionName", "PackageType", "TenancyConfig"),
+    "AWS::Logs::LogGroup": ("LogGroupName",),
+    "AWS::RAM::ResourceShare": ("ResourceShareConfiguration/RetainSharingOnAccountLeaveOrganization",),
+    "AWS::SecretsManager::Secret": ("Name",),
+}
+
+#: Properties the schema lets change but the resource handler does not apply: EC2 has no API that
+#: modifies a multicast domain's options, and the handler's update changes tags only (documented:
+#: the Transit Gateway guide lists no modify call; the handler source updates tags). A change
+#: deploys "successfully" and does nothing, so ``plan`` treats it as a replacement.
+NOT_APPLIED_ON_UPDATE: Final[dict[str, tuple[str, ...]]] = {
+    "AWS::EC2::TransitGatewayMulticastDomain": ("Options",),
+}
+
+#: Resources whose replacement or removal cuts customers off (or fails outright), so ``plan``
+#: refuses it unless asked to allow it.
+STATEFUL: Final = frozenset(
+    {
+        "AWS::EC2::TransitGateway",
+        "AWS::EC2::TransitGatewayAttachment",
+        "AWS::EC2::TransitGatewayVpcAttachment",
+        "AWS::EC2::TransitGatewayMulticastDomain",
+        "AWS::EC2::TransitGatewayMulticastDomainAssociation",
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::RAM::ResourceShare",
+    }
+)
