@@ -29,6 +29,8 @@ def config_data(**sections: Any) -> dict[str, Any]:
             REGION: {
                 "availability_zones": ZONES,
                 "vpc_cidr": "10.20.0.0/16",
+                # Room for the relay (twice while redeployed) and a probe: 2 tasks per c6in.large.
+                "capacity": {"instance_type": "c6in.large", "min": 3, "max": 4},
                 "subnets": [
                     {"cidr": "10.20.0.0/24", "availability_zone": ZONES[0], "domain": "market-data"},
                     {"cidr": "10.20.1.0/24", "availability_zone": ZONES[1], "domain": "market-data"},

@@ -152,6 +152,8 @@ def _six_domains() -> dict[str, Any]:
                     }
                     for i in range(6)
                 ],
+                # Relay and probe in two zones: 2 hosts in each hold the relay twice and 3 probe tasks.
+                "capacity": {"instance_type": "c6in.large", "min": 4, "max": 6},
                 "relay": {"domain": "d0", "datacenter_cidrs": ["192.168.0.0/24"]},
                 "probe": {"domain": "d1", "group": "g"},
             }
@@ -169,8 +171,8 @@ VALID: list[tuple[str, str]] = [
     ("six-domains-in-six-zones", yaml.safe_dump(_six_domains())),
     ("utf-8-bom", "\ufeff" + EXAMPLE),
     ("anchors-and-merge-keys", EXAMPLE.replace(
-        "    capacity: {instance_type: c6in.large, min: 2, max: 4}",
-        "    capacity: &hosts {instance_type: c6in.large, min: 2, max: 4}",
+        "    capacity: {instance_type: c6in.large, min: 3, max: 4}",
+        "    capacity: &hosts {instance_type: c6in.large, min: 3, max: 4}",
     ).replace(
         "    capacity: {instance_type: c6in.large, min: 1, max: 2}",
         "    capacity:\n      <<: *hosts\n      min: 1\n      max: 2",

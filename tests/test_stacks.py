@@ -175,7 +175,7 @@ def test_shares_hold_exactly_the_entitled_principals(
 
 def test_compute_uses_the_region_capacity(templates: dict[str, Template]) -> None:
     template = templates["venue-md-eu-west-2-compute"]
-    template.has_resource_properties("AWS::AutoScaling::AutoScalingGroup", {"MinSize": "2", "MaxSize": "4"})
+    template.has_resource_properties("AWS::AutoScaling::AutoScalingGroup", {"MinSize": "3", "MaxSize": "4"})
     template.has_resource_properties(
         "AWS::EC2::LaunchTemplate", {"LaunchTemplateData": Match.object_like({"InstanceType": "c6in.large"})}
     )

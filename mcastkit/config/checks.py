@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
+from mcastkit.config import facts
 from mcastkit.config.models import Capacity, Config, Customer, Region
 from mcastkit.config.names import (
     SHARE_ARN,
@@ -72,6 +73,7 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
     problems += [p.within(("capacity",)) for p in capacity_problems(region.capacity)]
     problems += _domain_problems(region)
     problems += _quota_problems(config, region)
+    problems += _placement_problems(region)
     problems += _subnet_problems(name, region)
     problems += _relay_problems(config, region)
     problems += _probe_problems(region)
@@ -82,15 +84,67 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
 
 def capacity_problems(capacity: Capacity) -> list[Problem]:
     """Problems of an ECS capacity (the provider's, or a customer kit's ``--cluster``)."""
+    problems = []
     if capacity.min > capacity.max:
-        return [
+        problems.append(
             Problem(
                 ("min",),
                 f"min {capacity.min} is greater than max {capacity.max}",
                 fix="raise max or lower min",
             )
-        ]
-    return []
+        )
+    if capacity.interfaces is None:
+        known = ", ".join(sorted(facts.INSTANCE_TYPES))
+        problems.append(
+            Problem(
+                ("instance_type",),
+                f"{capacity.instance_type} is not in mcastkit's table of network interfaces per instance, "
+                "which decides how many tasks a host runs",
+                fix=f"choose one of {known}, or set capacity.network_interfaces (EC2 "
+                "DescribeInstanceTypes: NetworkInfo.MaximumNetworkInterfaces)",
+            )
+        )
+    return problems
+
+
+def _placement_problems(region: Region) -> list[Problem]:
+    """The hosts at ``capacity.min`` must hold every task in its domain's zones, and a second
+    relay task while a deployment starts the new one before stopping the old (probes stop first)."""
+    capacity = region.capacity
+    known = [d.name for d in region.domains]
+    needed: dict[str, int] = {}
+    if region.relay and region.relay.domain in known:
+        needed[region.relay.domain] = 2 * region.relay.desired_count
+    if region.probe and region.probe.domain in known:
+        needed[region.probe.domain] = needed.get(region.probe.domain, 0) + region.probe.receivers + 1
+    if capacity.interfaces is None or not needed:
+        return []
+    host_zones = {s.availability_zone for s in region.host_subnets}
+
+    def slots(hosts: int, domain: str) -> int:
+        # An evenly balanced group puts at most ceil(hosts / zones) in each zone outside the domain's.
+        outside = len(host_zones - {s.availability_zone for s in region.subnets_of(domain)})
+        return max(0, hosts - -(-hosts // len(host_zones)) * outside) * capacity.task_slots
+
+    short = [d for d, count in needed.items() if slots(capacity.min, d) < count]
+    if not short:
+        return []
+    enough = next(
+        (m for m in range(capacity.min, 101) if all(slots(m, d) >= c for d, c in needed.items())), None
+    )
+    domain = short[0]
+    return [
+        Problem(
+            ("capacity", "min"),
+            f"{capacity.min} host(s) of {capacity.instance_type} ({capacity.task_slots} task interfaces "
+            f"each) leave {slots(capacity.min, domain)} for domain {domain!r}, whose tasks need "
+            f"{needed[domain]} "
+            "(the relay twice while a deployment overlaps, the probe receivers and sender)",
+            fix=f"raise capacity.min to {enough}"
+            if enough
+            else "choose an instance type with more interfaces",
+        )
+    ]
 
 
 def _domain_problems(region: Region) -> list[Problem]:

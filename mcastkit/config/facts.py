@@ -72,6 +72,43 @@ NON_NITRO_FAMILIES: Final = frozenset(
     }
 )
 
+#: Network interfaces per instance and the CPU architecture of the instance types the hosts may use,
+#: from amazon-vpc-cni-k8s pkg/vpc/vpc_ip_resource_limit.go (generated from EC2 DescribeInstanceTypes,
+#: ``MaximumNetworkInterfaces``; commit b5218838) and aws-cdk-lib's ``InstanceType.architecture``.
+#: An ``awsvpc`` task takes one interface of its host: task slots per host are this less the
+#: primary interface (without ENI trunking, which was never validated with multicast).
+INSTANCE_TYPES: Final[dict[str, tuple[int, str]]] = {
+    "c5n.large": (3, "x86_64"),
+    "c5n.xlarge": (4, "x86_64"),
+    "c5n.2xlarge": (4, "x86_64"),
+    "c5n.4xlarge": (8, "x86_64"),
+    "c5n.9xlarge": (8, "x86_64"),
+    "c6in.large": (3, "x86_64"),
+    "c6in.xlarge": (4, "x86_64"),
+    "c6in.2xlarge": (4, "x86_64"),
+    "c6in.4xlarge": (8, "x86_64"),
+    "c6in.8xlarge": (8, "x86_64"),
+    "c6i.large": (3, "x86_64"),
+    "c6i.xlarge": (4, "x86_64"),
+    "c6i.2xlarge": (4, "x86_64"),
+    "c6i.4xlarge": (8, "x86_64"),
+    "c7i.large": (3, "x86_64"),
+    "c7i.xlarge": (4, "x86_64"),
+    "c7i.2xlarge": (4, "x86_64"),
+    "m6i.large": (3, "x86_64"),
+    "m6i.xlarge": (4, "x86_64"),
+    "m6i.2xlarge": (4, "x86_64"),
+    "m7i.large": (3, "x86_64"),
+    "m7i.xlarge": (4, "x86_64"),
+    "r6i.large": (3, "x86_64"),
+    "r6i.xlarge": (4, "x86_64"),
+    "c6gn.large": (3, "arm64"),
+    "c6gn.xlarge": (4, "arm64"),
+    "c7gn.large": (3, "arm64"),
+    "c7gn.xlarge": (4, "arm64"),
+    "c7gn.2xlarge": (4, "arm64"),
+}
+
 # Multicast groups are checked by mcastkit.net.addresses.data_group, shared with the command line.
 
 #: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks").
@@ -97,6 +134,8 @@ DOMAINS_PER_TRANSIT_GATEWAY: Final = 20
 GROUPS_PER_TRANSIT_GATEWAY: Final = 5000
 #: Members per group: 100, not adjustable; one is the provider's own receiver.
 CUSTOMERS_PER_DOMAIN: Final = 99
+#: Sources per group (adjustable); every static source of a domain is registered for every group.
+SOURCES_PER_GROUP: Final = 1
 #: VPC quotas (VPC user guide, "Amazon VPC quotas"): rules per security group per direction
 #: (adjustable) and rules per network ACL per direction (adjustable up to 40).
 SECURITY_GROUP_RULES: Final = 60

@@ -168,6 +168,36 @@ class Capacity(_Model):
     instance_type: str = "c6in.large"
     min: int = Field(default=1, ge=0, le=100)
     max: int = Field(default=2, ge=1, le=100)
+    network_interfaces: int | None = Field(
+        default=None,
+        ge=2,
+        le=50,
+        description="interfaces per instance, for an instance type not in mcastkit's table",
+    )
+    ami: str | None = Field(
+        default=None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="pin the hosts' AMI (default: the latest ECS-optimized AL2023, resolved at each deploy)",
+    )
+
+    @property
+    def interfaces(self) -> int | None:
+        """Network interfaces per host: the table's, or ``network_interfaces``."""
+        known = facts.INSTANCE_TYPES.get(self.instance_type)
+        return self.network_interfaces or (known[0] if known else None)
+
+    @property
+    def task_slots(self) -> int:
+        """``awsvpc`` tasks one host runs: an interface each, less the host's primary interface."""
+        return (self.interfaces or 1) - 1
+
+    @property
+    def architecture(self) -> str:
+        """``x86_64`` or ``arm64`` (Graviton families have a ``g`` after the generation: c7gn, m7g)."""
+        known = facts.INSTANCE_TYPES.get(self.instance_type)
+        if known:
+            return known[1]
+        return "arm64" if re.match(r"^[a-z]+\d+g", self.instance_type) else "x86_64"
 
     @field_validator("instance_type")
     @classmethod
@@ -317,6 +347,13 @@ class Region(_Model):
 
     def subnets_of(self, domain: str) -> list[Subnet]:
         return [s for s in self.subnets if s.domain == domain]
+
+    @property
+    def host_subnets(self) -> list[Subnet]:
+        """Where the ECS hosts run: the subnets of the domains the relay and the probe serve (an
+        ``awsvpc`` task's interface is in its host's zone, so a host elsewhere could run none)."""
+        served = {section.domain for section in (self.relay, self.probe) if section is not None}
+        return [s for s in self.subnets if s.domain in served] or list(self.subnets)
 
 
 class Entitlement(_Model):

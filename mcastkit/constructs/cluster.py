@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -49,6 +49,19 @@ def bootstrap_user_data(scripts: Sequence[str], *, directory: Path = BOOTSTRAP_D
     return user_data
 
 
+def _machine_image(region: str, architecture: str, ami: str | None) -> ec2.IMachineImage:
+    """A pinned AMI, or the latest ECS-optimized Amazon Linux 2023 for the architecture.
+
+    The latest is an SSM parameter resolved at every deploy: when AWS publishes a new AMI, the
+    next deploy makes a new launch template version and the rolling update replaces every host
+    (and moves its tasks). Pinning ``capacity.ami`` makes that a deliberate change.
+    """
+    if ami:
+        return ec2.MachineImage.generic_linux({region: ami})
+    hardware = ecs.AmiHardwareType.ARM if architecture == "arm64" else ecs.AmiHardwareType.STANDARD
+    return ecs.EcsOptimizedImage.amazon_linux2023(hardware)
+
+
 class Igmpv2Cluster(Construct):
     """ECS cluster on EC2 capacity whose hosts force IGMPv2 and run multicast tasks.
 
@@ -65,6 +78,8 @@ class Igmpv2Cluster(Construct):
         subnets: subnets for the hosts (and, usually, their awsvpc tasks).
         security_group: the members security group (see :class:`MemberRules`).
         instance_type: a Nitro instance type (default ``c6in.large``).
+        architecture: ``x86_64`` (default) or ``arm64``: which ECS-optimized AMI the hosts run.
+        ami: a pinned AMI id (default ``None``: the latest ECS-optimized AL2023, resolved at deploy).
         min_capacity, max_capacity: Auto Scaling bounds (default 1 and 2).
         root_volume_gib: root EBS volume size (default 30, the AMI's minimum).
         log_retention: retention of the cluster's log group (default one month).
@@ -85,6 +100,8 @@ class Igmpv2Cluster(Construct):
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
         instance_type: str = "c6in.large",
+        architecture: str = "x86_64",
+        ami: str | None = None,
         min_capacity: int = 1,
         max_capacity: int = 2,
         root_volume_gib: int = 30,
@@ -114,7 +131,7 @@ class Igmpv2Cluster(Construct):
             self,
             "LaunchTemplate",
             instance_type=ec2.InstanceType(instance_type),
-            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(),
+            machine_image=_machine_image(Stack.of(self).region, architecture, ami),
             role=self.instance_role,
             security_group=security_group,
             user_data=bootstrap_user_data(bootstrap_scripts),

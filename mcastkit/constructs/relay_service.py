@@ -14,6 +14,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -45,8 +46,13 @@ RELAY_SECRET_ENV = "MCASTKIT_RELAY_SECRET"
 DEFAULT_STOP_TIMEOUT = cdk.Duration.seconds(30)
 
 
-def tools_image() -> ecs.ContainerImage:
-    """The mcastkit tools image, built from the repository's Dockerfile at deploy time.
+#: The image platform for each host architecture (``Capacity.architecture``).
+PLATFORMS = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
+
+
+def tools_image(architecture: str = "x86_64") -> ecs.ContainerImage:
+    """The mcastkit tools image, built from the repository's Dockerfile at deploy time, for the
+    hosts' architecture (a deploy from an arm64 laptop must still build an x86 image for x86 hosts).
 
     ``cdk synth`` only stages the build context (``.dockerignore`` keeps it to the package
     sources), so no Docker engine is needed to synthesize.
@@ -56,7 +62,7 @@ def tools_image() -> ecs.ContainerImage:
             f"the tools image is built from a source checkout: {REPO_ROOT / DOCKERFILE} not found; "
             "pass image= to use a prebuilt image instead"
         )
-    return ecs.ContainerImage.from_asset(str(REPO_ROOT), file=DOCKERFILE)
+    return ecs.ContainerImage.from_asset(str(REPO_ROOT), file=DOCKERFILE, platform=PLATFORMS[architecture])
 
 
 def add_tools_container(

@@ -74,9 +74,7 @@ def _customer_stacks() -> ModuleType:
 def _check_subnet_count(domains: int, subnets_per_domain: int | None) -> None:
     stacks = _customer_stacks()
     limit: int = stacks.MAX_RECEIVER_SUBNETS
-    per_domain = (
-        stacks.DEFAULT_SUBNETS_PER_DOMAIN if subnets_per_domain is None else subnets_per_domain
-    )
+    per_domain = stacks.DEFAULT_SUBNETS_PER_DOMAIN if subnets_per_domain is None else subnets_per_domain
     if not 1 <= per_domain * domains <= limit:
         raise KitError(
             f"--subnets-per-domain {per_domain}: {domains} domain(s) x {per_domain} subnet(s) must be 1 to "

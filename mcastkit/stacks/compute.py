@@ -8,10 +8,10 @@ from typing import Any
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from mcastkit.config import Config, Region
+from mcastkit.config import Config
 from mcastkit.constructs.cluster import Igmpv2Cluster
 from mcastkit.constructs.probe_tasks import ProbeTasks
-from mcastkit.constructs.relay_service import RelayService
+from mcastkit.constructs.relay_service import RelayService, tools_image
 from mcastkit.stacks.base import RegionStack
 
 
@@ -44,29 +44,24 @@ class ComputeStack(RegionStack):
             availability_zones=config.regions[region].availability_zones,
             **kwargs,
         )
-        capacity = config.regions[region].capacity
+        settings = config.regions[region]
+        capacity = settings.capacity
+        # ``subnets`` are the configured subnets in config order (MulticastVpc.subnets).
+        subnet_of = dict(zip((s.cidr for s in settings.subnets), subnets, strict=True))
         self.cluster = Igmpv2Cluster(
             self,
             "Cluster",
             vpc=vpc,
-            subnets=subnets,
+            # Hosts only where their tasks can run: a task's interface is in its host's zone.
+            subnets=[subnet_of[s.cidr] for s in settings.host_subnets],
             security_group=security_group,
             instance_type=capacity.instance_type,
+            architecture=capacity.architecture,
+            ami=capacity.ami,
             min_capacity=capacity.min,
             max_capacity=capacity.max,
         )
-        self._add_data_plane(config.regions[region], vpc, subnets, security_group, network_acl)
-
-    def _add_data_plane(
-        self,
-        settings: Region,
-        vpc: ec2.IVpc,
-        subnets: Sequence[ec2.ISubnet],
-        security_group: ec2.ISecurityGroup,
-        network_acl: ec2.INetworkAcl | None,
-    ) -> None:
-        # ``subnets`` are the configured subnets in config order (MulticastVpc.subnets).
-        subnet_of = dict(zip((s.cidr for s in settings.subnets), subnets, strict=True))
+        image = tools_image(capacity.architecture)
 
         def subnets_of(domain: str) -> list[ec2.ISubnet]:
             return [subnet_of[s.cidr] for s in settings.subnets_of(domain)]
@@ -84,6 +79,7 @@ class ComputeStack(RegionStack):
                 members_security_group=security_group,
                 network_acl=network_acl,
                 capacity_provider=self.cluster.capacity_provider,
+                image=image,
             )
         self.probes: ProbeTasks | None = None
         if settings.probe:
@@ -96,4 +92,5 @@ class ComputeStack(RegionStack):
                 domain=settings.domain(settings.probe.domain),
                 members_security_group=security_group,
                 capacity_provider=self.cluster.capacity_provider,
+                image=image,
             )
