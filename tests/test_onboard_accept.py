@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -202,3 +203,98 @@ def test_cli_dry_run_json(stub: MulticastStub, monkeypatch: pytest.MonkeyPatch, 
     (decision,) = result["decisions"]
     assert (decision["resource"], decision["action"], decision["applied"]) == (alpha, "accept", False)
     assert provider.state(alpha) == "pendingAcceptance"
+
+
+def _decision(action: Action, resource: str = "tgw-attach-1", kind: str = "attachment") -> Any:
+    from mcastkit.onboard.accept import Decision
+
+    return Decision(kind, resource, ALPHA, "alpha-trading", None, action, "entitled", action is Action.ACCEPT)
+
+
+class _Rounds:
+    """accept() as AWS would answer it round after round, on a clock that advances per sleep."""
+
+    def __init__(self, rounds: list[list[Any]]) -> None:
+        self.rounds = rounds
+        self.calls = 0
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def accept(self, *args: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+        answer = self.rounds[min(self.calls, len(self.rounds) - 1)]
+        self.calls += 1
+        return "provider", answer
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _watch(rounds: _Rounds, monkeypatch: pytest.MonkeyPatch, **limits: float) -> Any:
+    from mcastkit.onboard import accept as accept_module
+
+    monkeypatch.setattr(accept_module, "accept", rounds.accept)
+    said: list[str] = []
+    result = accept_module.watch(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        REGION,
+        timeout_s=limits.get("timeout", 600.0),
+        interval_s=limits.get("interval", 10.0),
+        settle_s=limits.get("settle", 30.0),
+        progress=said.append,
+        clock=lambda: rounds.now,
+        sleep=rounds.sleep,
+    )
+    return result, said
+
+
+def test_watch_accepts_the_attachment_then_the_associations_that_follow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rounds = _Rounds(
+        [
+            [_decision(Action.ACCEPT)],  # the customer's attachment
+            [],  # it becomes available; the customer's stack creates its associations
+            [_decision(Action.ACCEPT, "subnet-1 (tgw-attach-1)", "association")],
+            [],
+        ]
+    )
+    result, said = _watch(rounds, monkeypatch, settle=30.0, interval=10.0)
+    assert result.stopped_by == "settled"
+    assert [d.kind for d in result.decisions] == ["attachment", "association"]
+    # It stopped once nothing had waited for --settle (30 s) after the last acceptance (at 20 s).
+    assert rounds.now == 50.0 and rounds.calls == 6
+    assert any("accepted  attachment tgw-attach-1" in line for line in said)
+    assert any("watching 20 s more for associations" in line for line in said)
+
+
+def test_watch_stops_at_the_timeout_while_a_request_stays_unverified(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds = _Rounds([[_decision(Action.LEAVE)]])
+    result, said = _watch(rounds, monkeypatch, timeout=35.0, interval=10.0)
+    assert result.stopped_by == "timeout"
+    assert rounds.now == 35.0  # the last sleep is cut to the timeout
+    assert said[-1] == "round 4: 0 decided, 1 waiting (unverified); next check in 10 s"
+
+
+def test_watch_with_nothing_waiting_stops_after_one_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds = _Rounds([[]])
+    result, said = _watch(rounds, monkeypatch)
+    assert (result.stopped_by, rounds.calls, rounds.slept, said) == ("settled", 1, [], [])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--watch", "--dry-run"], "--watch accepts as requests arrive; it cannot be a --dry-run"),
+        (["--watch", "--timeout", "0"], "--timeout 0.0 / --interval 15.0 / --settle 300.0: must be positive"),
+    ],
+)
+def test_watch_flags_that_cannot_work_exit_2(flags: list[str], message: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    config = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+    status = cli.main(
+        ["onboard", "accept", "--config", str(config), "--region", REGION, *flags], cli.Console(out, err)
+    )
+    assert status == ExitStatus.BAD_INPUT
+    assert err.getvalue().startswith(f"mcastkit: error: {message}")

@@ -155,7 +155,9 @@ def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
     assert "aws cloudformation deploy \\\n  --region eu-west-2" in readme
     assert "--stack-name venue-md-beta-capital-eu-west-2-receiver" in readme
     assert "mcastkit probe recv --group 239.10.1.1:30001" in readme
-    assert "stay `pendingAcceptance` until venue-md accepts them" in readme
+    assert "The deployment waits for the provider, twice" in readme
+    assert "mcastkit onboard accept --region eu-west-2 --watch" in readme
+    assert "/etc/sysctl.d/90-igmpv2.conf" in readme
     assert "CAPABILITY_IAM" not in readme
     assert "not recorded" not in readme
 

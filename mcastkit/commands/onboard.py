@@ -73,6 +73,24 @@ def register(subparsers: Any) -> None:
     accept = commands.add_parser("accept", help="(provider account) accept entitled customers, reject others")
     _config_region(accept)
     accept.add_argument("--dry-run", action="store_true", help="report the decisions, change nothing")
+    accept.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep accepting as requests arrive (attachments, then the associations that follow them) "
+        "until nothing waits for --settle seconds, or --timeout",
+    )
+    accept.add_argument(
+        "--timeout", type=float, default=1800.0, help="--watch: give up after (default 1800 s)"
+    )
+    accept.add_argument(
+        "--interval", type=float, default=15.0, help="--watch: seconds between checks (default 15)"
+    )
+    accept.add_argument(
+        "--settle",
+        type=float,
+        default=300.0,
+        help="--watch: after an acceptance, keep watching this long for its associations (default 300 s)",
+    )
     accept.add_argument("--profile", help="AWS profile (default: the environment's credentials)")
     accept.add_argument("--json", action="store_true", help="print the decisions as JSON")
     accept.set_defaults(handler=run_accept)
@@ -209,15 +227,42 @@ def _end_progress(console: Console, args: argparse.Namespace) -> None:
 
 
 def run_accept(args: argparse.Namespace, console: Console) -> ExitStatus:
-    from mcastkit.onboard.accept import accept, report
+    from mcastkit.onboard.accept import accept, report, watch
 
     config = _load(args)
+    if args.watch and args.dry_run:
+        raise BadInput("--watch accepts as requests arrive; it cannot be a --dry-run")
+    if min(args.timeout, args.interval) <= 0 or args.settle < 0:
+        raise BadInput(
+            f"--timeout {args.timeout} / --interval {args.interval} / --settle {args.settle}: "
+            "must be positive (--settle may be 0)"
+        )
     aws = make_aws(args.region, args.profile)
-    provider, decisions = accept(aws, config, args.region, dry_run=args.dry_run)
+    stopped_by = None
+    if args.watch:
+        try:
+            result = watch(
+                aws,
+                config,
+                args.region,
+                timeout_s=args.timeout,
+                interval_s=args.interval,
+                settle_s=args.settle,
+                progress=_progress(console, args.json),
+            )
+        finally:
+            _end_progress(console, args)
+        provider, decisions, stopped_by = result.provider, result.decisions, result.stopped_by
+    else:
+        provider, decisions = accept(aws, config, args.region, dry_run=args.dry_run)
     shown, status = report(provider, decisions, dry_run=args.dry_run, as_json=args.json)
     if isinstance(shown, dict):
-        print(json.dumps(shown, indent=2), file=console.out)
+        print(
+            json.dumps(shown | ({"stopped_by": stopped_by} if stopped_by else {}), indent=2), file=console.out
+        )
     else:
+        if stopped_by == "timeout":
+            shown.append(f"stopped after --timeout {args.timeout:.0f} s with requests still unverified")
         print("\n".join(shown), file=console.out)
     return status
 

@@ -9,7 +9,9 @@ and checks the owners instead, reporting anyone not entitled.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -225,3 +227,69 @@ def report(
         f"{counts[Action.LEAVE]} left pending (unverified), {counts[Action.INTRUDER]} intruder(s)"
     )
     return lines, status
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """What ``accept --watch`` did over all its rounds, and why it stopped."""
+
+    provider: ProviderRegion
+    decisions: list[Decision]
+    rounds: int
+    stopped_by: str  # "settled" or "timeout"
+
+
+def _waiting(decisions: list[Decision]) -> int:
+    """Requests still waiting for the provider after a round (unverified ones, left pending)."""
+    return sum(1 for d in decisions if d.action is Action.LEAVE)
+
+
+def watch(
+    aws: Aws,
+    config: Config,
+    region: str,
+    *,
+    timeout_s: float,
+    interval_s: float,
+    settle_s: float,
+    progress: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WatchResult:
+    """Accept entitled requests round after round, until nothing waits or ``timeout_s``.
+
+    A customer stack asks twice: its attachment first, then, once the provider has accepted it and
+    it is ``available``, its domain associations. So after an acceptance the watch goes on for
+    ``settle_s`` more seconds with nothing waiting before it stops, to catch the associations that
+    follow. Each CloudFormation wait on the customer's side gives up after about 20 minutes (the
+    resource handlers' default stabilization, inferred from their source), so the watch should be
+    running when the customer deploys.
+    """
+    start = clock()
+    last_acceptance: float | None = None
+    decided: dict[tuple[str, str], Decision] = {}
+    rounds = 0
+    while True:
+        rounds += 1
+        provider, decisions = accept(aws, config, region, dry_run=False)
+        now = clock()
+        acted = [d for d in decisions if d.action in {Action.ACCEPT, Action.REJECT}]
+        if any(d.action is Action.ACCEPT for d in acted):
+            last_acceptance = now
+        for decision in decisions:
+            decided[(decision.kind, decision.resource)] = decision
+        for decision in acted:
+            progress(decision.line(dry_run=False).strip())
+        waiting = _waiting(decisions)
+        quiet = now - last_acceptance if last_acceptance is not None else settle_s
+        if waiting == 0 and quiet >= settle_s:
+            return WatchResult(provider, list(decided.values()), rounds, "settled")
+        if now - start >= timeout_s:
+            return WatchResult(provider, list(decided.values()), rounds, "timeout" if waiting else "settled")
+        left = (
+            f"{waiting} waiting (unverified)"
+            if waiting
+            else f"watching {settle_s - quiet:.0f} s more for associations"
+        )
+        progress(f"round {rounds}: {len(acted)} decided, {left}; next check in {interval_s:.0f} s")
+        sleep(min(interval_s, max(0.0, timeout_s - (now - start))))

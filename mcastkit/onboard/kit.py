@@ -319,11 +319,17 @@ def readme(
         "",
     ]
     lines += [
-        "**The deployment waits for the provider.** The Transit Gateway attachment and the domain "
-        "associations stay `pendingAcceptance` until "
-        f"{config.project} accepts them (`mcastkit onboard accept --region {region}` on their side), "
-        "unless they enabled auto-accept; CloudFormation keeps the stack in CREATE_IN_PROGRESS until "
-        "then. Tell the provider when you start the deployment.",
+        "**The deployment waits for the provider, twice.** In this order:",
+        "",
+        "1. CloudFormation creates the Transit Gateway attachment; it stays `pendingAcceptance` until "
+        f"{config.project} accepts it.",
+        "2. Once it is `available`, CloudFormation creates one domain association per receiver subnet; "
+        f"each stays `pendingAcceptance` until {config.project} accepts it.",
+        "",
+        "Each wait gives up after about 20 minutes (the CloudFormation handlers' default; inferred from "
+        "their source, not documented), and the stack rolls back. So tell the provider before you start: "
+        f"they run `mcastkit onboard accept --region {region} --watch`, which accepts both as they arrive "
+        "(unless they turned on auto-accept).",
         "",
         *(
             [
@@ -337,8 +343,9 @@ def readme(
         "## 3. Verify",
         "",
         "On an instance in a receiver subnet, with the `ReceiverSecurityGroupId` security group and "
-        "IGMPv2 forced (`sysctl -w net.ipv4.conf.all.force_igmp_version=2`; the Transit Gateway "
-        "speaks IGMPv2 only):",
+        "IGMPv2 forced (the Transit Gateway speaks IGMPv2 only; `sysctl -w` alone is lost at reboot, so "
+        "also write it to a file: `echo net.ipv4.conf.all.force_igmp_version=2 | sudo tee "
+        "/etc/sysctl.d/90-igmpv2.conf && sudo sysctl --system`):",
         "",
         "```sh",
         *[
