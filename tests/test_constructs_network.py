@@ -26,6 +26,7 @@ STATIC = Domain.model_validate(
         "auto_accept_shared_associations": True,
         "source_cidrs": ["10.20.0.0/24"],
         "static_sources": ["eni-0123456789abcdef0", "eni-0fedcba9876543210"],
+        "static_members": ["eni-0aaaaaaaaaaaaaaa1"],
         "groups": [
             {"name": "a", "address": "239.1.1.1", "port": 40001},
             {"name": "b", "address": "239.1.1.2", "port": 40002},
@@ -188,15 +189,26 @@ def test_one_association_per_subnet(network: Any) -> None:
     template.resource_count_is("AWS::EC2::TransitGatewayMulticastDomainAssociation", 3)
 
 
-def test_static_sources_are_registered_for_every_group(network: Any) -> None:
+@pytest.mark.parametrize(
+    ("type_", "field"),
+    [
+        ("AWS::EC2::TransitGatewayMulticastGroupSource", "static_sources"),
+        ("AWS::EC2::TransitGatewayMulticastGroupMember", "static_members"),
+    ],
+)
+def test_static_sources_and_members_are_registered_for_every_group(
+    network: Any, type_: str, field: str
+) -> None:
+    """With IGMPv2 off the gateway forwards only from registered sources to registered members."""
     _, _, template = network
-    sources = template.find_resources("AWS::EC2::TransitGatewayMulticastGroupSource")
+    registered = template.find_resources(type_)
     pairs = {
-        (r["Properties"]["NetworkInterfaceId"], r["Properties"]["GroupIpAddress"]) for r in sources.values()
+        (r["Properties"]["NetworkInterfaceId"], r["Properties"]["GroupIpAddress"])
+        for r in registered.values()
     }
-    assert pairs == {(eni, str(g.address)) for eni in STATIC.static_sources for g in STATIC.groups}
-    for source in sources.values():
-        assert source["DependsOn"] and all("Association" in d for d in source["DependsOn"])
+    assert pairs == {(eni, str(g.address)) for eni in getattr(STATIC, field) for g in STATIC.groups}
+    for resource in registered.values():
+        assert resource["DependsOn"] and all("Association" in d for d in resource["DependsOn"])
 
 
 def test_domain_share_has_exactly_the_given_principals() -> None:

@@ -185,6 +185,31 @@ def test_readme_for_an_ou_customer_with_a_cluster(tmp_path: Path) -> None:
     assert "`ReceiverClusterName`" in text
 
 
+def test_readme_of_a_static_domain_says_how_to_register_members(tmp_path: Path) -> None:
+    from mcastkit.config import parse_config
+
+    data = provider_config().model_dump(mode="json")
+    reference = data["regions"][REGION]["domains"][1]
+    reference.update(mode="static", static_sources=["eni-0123456789abcdef0"])
+    config = parse_config(data)
+    customer = config.customer("alpha-trading")
+    template = {"Parameters": {"VpcId": {"Type": "AWS::EC2::VPC::Id"}}, "Resources": {}}
+    values = parameter_values(config, customer, REGION, template)
+    kit = Kit(
+        tmp_path, "stack", tmp_path / "t.json", tmp_path / "p.json", tmp_path / "README.md", list(values)
+    )
+
+    text = readme(config, customer, REGION, kit, values, template)
+
+    assert "**reference-data is a static domain:**" in text
+    assert "**market-data is a static domain:**" not in text
+    assert (
+        f"aws ec2 register-transit-gateway-multicast-group-members --region {REGION} "
+        "--transit-gateway-multicast-domain-id <reference-data-domain-id> --group-ip-address 239.10.2.1 "
+        "--network-interface-ids <eni-id>"
+    ) in text
+
+
 def test_config_checks_recorded_share_arns(write_config: Callable[[dict[str, Any]], Path]) -> None:
     data = provider_config(tgw_id=TGW).model_dump(mode="json")
     data["regions"][REGION]["shared"]["share_arns"] = {"market-data": "arn:aws:ram:eu-west-2:1:share"}

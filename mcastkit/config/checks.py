@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
 from mcastkit.config import facts
-from mcastkit.config.models import Capacity, Config, Customer, Region
+from mcastkit.config.models import Capacity, Config, Customer, Domain, Quotas, Region
 from mcastkit.config.names import (
     SHARE_ARN,
     STACK_NAME,
@@ -71,7 +71,7 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
         if az[:-1] != name
     ]
     problems += [p.within(("capacity",)) for p in capacity_problems(region.capacity)]
-    problems += _domain_problems(region)
+    problems += _domain_problems(region, config.quotas)
     problems += _quota_problems(config, region)
     problems += _placement_problems(region)
     problems += _subnet_problems(name, region)
@@ -147,7 +147,46 @@ def _placement_problems(region: Region) -> list[Problem]:
     ]
 
 
-def _domain_problems(region: Region) -> list[Problem]:
+def _static_problems(path: Path, domain: Domain, quotas: Quotas) -> list[Problem]:
+    """Registered sources and members belong to static domains, which need at least one source,
+    and every static source is registered for every group (sources per group: a quota)."""
+    problems = []
+    for field in ("static_sources", "static_members"):
+        enis = getattr(domain, field)
+        if domain.igmpv2 and enis:
+            problems.append(
+                Problem(
+                    (*path, field),
+                    f"domain {domain.name!r} is igmpv2 but lists {field} {', '.join(enis)}: a domain "
+                    "supports IGMPv2 or static registration, never both",
+                    fix=f"remove {field} or set mode: static",
+                )
+            )
+    if domain.igmpv2:
+        return problems
+    if not domain.static_sources:
+        problems.append(
+            Problem(
+                (*path, "static_sources"),
+                f"static domain {domain.name!r} has no static_sources: only registered sources may "
+                "send there",
+                fix="list the senders' ENI ids, or use mode: igmpv2",
+            )
+        )
+    if len(domain.static_sources) > quotas.sources_per_group:
+        problems.append(
+            Problem(
+                (*path, "static_sources"),
+                f"{len(domain.static_sources)} sources are registered for every group, over "
+                f"quotas.sources_per_group ({quotas.sources_per_group}; the AWS default is 1)",
+                fix="raise the Transit Gateway quota 'sources per multicast group', then "
+                "quotas.sources_per_group",
+            )
+        )
+    return problems
+
+
+def _domain_problems(region: Region, quotas: Quotas) -> list[Problem]:
     problems = _names_problems(("domains",), [d.name for d in region.domains], "domain")
     for i, domain in enumerate(region.domains):
         path: Path = ("domains", i)
@@ -163,15 +202,7 @@ def _domain_problems(region: Region) -> list[Problem]:
                         fix="give each group its own address:port",
                     )
                 )
-        if domain.igmpv2 and domain.static_sources:
-            problems.append(
-                Problem(
-                    (*path, "static_sources"),
-                    f"domain {domain.name!r} is igmpv2 but lists static_sources "
-                    f"{domain.static_sources}: a domain supports IGMPv2 or static sources, never both",
-                    fix="remove static_sources or set mode: static",
-                )
-            )
+        problems += _static_problems(path, domain, quotas)
         for k, source in enumerate(domain.source_cidrs):
             if not source.subnet_of(region.vpc_cidr):
                 problems.append(

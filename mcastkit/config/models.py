@@ -141,6 +141,10 @@ class Domain(_Model):
     static_sources: list[Annotated[str, StringConstraints(pattern=ENI_ID_PATTERN)]] = Field(
         default_factory=list, description="ENI ids registered as sources; only for mode: static"
     )
+    static_members: list[Annotated[str, StringConstraints(pattern=ENI_ID_PATTERN)]] = Field(
+        default_factory=list,
+        description="the provider's ENI ids registered as members; only for mode: static",
+    )
 
     @property
     def igmpv2(self) -> bool:
@@ -401,6 +405,7 @@ class Quotas(_Model):
     domains_per_transit_gateway: int = Field(default=facts.DOMAINS_PER_TRANSIT_GATEWAY, ge=1)
     groups_per_transit_gateway: int = Field(default=facts.GROUPS_PER_TRANSIT_GATEWAY, ge=1)
     customers_per_domain: int = Field(default=facts.CUSTOMERS_PER_DOMAIN, ge=1)
+    sources_per_group: int = Field(default=facts.SOURCES_PER_GROUP, ge=1)
     security_group_rules: int = Field(default=facts.SECURITY_GROUP_RULES, ge=1)
     network_acl_rules: int = Field(default=facts.NETWORK_ACL_RULES, ge=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Tags
+from aws_cdk import CfnResource, Tags
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -29,7 +29,8 @@ class MulticastDomain(Construct):
     """A multicast domain on a Transit Gateway, associated with the given subnets.
 
     The domain is IGMPv2 or static-sources, never both (from ``domain.mode``). In a
-    static domain every ENI of ``domain.static_sources`` is registered as the source of
+    static domain every ENI of ``domain.static_members`` is registered as a member of every
+    group, and every ENI of ``domain.static_sources`` is registered as the source of
     every group of the domain (only registered sources may send). Each subnet gets its
     own association (a subnet belongs to one domain only).
 
@@ -43,7 +44,7 @@ class MulticastDomain(Construct):
         multicast_domain: the ``AWS::EC2::TransitGatewayMulticastDomain``.
         domain_id, domain_arn: its id and ARN.
         associations: one association per subnet, in order.
-        group_sources: the registered static sources (empty for IGMPv2 domains).
+        group_sources, group_members: the registered static sources and members (empty for IGMPv2).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class MulticastDomain(Construct):
             for subnet in subnets
         ]
         self.group_sources: list[ec2.CfnTransitGatewayMulticastGroupSource] = []
+        self.group_members: list[ec2.CfnTransitGatewayMulticastGroupMember] = []
         for eni in domain.static_sources:
             for group in domain.groups:
                 source = ec2.CfnTransitGatewayMulticastGroupSource(
@@ -87,7 +89,24 @@ class MulticastDomain(Construct):
                     group_ip_address=str(group.address),
                     network_interface_id=eni,
                 )
-                # A source ENI must sit in an associated subnet before it can register.
-                for association in self.associations:
-                    source.add_dependency(association)
+                self._after_associations(source)
                 self.group_sources.append(source)
+        # With IGMPv2 off, the gateway forwards only to registered members (Transit Gateway guide,
+        # "Multicast domains"); the provider's own receivers are registered here, customers
+        # register theirs (the kit's README says how).
+        for eni in domain.static_members:
+            for group in domain.groups:
+                member = ec2.CfnTransitGatewayMulticastGroupMember(
+                    self,
+                    f"Member{pascal(group.name)}{pascal(eni)}",
+                    transit_gateway_multicast_domain_id=self.domain_id,
+                    group_ip_address=str(group.address),
+                    network_interface_id=eni,
+                )
+                self._after_associations(member)
+                self.group_members.append(member)
+
+    def _after_associations(self, registration: CfnResource) -> None:
+        # A registered ENI must sit in an associated subnet before it can register.
+        for association in self.associations:
+            registration.add_dependency(association)

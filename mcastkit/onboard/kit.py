@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mcastkit.config import Capacity, Config, Customer
+from mcastkit.config import Capacity, Config, Customer, Region
 from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, kit_stack_name
 from mcastkit.errors import BadInput, EnvironmentFailure
 
@@ -140,6 +140,32 @@ def parameter_values(
         else:
             values[name] = f"{PLACEHOLDER}{_kebab(name)}"
     return values
+
+
+def _static_members(region_config: Region, domains: list[str], region: str) -> list[str]:
+    """For a static domain: receivers must be registered as members, or nothing reaches them."""
+    lines: list[str] = []
+    for name in domains:
+        domain = region_config.domain(name)
+        if domain.igmpv2:
+            continue
+        lines += [
+            f"**{name} is a static domain:** the Transit Gateway forwards only to registered members, "
+            "and IGMP joins do nothing. After the associations are accepted, register each receiver's "
+            "network interface for each group (and deregister it before you remove the interface: "
+            "the gateway ignores an IGMP leave from a registered member):",
+            "",
+            "```sh",
+            *[
+                f"aws ec2 register-transit-gateway-multicast-group-members --region {region} "
+                f"--transit-gateway-multicast-domain-id <{name}-domain-id> --group-ip-address {g.address} "
+                "--network-interface-ids <eni-id>"
+                for g in domain.groups
+            ],
+            "```",
+            "",
+        ]
+    return lines
 
 
 def _who(customer: Customer) -> str:
@@ -340,6 +366,7 @@ def readme(
             if auto
             else []
         ),
+        *_static_members(region_config, domains, region),
         "## 3. Verify",
         "",
         "On an instance in a receiver subnet, with the `ReceiverSecurityGroupId` security group and "
