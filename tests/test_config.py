@@ -224,8 +224,8 @@ BAD_INPUTS: list[Case] = [
     Case("datacenter-cidrs-the-whole-internet",
          _london_set("relay", "datacenter_cidrs", value=["0.0.0.0/1", "128.0.0.0/1"]),
          "regions.eu-west-2.relay.datacenter_cidrs[0]", "0.0.0.0/1"),
-    Case("datacenter-cidr-inside-the-vpc", _london_set("relay", "datacenter_cidrs", value=["10.20.128.0/24"]),
-         "regions.eu-west-2.relay.datacenter_cidrs[0]", "10.20.128.0/24"),
+    Case("datacenter-cidr-inside-the-vpc", _london_set("relay", "datacenter_cidrs", value=["192.168.40.0/24", "10.20.128.0/24"]),
+         "regions.eu-west-2.relay.datacenter_cidrs[1]", "10.20.128.0/24"),
     Case("relay-connect-not-an-endpoint", _london_set("relay", "connect", value=["dc-ingress:7400"]),
          "regions.eu-west-2.relay.connect[0]", "'dc-ingress:7400'"),
     Case("relay-connect-outside-datacenter", _london_set("relay", "connect", value=["192.168.41.10:7400"]),
@@ -239,8 +239,21 @@ BAD_INPUTS: list[Case] = [
     Case("relay-secret-name-not-arn", _london_set("relay", "secret_arn", value="relay-secret"),
          "regions.eu-west-2.relay.secret_arn", "(got relay-secret)"),
     Case("more-network-acl-entries-than-the-quota",
-         _london_set("relay", "datacenter_cidrs", value=[f"192.168.{n}.0/24" for n in range(0, 32, 2)]),
+         _london_set("relay", "connect", value=[f"192.168.40.{n}:7400" for n in range(1, 17)]),
          "regions.eu-west-2.domains", "21 inbound"),
+    Case("relay-listening-without-connect", _drop("regions", "eu-west-2", "relay", "connect"),
+         "regions.eu-west-2.relay.connect", "address changes at every deployment"),
+    Case("relay-without-a-route-to-the-datacenter", _drop("regions", "eu-west-2", "relay", "route_via"),
+         "regions.eu-west-2.relay.route_via", "no route to datacenter_cidrs"),
+    Case("relay-secret-of-another-region",
+         _london_set("relay", "secret_arn", value="arn:aws:secretsmanager:eu-west-1:111111111111:secret:venue-md/relay-AbCdEf"),
+         "regions.eu-west-2.relay.secret_arn", "only through the eu-west-2 endpoint"),
+    Case("relay-secrets-that-differ-between-regions",
+         _set("regions", "ap-northeast-1", "relay", "secret_arn",
+              value="arn:aws:secretsmanager:ap-northeast-1:111111111111:secret:venue-md/other-AbCdEf"),
+         "regions.ap-northeast-1.relay.secret_arn", "is not the one regions.eu-west-2.relay names"),
+    Case("relay-secrets-generated-in-two-regions", _drop("regions", "eu-west-2", "relay", "secret_arn"),
+         "regions.eu-west-2.relay.secret_arn", "required with relays in several regions"),
     # Probe
     Case("probe-rate-beyond-a-proof-of-delivery", _london_set("probe", "rate", value=1_000_000),
          "regions.eu-west-2.probe.rate", "(got 1000000)"),
@@ -359,15 +372,13 @@ def test_validate_exits_2_with_one_line_per_problem(
 def test_a_line_number_points_at_the_field(example_data: dict[str, Any], tmp_path: Path) -> None:
     text = (ROOT / "config" / "example.yaml").read_text(encoding="utf-8")
     config_path = tmp_path / "config.yaml"
-    config_path.write_text(text.replace("port: 7400", "port: 80", 1), encoding="utf-8")
-    wrong_line = 1 + text.splitlines().index("      port: 7400")
+    config_path.write_text(text.replace("ttl: 8", "ttl: 0", 1), encoding="utf-8")
+    wrong_line = 1 + text.splitlines().index("      ttl: 8")
     with pytest.raises(ConfigError) as caught:
         from mcastkit.config import load_config
 
         load_config(config_path)
-    assert caught.value.render() == (
-        f"{config_path}:{wrong_line}: regions.eu-west-2.relay.port: must be at least 1024 (got 80)"
-    )
+    assert caught.value.render() == f"{config_path}:{wrong_line}: regions.eu-west-2.relay.ttl: must be at least 1 (got 0)"
 
 
 def test_several_problems_are_counted_then_listed(example_data: dict[str, Any]) -> None:

@@ -154,7 +154,12 @@ def _six_domains() -> dict[str, Any]:
                 ],
                 # Relay and probe in two zones: 2 hosts in each hold the relay twice and 3 probe tasks.
                 "capacity": {"instance_type": "c6in.large", "min": 4, "max": 6},
-                "relay": {"domain": "d0", "datacenter_cidrs": ["192.168.0.0/24"]},
+                "relay": {
+                    "domain": "d0",
+                    "datacenter_cidrs": ["192.168.0.0/24"],
+                    "connect": ["192.168.0.10:7400"],
+                    "route_via": "tgw-0123456789abcdef0",
+                },
                 "probe": {"domain": "d1", "group": "g"},
             }
         },

@@ -33,10 +33,23 @@ from mcastkit.constructs.relay_service import (
 DATACENTER_CIDRS = ["192.168.40.0/24", "172.16.8.0/22"]
 
 
+INGRESS = "192.168.40.10:7400"
+ROUTE = "vgw-0123456789abcdef0"
+
+
+def _relay_data(**relay: Any) -> dict[str, Any]:
+    return config_data(relay={"domain": "market-data", "datacenter_cidrs": DATACENTER_CIDRS, **relay})
+
+
 def _config(**relay: Any) -> config.Config:
-    return config.parse_config(
-        config_data(relay={"domain": "market-data", "datacenter_cidrs": DATACENTER_CIDRS, **relay})
-    )
+    """Through every config check: by default the egress dials one ingress, with a route to it."""
+    return config.parse_config(_relay_data(**{"connect": [INGRESS], "route_via": ROUTE, **relay}))
+
+
+def _unchecked(**relay: Any) -> config.Config:
+    """The models only: what the construct builds for a relay, a listening one included, whatever
+    the config's policy (it refuses a listening relay: nothing gives the task a stable address)."""
+    return config.Config.model_validate(_relay_data(**relay))
 
 
 class Fixture(ClusterStack):
@@ -45,7 +58,7 @@ class Fixture(ClusterStack):
     def __init__(
         self, tmp: Path, *, with_acl: bool = True, with_namespace: bool = False, **relay: Any
     ) -> None:
-        region = _config(**relay).regions[REGION]
+        region = _unchecked(**relay).regions[REGION]
         super().__init__(region, tmp)
         assert region.relay is not None
         self.relay_config = region.relay
@@ -280,7 +293,7 @@ def test_imported_secret_is_referenced_by_its_complete_arn(tmp_path: Path) -> No
     ],
 )
 def test_inconsistent_arguments_are_refused(change: dict[str, Any], message: str) -> None:
-    region = _config().regions[REGION]
+    region = _unchecked().regions[REGION]  # a listening relay: the metrics port may not be its port
     stack, vpc, common = bare_service_args()
     kwargs = {**common, "vpc": vpc, "relay": region.relay, "domain": region.domain("market-data")}
     if "domain" in change:
@@ -290,9 +303,9 @@ def test_inconsistent_arguments_are_refused(change: dict[str, Any], message: str
 
 
 def test_datacenter_links_leave_the_members_a_merged_network_acl() -> None:
-    """15 links: the members' 7 outbound entries per domain would not fit beside them in 20;
-    merged (5) they do, and the config accepts what the network stack will build."""
-    settings = _config(datacenter_cidrs=[f"172.20.{i}.0/24" for i in range(15)])
+    """15 links (ingresses dialed): the members' 7 outbound entries per domain would not fit beside
+    them in 20; merged (5) they do, and the config accepts what the network stack will build."""
+    settings = _config(connect=[f"192.168.40.{i}:7400" for i in range(1, 16)])
     region = settings.regions[REGION]
     room = member_acl_room(settings.quotas, region)
     assert room == 5
@@ -306,7 +319,7 @@ def test_too_many_datacenter_cidrs_for_the_acl_rule_numbers_are_refused(tmp_path
     cidrs = [f"172.20.{i}.0/24" for i in range(51)]
     # The config refuses them first (the network ACL quota) ...
     with pytest.raises(config.ConfigError, match=r"network ACL would need 56 inbound"):
-        _config(datacenter_cidrs=cidrs)
+        _config(datacenter_cidrs=cidrs, connect=[f"172.20.{i}.10:7400" for i in range(51)])
     # ... and the construct, used on its own, refuses what its rule numbers cannot hold.
     fixture = Fixture(tmp_path)
     with pytest.raises(ValueError, match=r"relay: 51 datacenter links .* need more network ACL rule numbers"):

@@ -236,8 +236,12 @@ class Relay(_Model):
     )
     connect: list[IngressEndpoint] = Field(
         default_factory=list,
-        description="Datacenter ingress relays (IPV4:PORT, inside datacenter_cidrs) the egress dials; "
-        "default: none, the egress listens on port and the ingress dials it",
+        description="Datacenter ingress relays (IPV4:PORT, inside datacenter_cidrs) the egress dials",
+    )
+    route_via: str | None = Field(
+        default=None,
+        pattern=r"^(vgw|tgw)-[0-9a-f]{8,17}$",
+        description="the virtual private gateway or transit gateway that reaches the datacenter",
     )
 
     @field_validator("port")

@@ -29,6 +29,12 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
     "AWS::EC2::LaunchTemplate": ("LaunchTemplateName",),
     "AWS::EC2::NetworkAcl": ("VpcId",),
     "AWS::EC2::NetworkAclEntry": ("Egress", "RuleNumber", "NetworkAclId"),
+    "AWS::EC2::Route": (
+        "RouteTableId",
+        "DestinationCidrBlock",
+        "DestinationIpv6CidrBlock",
+        "DestinationPrefixListId",
+    ),
     "AWS::EC2::RouteTable": ("VpcId",),
     "AWS::EC2::SecurityGroup": ("GroupDescription", "GroupName", "VpcId"),
     "AWS::EC2::Subnet": (
@@ -65,6 +71,7 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
     ),
     "AWS::EC2::TransitGatewayVpcAttachment": ("TransitGatewayId", "SubnetIds", "VpcId"),
     "AWS::EC2::VPC": ("CidrBlock", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "VpcEncryptionControl"),
+    "AWS::EC2::VPCGatewayAttachment": ("VpcId",),
     "AWS::EC2::VPCEndpoint": (
         "ServiceName",
         "VpcEndpointType",

@@ -10,6 +10,7 @@ from constructs import Construct
 from mcastkit.config import Config
 from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, export_name, pascal
 from mcastkit.config.rules import member_acl_room
+from mcastkit.constructs.datacenter_route import DatacenterRoute
 from mcastkit.constructs.member_rules import MemberRules
 from mcastkit.constructs.multicast_domain import MulticastDomain
 from mcastkit.constructs.transit_gateway import MulticastTransitGateway
@@ -96,6 +97,17 @@ class NetworkStack(RegionStack):
             )
             construct.multicast_domain.override_logical_id(domain_logical_id(domain.name))
             self.domains[domain.name] = construct
+
+        self.datacenter_route: DatacenterRoute | None = None
+        if settings.relay and settings.relay.route_via:
+            self.datacenter_route = DatacenterRoute(
+                self,
+                "DatacenterRoute",
+                vpc=self.network.vpc,
+                subnets=[subnet_of[s.cidr] for s in settings.subnets_of(settings.relay.domain)],
+                datacenter_cidrs=settings.relay.datacenter_cidrs,
+                gateway_id=settings.relay.route_via,
+            )
 
         self.member_rules = MemberRules(
             self,
