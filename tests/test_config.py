@@ -378,7 +378,10 @@ def test_a_line_number_points_at_the_field(example_data: dict[str, Any], tmp_pat
         from mcastkit.config import load_config
 
         load_config(config_path)
-    assert caught.value.render() == f"{config_path}:{wrong_line}: regions.eu-west-2.relay.ttl: must be at least 1 (got 0)"
+    assert (
+        caught.value.render()
+        == f"{config_path}:{wrong_line}: regions.eu-west-2.relay.ttl: must be at least 1 (got 0)"
+    )
 
 
 def test_several_problems_are_counted_then_listed(example_data: dict[str, Any]) -> None:
