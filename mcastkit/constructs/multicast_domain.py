@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
-from aws_cdk import CfnResource, Tags
+from aws_cdk import Tags
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Domain
 from mcastkit.config.names import pascal
+
+Registration = TypeVar(
+    "Registration", ec2.CfnTransitGatewayMulticastGroupSource, ec2.CfnTransitGatewayMulticastGroupMember
+)
 
 
 def domain_options(domain: Domain) -> dict[str, str]:
@@ -78,35 +83,30 @@ class MulticastDomain(Construct):
             )
             for subnet in subnets
         ]
-        self.group_sources: list[ec2.CfnTransitGatewayMulticastGroupSource] = []
-        self.group_members: list[ec2.CfnTransitGatewayMulticastGroupMember] = []
-        for eni in domain.static_sources:
-            for group in domain.groups:
-                source = ec2.CfnTransitGatewayMulticastGroupSource(
-                    self,
-                    f"Source{pascal(group.name)}{pascal(eni)}",
-                    transit_gateway_multicast_domain_id=self.domain_id,
-                    group_ip_address=str(group.address),
-                    network_interface_id=eni,
-                )
-                self._after_associations(source)
-                self.group_sources.append(source)
+        self.group_sources = self._register(
+            "Source", ec2.CfnTransitGatewayMulticastGroupSource, domain.static_sources
+        )
         # With IGMPv2 off, the gateway forwards only to registered members (Transit Gateway guide,
         # "Multicast domains"); the provider's own receivers are registered here, customers
         # register theirs (the kit's README says how).
-        for eni in domain.static_members:
-            for group in domain.groups:
-                member = ec2.CfnTransitGatewayMulticastGroupMember(
+        self.group_members = self._register(
+            "Member", ec2.CfnTransitGatewayMulticastGroupMember, domain.static_members
+        )
+
+    def _register(self, role: str, kind: type[Registration], enis: Sequence[str]) -> list[Registration]:
+        """Each ENI for each group of the domain, as a source or a member."""
+        registered = []
+        for eni in enis:
+            for group in self.domain.groups:
+                registration = kind(
                     self,
-                    f"Member{pascal(group.name)}{pascal(eni)}",
+                    f"{role}{pascal(group.name)}{pascal(eni)}",
                     transit_gateway_multicast_domain_id=self.domain_id,
                     group_ip_address=str(group.address),
                     network_interface_id=eni,
                 )
-                self._after_associations(member)
-                self.group_members.append(member)
-
-    def _after_associations(self, registration: CfnResource) -> None:
-        # A registered ENI must sit in an associated subnet before it can register.
-        for association in self.associations:
-            registration.add_dependency(association)
+                # A registered ENI must sit in an associated subnet before it can register.
+                for association in self.associations:
+                    registration.add_dependency(association)
+                registered.append(registration)
+        return registered

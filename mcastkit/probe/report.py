@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mcastkit.probe.receiver import ReceiveResult
-from mcastkit.probe.stats import latency_summary
+from mcastkit.probe.stats import latency_summary, loss_share
 
 _KINDS = {int: "a whole number", float: "a number", str: "a string", dict: "an object"}
 
@@ -76,7 +76,7 @@ class ProbeReport:
 
     @property
     def loss(self) -> float:
-        return self.lost / self.expected if self.expected else 0.0
+        return loss_share(self.lost, self.expected)
 
     def ok(self, max_loss: float | None = None) -> bool:
         """:func:`within_budget` by ``max_loss``, by default the receiver's own ``--max-loss``."""

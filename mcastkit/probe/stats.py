@@ -75,4 +75,9 @@ class StreamStats:
 
     @property
     def loss(self) -> float:
-        return self.lost / self.expected if self.expected else 0.0
+        return loss_share(self.lost, self.expected)
+
+
+def loss_share(lost: int, expected: int) -> float:
+    """The share of a stream that never arrived (0 for an empty stream)."""
+    return lost / expected if expected else 0.0
