@@ -497,3 +497,21 @@ def test_a_secret_that_ecs_cannot_resolve_is_refused_by_the_config(value: str) -
     rendered = caught.value.render()
     assert "relay.secret_arn: must be the complete ARN of a Secrets Manager secret" in rendered
     assert value in rendered
+
+
+def test_the_generated_secret_has_its_own_key_and_only_its_reader_may_decrypt(built: Fixture) -> None:
+    """The key policy names the execution role, through Secrets Manager only (a key-policy grant to
+    a role needs no IAM statement of its own)."""
+    resources = built.template.to_json()["Resources"]
+    key_id = resources[built.logical_id(built.relay.secret)]["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
+    key = resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    execution_role = built.logical_id(built.relay.task_definition.obtain_execution_role())
+    readers = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Principal"].get("AWS") == {"Fn::GetAtt": [execution_role, "Arn"]}
+    ]
+    assert [(s["Action"], s["Condition"]) for s in readers] == [
+        ("kms:Decrypt", {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-2.amazonaws.com"}})
+    ]

@@ -10,6 +10,7 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -83,6 +84,7 @@ class Igmpv2Cluster(Construct):
         min_capacity, max_capacity: Auto Scaling bounds (default 1 and 2).
         root_volume_gib: root EBS volume size (default 30, the AMI's minimum).
         log_retention: retention of the cluster's log group (default one month).
+        encryption_key: the key of the cluster's log group (default none: the service key).
         bootstrap_scripts: file names in ``mcastkit/bootstrap`` run at boot, in order
             (default ``igmpv2.sh``, ``ecs-agent.sh``).
 
@@ -106,6 +108,7 @@ class Igmpv2Cluster(Construct):
         max_capacity: int = 2,
         root_volume_gib: int = 30,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        encryption_key: kms.IKey | None = None,
         bootstrap_scripts: Sequence[str] = DEFAULT_BOOTSTRAP_SCRIPTS,
     ) -> None:
         super().__init__(scope, id_)
@@ -117,7 +120,11 @@ class Igmpv2Cluster(Construct):
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
         self.log_group = logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+            encryption_key=encryption_key,
         )
         # The ECS capacity provider adds the agent's own permissions (register, poll,
         # telemetry) to this role; nothing else is granted to the hosts.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -71,7 +72,8 @@ class ProbeTasks(Construct):
         size: default 64; probe datagram payload bytes.
         ttl: default 8, as the relay's default.
         log_group: default a new log group, deleted with the stack (probe reports are
-            diagnostics), with ``log_retention`` (default two weeks).
+            diagnostics), with ``log_retention`` (default two weeks), encrypted with
+            ``encryption_key`` (default none: the CloudWatch Logs service key).
 
     Attributes:
         group, log_group, receiver_task_definition, receiver_container, receiver_service,
@@ -95,6 +97,7 @@ class ProbeTasks(Construct):
         ttl: int = 8,
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.TWO_WEEKS,
+        encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if probe.domain != domain.name:
@@ -108,7 +111,11 @@ class ProbeTasks(Construct):
         target = str(self.group.group_port)
 
         self.log_group = log_group or logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            encryption_key=encryption_key,
         )
 
         def task(

@@ -16,6 +16,7 @@ import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
@@ -208,7 +209,8 @@ class RelayService(Construct):
             the security group: the container health check calls it inside the task.
         stop_timeout: default 30 s, between SIGTERM (the relay drains) and SIGKILL.
         log_group: default a new log group, retained on stack deletion (it records
-            refused peers), with ``log_retention`` (default one month).
+            refused peers), with ``log_retention`` (default one month), encrypted with
+            ``encryption_key`` (default none: the CloudWatch Logs service key).
         namespace: default none; a Cloud Map namespace in which the task addresses are
             registered as ``relay.<namespace>``, for an ingress that dials the relay.
 
@@ -235,6 +237,7 @@ class RelayService(Construct):
         stop_timeout: cdk.Duration = DEFAULT_STOP_TIMEOUT,
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        encryption_key: kms.IKey | None = None,
         namespace: servicediscovery.INamespace | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -250,7 +253,11 @@ class RelayService(Construct):
         self.security_group = self._security_group(vpc, links)
         self.acl_entries = self._acl_entries(network_acl, links) if network_acl is not None else []
         self.log_group = log_group or logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=cdk.RemovalPolicy.RETAIN
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+            encryption_key=encryption_key,
         )
         self.task_definition = ecs.Ec2TaskDefinition(
             self, "TaskDefinition", network_mode=ecs.NetworkMode.AWS_VPC
@@ -322,6 +329,14 @@ class RelayService(Construct):
             self,
             "Secret",
             description="mcastkit relay: shared secret of the datacenter ingress and this egress relay",
+            # A customer-managed key: the grant to the execution role then names the key too.
+            encryption_key=kms.Key(
+                self,
+                "SecretKey",
+                description="Encrypts the mcastkit relay secret",
+                enable_key_rotation=True,
+                removal_policy=cdk.RemovalPolicy.RETAIN,
+            ),
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True
             ),

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Network
 
-from aws_cdk import ArnFormat, CfnResource, RemovalPolicy, Stack
+from aws_cdk import CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mcastkit.config import Subnet
 from mcastkit.config.names import pascal
+from mcastkit.constructs.log_key import allow_cloudwatch_logs
 
 #: What ECS container instances and their tasks call: the ECS control plane, ECR for
 #: images, CloudWatch Logs for task logs, Secrets Manager for task secrets.
@@ -136,7 +136,6 @@ class MulticastVpc(Construct):
             )
 
     def _add_flow_log(self, retention: logs.RetentionDays) -> None:
-        stack = Stack.of(self)
         self.flow_log_key = kms.Key(
             self,
             "FlowLogKey",
@@ -144,31 +143,7 @@ class MulticastVpc(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        # CloudWatch Logs encrypts with the key on the log group's behalf, for this
-        # account's log groups only.
-        self.flow_log_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
+        allow_cloudwatch_logs(self.flow_log_key)
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from mcastkit.config import Config
 from mcastkit.constructs.cluster import Igmpv2Cluster
+from mcastkit.constructs.log_key import log_key
 from mcastkit.constructs.probe_tasks import ProbeTasks
 from mcastkit.constructs.relay_service import RelayService, tools_image
 from mcastkit.stacks.base import RegionStack
@@ -48,6 +49,9 @@ class ComputeStack(RegionStack):
         capacity = settings.capacity
         # ``subnets`` are the configured subnets in config order (MulticastVpc.subnets).
         subnet_of = dict(zip((s.cidr for s in settings.subnets), subnets, strict=True))
+        logs_key = log_key(
+            self, "LogKey", description="Encrypts the logs of the mcastkit cluster, relay and probes"
+        )
         self.cluster = Igmpv2Cluster(
             self,
             "Cluster",
@@ -60,6 +64,7 @@ class ComputeStack(RegionStack):
             ami=capacity.ami,
             min_capacity=capacity.min,
             max_capacity=capacity.max,
+            encryption_key=logs_key,
         )
         image = tools_image(capacity.architecture)
 
@@ -80,6 +85,7 @@ class ComputeStack(RegionStack):
                 network_acl=network_acl,
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
+                encryption_key=logs_key,
             )
         self.probes: ProbeTasks | None = None
         if settings.probe:
@@ -93,4 +99,5 @@ class ComputeStack(RegionStack):
                 members_security_group=security_group,
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
+                encryption_key=logs_key,
             )
