@@ -9,9 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY mcastkit ./mcastkit
-RUN pip install --no-cache-dir . \
+# pyproject names README.md as the long description; an empty one keeps the README out of the
+# build context, so a documentation change is no new image (and no relay restart) at deploy.
+RUN touch README.md \
+    && pip install --no-cache-dir . \
     && rm -rf /src
 
 # A fixed numeric uid/gid: the ECS task definitions run the container as 10001:10001 and

@@ -109,3 +109,19 @@ def test_an_instance_type_outside_the_table_is_accepted_with_its_interface_count
 ) -> None:
     example_data["regions"][REGION]["capacity"].update(instance_type="m5zn.large", network_interfaces=3)
     assert parse_config(example_data).regions[REGION].capacity.task_slots == 2
+
+
+def test_a_kit_cluster_of_graviton_hosts_gets_the_arm_ami(example_config: Any) -> None:
+    from mcastkit.config import Capacity
+    from mcastkit.onboard.kit import synth_template
+
+    customer = example_config.customer("beta-capital")
+    template = synth_template(example_config, customer, REGION, cluster=Capacity(instance_type="m7g.large"))
+    (launch_template,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"
+    ]
+    assert launch_template["Properties"]["LaunchTemplateData"]["InstanceType"] == "m7g.large"
+    parameter = template["Parameters"][launch_template["Properties"]["LaunchTemplateData"]["ImageId"]["Ref"]]
+    assert (
+        parameter["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+    )

@@ -34,25 +34,35 @@ def test_the_example_routes_the_relay_subnets_through_its_virtual_private_gatewa
             assert attachment_id in route["DependsOn"]
 
 
-def test_a_transit_gateway_route_needs_no_attachment_here() -> None:
+def test_a_transit_gateway_route_attaches_the_vpc_to_that_gateway_first() -> None:
+    """A route to a transit gateway the VPC is not attached to fails: the attachment is made here,
+    in the same deploy, and every route waits for it."""
     stack = cdk.Stack(cdk.App(), "Test", env=cdk.Environment(account="111111111111", region="eu-west-2"))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=1, subnet_configuration=[], nat_gateways=0)
-    subnet = ec2.PrivateSubnet(
-        stack, "Subnet", vpc_id=vpc.vpc_id, availability_zone="eu-west-2a", cidr_block="10.0.0.0/24"
-    )
-    DatacenterRoute(
+    subnets = [
+        ec2.PrivateSubnet(stack, name, vpc_id=vpc.vpc_id, availability_zone=zone, cidr_block=cidr)
+        for name, zone, cidr in (("A", "eu-west-2a", "10.0.0.0/24"), ("B", "eu-west-2b", "10.0.1.0/24"))
+    ]
+    route = DatacenterRoute(
         stack,
         "Route",
         vpc=vpc,
-        subnets=[subnet],
-        datacenter_cidrs=[IPv4Network("192.168.40.0/24"), IPv4Network("172.16.8.0/22")],
+        subnets=subnets,
+        # 10.1.10.0/24 and 10.11.0.0/24 spell the same digits: their routes must still be two.
+        datacenter_cidrs=[IPv4Network("10.1.10.0/24"), IPv4Network("10.11.0.0/24")],
         gateway_id="tgw-0123456789abcdef0",
     )
     template = Template.from_stack(stack)
-    template.resource_count_is("AWS::EC2::VPCGatewayAttachment", 0)
+    (attachment_id, attachment) = next(
+        iter(template.find_resources("AWS::EC2::TransitGatewayAttachment").items())
+    )
+    assert attachment["Properties"]["TransitGatewayId"] == "tgw-0123456789abcdef0"
+    assert len(attachment["Properties"]["SubnetIds"]) == 2  # one per zone
     routes = template.find_resources("AWS::EC2::Route")
-    assert {r["Properties"]["TransitGatewayId"] for r in routes.values()} == {"tgw-0123456789abcdef0"}
-    assert len(routes) == 2
+    assert len(routes) == len(route.routes) == 4
+    for resource in routes.values():
+        assert resource["Properties"]["TransitGatewayId"] == "tgw-0123456789abcdef0"
+        assert resource["DependsOn"] == [attachment_id]
 
 
 def test_a_gateway_that_is_neither_is_refused() -> None:

@@ -277,10 +277,15 @@ def test_watch_stops_at_the_timeout_while_a_request_stays_unverified(monkeypatch
     assert said[-1] == "round 4: 0 decided, 1 waiting (unverified); next check in 10 s"
 
 
-def test_watch_with_nothing_waiting_stops_after_one_round(monkeypatch: pytest.MonkeyPatch) -> None:
-    rounds = _Rounds([[]])
-    result, said = _watch(rounds, monkeypatch)
-    assert (result.stopped_by, rounds.calls, rounds.slept, said) == ("settled", 1, [], [])
+def test_watch_waits_for_the_customer_until_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started before the customer deploys, it does not stop on the first empty round."""
+    rounds = _Rounds([[], [], [_decision(Action.ACCEPT)], []])
+    result, said = _watch(rounds, monkeypatch, timeout=600.0, interval=10.0, settle=30.0)
+    assert result.stopped_by == "settled" and rounds.now == 50.0
+    assert said[0] == "round 1: 0 decided, waiting for the customer's attachment; next check in 10 s"
+    nothing = _Rounds([[]])
+    result, _ = _watch(nothing, monkeypatch, timeout=25.0, interval=10.0)
+    assert (result.stopped_by, nothing.now) == ("nothing arrived", 25.0)
 
 
 @pytest.mark.parametrize(

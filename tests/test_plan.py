@@ -87,6 +87,51 @@ def test_attachment_subnets_update_in_place_but_not_on_the_old_vpc_attachment() 
         assert _actions(plan(old, new)) == {"Att": action}
 
 
+def test_a_changed_parameter_default_changes_what_refers_to_it() -> None:
+    """A kit made again with newly recorded ids: the parameter's default changes, not the text of
+    the association, which is replaced all the same."""
+    association = {
+        "Type": "AWS::EC2::TransitGatewayMulticastDomainAssociation",
+        "Properties": {"TransitGatewayMulticastDomainId": {"Ref": "DomainId"}, "SubnetId": "subnet-1"},
+    }
+    old = {
+        "kit": {
+            "Parameters": {"DomainId": {"Type": "String", "Default": "tgw-mcast-domain-0a"}},
+            "Resources": {"A": association},
+        }
+    }
+    new = {
+        "kit": {
+            "Parameters": {"DomainId": {"Type": "String", "Default": "tgw-mcast-domain-0b"}},
+            "Resources": {"A": association},
+        }
+    }
+    assert _actions(plan(old, new)) == {"A": Action.REPLACE}
+
+
+def test_a_nested_create_only_property_that_refers_to_a_replaced_resource_is_a_replacement() -> None:
+    group = {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {"AutoScalingGroupName": "a"}}
+    provider = {
+        "Type": "AWS::ECS::CapacityProvider",
+        "Properties": {
+            "AutoScalingGroupProvider": {
+                "AutoScalingGroupArn": {"Ref": "Group"},
+                "ManagedDraining": "ENABLED",
+            }
+        },
+    }
+    old = {"s": _stack({"Group": group, "Provider": provider})}
+    new = {
+        "s": _stack({"Group": {**group, "Properties": {"AutoScalingGroupName": "b"}}, "Provider": provider})
+    }
+    result = plan(old, new)
+    assert _actions(result) == {"Group": Action.REPLACE, "Provider": Action.REPLACE}
+    assert (
+        "AutoScalingGroupProvider/AutoScalingGroupArn is create-only"
+        in {c.logical_id: c for c in result.changes}["Provider"].why
+    )
+
+
 def _exporter(value: Any) -> dict[str, Any]:
     return _stack({"Domain": _domain()}, {"DomainArn": {"Value": value, "Export": {"Name": "net-DomainArn"}}})
 
@@ -218,6 +263,8 @@ MATRIX: list[tuple[str, Change, bool, set[str], str]] = [
         {"name": "gamma", "principal": "444444444444", "entitlements": [{"region": REGION, "domains": ["market-data"]}]}),
      True, set(), ""),
     ("remove-customer", lambda d: d["customers"].pop(1), True, set(), "beta-capital loses domain market-data (revoked)"),
+    ("remove-the-last-customer-of-a-domain", lambda d: d["customers"].pop(0), True, {"ShareReferenceData"},
+     "alpha-trading loses domain reference-data: the share is removed"),
     ("entitle-to-another-domain", _entitle, True, set(), ""),
     ("add-group", lambda d: _london(d)["domains"][0]["groups"].append({"name": "sol-book", "address": "239.10.1.4", "port": 30004}),
      True, set(), ""),
@@ -357,6 +404,11 @@ def test_plan_of_a_safe_change_exits_0_with_the_order(tmp_path: Path) -> None:
         f"deploy in this order: venue-md-{REGION}-network, venue-md-{REGION}-sharing, venue-md-{REGION}-compute"
         in out
     )
+    # Only the changed stack, alone: without --exclusively the CDK would deploy the network first.
+    commands = [line for line in out.splitlines() if "cdk deploy" in line]
+    assert commands == [
+        f"  npx cdk deploy --exclusively -c config={tmp_path / 'b.yaml'} venue-md-{REGION}-sharing"
+    ]
 
 
 @pytest.mark.parametrize(

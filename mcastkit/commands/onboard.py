@@ -130,7 +130,8 @@ def _cluster(args: argparse.Namespace) -> Capacity:
     flags = {"instance_type": "--instance-type", "min": "--min-capacity", "max": "--max-capacity"}
     try:
         cluster = Capacity(instance_type=args.instance_type, min=args.min_capacity, max=args.max_capacity)
-        problems = capacity_problems(cluster)
+        # The customer places its own receivers: no interface count needed here.
+        problems = capacity_problems(cluster, places_tasks=False)
     except ValidationError as err:
         problems = validation_problems(err)
     if problems:
@@ -263,6 +264,8 @@ def run_accept(args: argparse.Namespace, console: Console) -> ExitStatus:
     else:
         if stopped_by == "timeout":
             shown.append(f"stopped after --timeout {args.timeout:.0f} s with requests still unverified")
+        elif stopped_by == "nothing arrived":
+            shown.append(f"no request arrived in --timeout {args.timeout:.0f} s")
         print("\n".join(shown), file=console.out)
     return status
 

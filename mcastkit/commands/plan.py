@@ -111,12 +111,27 @@ def render(result: Plan, lost: list[Impact], args: argparse.Namespace) -> list[s
         lines.append(f"no deploy order works: {result.blocked}")
     else:
         lines.append(f"deploy in this order: {', '.join(result.order)}")
+        lines += deploy_commands(result, args.new)
     if result.refused:
         verdict = (
             "allowed by --allow-replace" if args.allow_replace else "refused; pass --allow-replace to accept"
         )
         lines.append(f"{len(result.refused)} stateful resource(s) replaced or removed: {verdict}")
     return lines
+
+
+def deploy_commands(result: Plan, new: Path) -> list[str]:
+    """The commands that deploy the changed stacks in the plan's order. ``--exclusively``: without
+    it the CDK deploys a stack's dependencies first, whatever the order; ``--force`` for a stack
+    that reads a changed output with ``Fn::GetStackOutput``, whose template text does not change."""
+    changed = {c.stack for c in result.changes}
+    rereads = {s for e in result.exports if not e.locked for s in e.still_imported_by}
+    config = f" -c config={new}" if not new.is_dir() else f" --app {new}"
+    return [
+        f"  npx cdk deploy --exclusively{' --force' if stack in rereads else ''}{config} {stack}"
+        for stack in result.order or []
+        if stack in changed | rereads
+    ]
 
 
 def _as_json(result: Plan, lost: list[Impact]) -> dict[str, Any]:

@@ -83,8 +83,9 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
     return problems
 
 
-def capacity_problems(capacity: Capacity) -> list[Problem]:
-    """Problems of an ECS capacity (the provider's, or a customer kit's ``--cluster``)."""
+def capacity_problems(capacity: Capacity, *, places_tasks: bool = True) -> list[Problem]:
+    """Problems of an ECS capacity (the provider's, or a customer kit's ``--cluster``).
+    ``places_tasks``: mcastkit places tasks on it, so it must know the interfaces per host."""
     problems = []
     if capacity.min > capacity.max:
         problems.append(
@@ -94,7 +95,7 @@ def capacity_problems(capacity: Capacity) -> list[Problem]:
                 fix="raise max or lower min",
             )
         )
-    if capacity.interfaces is None:
+    if places_tasks and capacity.interfaces is None:
         known = ", ".join(sorted(facts.INSTANCE_TYPES))
         problems.append(
             Problem(
@@ -134,16 +135,25 @@ def _placement_problems(region: Region) -> list[Problem]:
         (m for m in range(capacity.min, 101) if all(slots(m, d) >= c for d, c in needed.items())), None
     )
     domain = short[0]
+    tasks = [
+        "the relay twice while a deployment overlaps"
+        if region.relay and region.relay.domain == domain
+        else "",
+        "the probe receivers and sender" if region.probe and region.probe.domain == domain else "",
+    ]
+    if enough is None:
+        fix = "choose an instance type with more interfaces"
+    elif enough > capacity.max:
+        fix = f"raise capacity.min to {enough}, and capacity.max with it"
+    else:
+        fix = f"raise capacity.min to {enough}"
     return [
         Problem(
             ("capacity", "min"),
             f"{capacity.min} host(s) of {capacity.instance_type} ({capacity.task_slots} task interfaces "
             f"each) leave {slots(capacity.min, domain)} for domain {domain!r}, whose tasks need "
-            f"{needed[domain]} "
-            "(the relay twice while a deployment overlaps, the probe receivers and sender)",
-            fix=f"raise capacity.min to {enough}"
-            if enough
-            else "choose an instance type with more interfaces",
+            f"{needed[domain]} ({', '.join(t for t in tasks if t)})",
+            fix=fix,
         )
     ]
 
@@ -332,6 +342,19 @@ def _subnet_problems(name: str, region: Region) -> list[Problem]:
                 )
             )
     problems += _overlaps((("subnets", i, "cidr"), s.cidr) for i, s in enumerate(region.subnets))
+    first_id: dict[str, int] = {}
+    for i, subnet in enumerate(region.subnets):
+        # A subnet's construct id is its CIDR's digits: 10.1.10.0/24 and 10.11.0.0/24 collide.
+        j = first_id.setdefault(pascal(str(subnet.cidr)), i)
+        if j != i:
+            problems.append(
+                Problem(
+                    ("subnets", i, "cidr"),
+                    f"{subnet.cidr} and subnets[{j}] ({region.subnets[j].cidr}) spell the same "
+                    f"CloudFormation id (Subnet{pascal(str(subnet.cidr))})",
+                    fix="choose another CIDR for one of them",
+                )
+            )
     zones = len(region.availability_zones)
     if len(region.domains) > zones:
         # Each domain needs a subnet, each subnet a zone of its own: one root cause, one line.

@@ -111,8 +111,10 @@ INSTANCE_TYPES: Final[dict[str, tuple[int, str]]] = {
 
 # Multicast groups are checked by mcastkit.net.addresses.data_group, shared with the command line.
 
-#: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks").
+#: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks"), and so is a subnet's
+#: (VPC user guide, "Subnet CIDR blocks").
 VPC_PREFIX_RANGE: Final = (16, 28)
+SUBNET_PREFIX_RANGE: Final = (16, 28)
 #: Ranges that are no unicast network: "this network", loopback, link-local, multicast and the
 #: reserved class E (RFC 6890). A VPC, a subnet or a datacenter cannot be numbered from them.
 NOT_UNICAST: Final = tuple(

@@ -158,6 +158,14 @@ class Subnet(_Model):
     availability_zone: str
     domain: Name
 
+    @field_validator("cidr")
+    @classmethod
+    def _subnet_size(cls, value: IPv4Network) -> IPv4Network:
+        shortest, longest = facts.SUBNET_PREFIX_RANGE
+        if not shortest <= value.prefixlen <= longest:
+            raise FieldProblem(f"{value}: a subnet CIDR must be between /{shortest} and /{longest}")
+        return value
+
     @field_validator("availability_zone")
     @classmethod
     def _az(cls, value: str) -> str:
@@ -201,7 +209,8 @@ class Capacity(_Model):
         known = facts.INSTANCE_TYPES.get(self.instance_type)
         if known:
             return known[1]
-        return "arm64" if re.match(r"^[a-z]+\d+g", self.instance_type) else "x86_64"
+        graviton = re.match(r"^[a-z]+\d+g", self.instance_type) or self.instance_type.startswith("a1.")
+        return "arm64" if graviton else "x86_64"
 
     @field_validator("instance_type")
     @classmethod

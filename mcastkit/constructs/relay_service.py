@@ -179,10 +179,11 @@ def _healthz_command(port: int) -> list[str]:
 class RelayService(Construct):
     """The egress relay of ``relay.domain`` as an ECS service on the IGMPv2 EC2 cluster.
 
-    By default the relay listens on ``relay.port`` for the datacenter's ingress relay; its
-    security group admits that port from ``relay.datacenter_cidrs`` only. With
-    ``relay.connect`` it dials those ingress endpoints instead (task addresses change on
-    every deployment; the datacenter's do not) and admits nothing inbound. The domain's
+    With ``relay.connect`` (what the config requires) it dials those ingress endpoints (task
+    addresses change on every deployment; the datacenter's do not) and admits nothing inbound.
+    Without it the relay listens on ``relay.port`` and its security group admits that port from
+    ``relay.datacenter_cidrs`` only: for a caller that gives the task a stable address (a load
+    balancer, a Cloud Map name in ``namespace``), which mcastkit's stacks do not. The domain's
     members security group (IGMP and UDP to the groups) is attached next to it. The shared
     secret comes from Secrets Manager as an environment variable, never from the task
     definition.

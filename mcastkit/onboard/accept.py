@@ -236,7 +236,9 @@ class WatchResult:
     provider: ProviderRegion
     decisions: list[Decision]
     rounds: int
-    stopped_by: str  # "settled" or "timeout"
+    #: "settled" (accepted, then nothing waited for the settle time), "timeout" (requests still
+    #: unverified), or "nothing arrived" (no request before the timeout).
+    stopped_by: str
 
 
 def _waiting(decisions: list[Decision]) -> int:
@@ -256,14 +258,15 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WatchResult:
-    """Accept entitled requests round after round, until nothing waits or ``timeout_s``.
+    """Accept entitled requests round after round, from before the customer deploys until its
+    requests are in, or ``timeout_s``.
 
     A customer stack asks twice: its attachment first, then, once the provider has accepted it and
-    it is ``available``, its domain associations. So after an acceptance the watch goes on for
-    ``settle_s`` more seconds with nothing waiting before it stops, to catch the associations that
-    follow. Each CloudFormation wait on the customer's side gives up after about 20 minutes (the
-    resource handlers' default stabilization, inferred from their source), so the watch should be
-    running when the customer deploys.
+    it is ``available``, its domain associations. The watch keeps polling until it has accepted
+    something; after that it goes on until nothing has waited for ``settle_s``, to catch the
+    associations that follow. Each CloudFormation wait on the customer's side gives up after about
+    20 minutes (the resource handlers' default stabilization, inferred from their source), so start
+    the watch before the customer deploys.
     """
     start = clock()
     last_acceptance: float | None = None
@@ -281,15 +284,18 @@ def watch(
         for decision in acted:
             progress(decision.line(dry_run=False).strip())
         waiting = _waiting(decisions)
-        quiet = now - last_acceptance if last_acceptance is not None else settle_s
-        if waiting == 0 and quiet >= settle_s:
+        if last_acceptance is not None and waiting == 0 and now - last_acceptance >= settle_s:
             return WatchResult(provider, list(decided.values()), rounds, "settled")
         if now - start >= timeout_s:
-            return WatchResult(provider, list(decided.values()), rounds, "timeout" if waiting else "settled")
-        left = (
-            f"{waiting} waiting (unverified)"
-            if waiting
-            else f"watching {settle_s - quiet:.0f} s more for associations"
-        )
+            stopped_by = (
+                "timeout" if waiting else "settled" if last_acceptance is not None else "nothing arrived"
+            )
+            return WatchResult(provider, list(decided.values()), rounds, stopped_by)
+        if waiting:
+            left = f"{waiting} waiting (unverified)"
+        elif last_acceptance is None:
+            left = "waiting for the customer's attachment"
+        else:
+            left = f"watching {settle_s - (now - last_acceptance):.0f} s more for associations"
         progress(f"round {rounds}: {len(acted)} decided, {left}; next check in {interval_s:.0f} s")
         sleep(min(interval_s, max(0.0, timeout_s - (now - start))))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mcastkit.plan.schemas import CREATE_ONLY, NOT_APPLIED_ON_UPDATE, STATEFUL
+from mcastkit.plan.schemas import CREATE_ONLY, NOT_APPLIED_ON_UPDATE, REMOVED_BY_REVOCATION, STATEFUL
 
 Template = Mapping[str, Any]
 #: The keys of a resource that are not its configuration: a change to them alone is no update.
@@ -48,7 +48,10 @@ class ResourceChange:
 
     @property
     def refused(self) -> bool:
-        """A replacement or removal of a resource customers depend on."""
+        """A replacement or removal of a resource customers depend on. Removing a share is not:
+        it goes when its last customer does, and that revocation is what the config says."""
+        if self.action is Action.REMOVE and self.type in REMOVED_BY_REVOCATION:
+            return False
         return self.stateful and self.action in (Action.REPLACE, Action.REMOVE)
 
 
@@ -159,12 +162,22 @@ def _changed_properties(old: Mapping[str, Any], new: Mapping[str, Any], *, renew
     ]
 
 
-def _forced(type_: str, changed: list[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The create-only (or never-applied) properties among ``changed``."""
+def _forced(
+    type_: str, changed: list[str], old: Mapping[str, Any], new: Mapping[str, Any], renewed: set[str]
+) -> list[str]:
+    """The create-only (or never-applied) properties among ``changed``; a nested one changes when
+    its text does or when it refers to something that takes a new value (``renewed``)."""
     forced = []
     for path in (*CREATE_ONLY.get(type_, ()), *NOT_APPLIED_ON_UPDATE.get(type_, ())):
         top = path.split("/")[0]
-        if top in changed and (path == top or _canonical(_get(old, path)) != _canonical(_get(new, path))):
+        if top not in changed:
+            continue
+        value = _get(new, path)
+        if (
+            path == top
+            or _canonical(_get(old, path)) != _canonical(value)
+            or renewed & (set(_references(value)) | set(_imports(value)))
+        ):
             forced.append(path)
     return forced
 
@@ -178,6 +191,14 @@ def diff_stack(stack: str, old: Template, new: Template, renewed_imports: set[st
     changes in this deploy (a property that imports one changes too)."""
     old_resources: Mapping[str, Any] = old.get("Resources", {})
     new_resources: Mapping[str, Any] = new.get("Resources", {})
+    # A parameter whose default changes (a kit made from a config with new recorded ids) changes
+    # every property that refers to it, as a replaced resource does.
+    old_parameters, new_parameters = old.get("Parameters", {}), new.get("Parameters", {})
+    parameters = {
+        name
+        for name in set(old_parameters) | set(new_parameters)
+        if _canonical(old_parameters.get(name)) != _canonical(new_parameters.get(name))
+    }
     replaced: dict[str, str] = {}
     changes: dict[str, ResourceChange] = {}
     # Replacements cascade through references: repeat until nothing new is replaced.
@@ -193,13 +214,14 @@ def diff_stack(stack: str, old: Template, new: Template, renewed_imports: set[st
                 found = True
                 continue
             old_props, new_props = before.get("Properties", {}), after.get("Properties", {})
-            changed = _changed_properties(old_props, new_props, renewed=set(replaced))
+            renewed = set(replaced) | parameters
+            changed = _changed_properties(old_props, new_props, renewed=renewed)
             changed += [
                 key
                 for key in sorted(new_props)
                 if key not in changed and renewed_imports & set(_imports(new_props[key]))
             ]
-            forced = _forced(type_, changed, old_props, new_props)
+            forced = _forced(type_, changed, old_props, new_props, renewed | renewed_imports)
             if forced:
                 never = set(NOT_APPLIED_ON_UPDATE.get(type_, ()))
                 reasons = [

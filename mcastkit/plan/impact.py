@@ -88,6 +88,8 @@ def _loss(change: ResourceChange, config: Config, region: str) -> tuple[str, str
                 "old (AlreadyExists)"
             )
             return f"the provider's senders in one subnet of {domain}", how, customers
+        case "AWS::RAM::ResourceShare" if domain and gone:
+            return f"domain {domain}: the share is removed", "for good (revoked)", customers
         case "AWS::RAM::ResourceShare" if domain:
             return (
                 f"domain {domain}: the share (their associations go with it)",

@@ -123,6 +123,9 @@ NOT_APPLIED_ON_UPDATE: Final[dict[str, tuple[str, ...]]] = {
     "AWS::EC2::TransitGatewayMulticastDomain": ("Options",),
 }
 
+#: Removed only when the config revokes every customer of it: not refused, reported as revoked.
+REMOVED_BY_REVOCATION: Final = frozenset({"AWS::RAM::ResourceShare"})
+
 #: Resources whose replacement or removal cuts customers off (or fails outright), so ``plan``
 #: refuses it unless asked to allow it.
 STATEFUL: Final = frozenset(

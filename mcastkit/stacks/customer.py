@@ -225,6 +225,8 @@ class CustomerStack(cdk.Stack):
                 subnets=receiver_subnets,
                 security_group=self.member_rules.security_group,
                 instance_type=cluster.instance_type,
+                architecture=cluster.architecture,
+                ami=cluster.ami,
                 min_capacity=cluster.min,
                 max_capacity=cluster.max,
             )
