@@ -125,3 +125,14 @@ def test_a_kit_cluster_of_graviton_hosts_gets_the_arm_ami(example_config: Any) -
     assert (
         parameter["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
     )
+
+
+def test_hosts_are_replaced_one_at_a_time_with_min_in_service(
+    example_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """A new AMI (resolved at every deploy unless pinned) replaces hosts: a new one starts first,
+    so the relay's tasks move before their host goes."""
+    template, _ = _compute(example_data, tmp_path)
+    (group,) = template.find_resources("AWS::AutoScaling::AutoScalingGroup").values()
+    update = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert (update["MaxBatchSize"], update["MinInstancesInService"]) == (1, 3)  # London: min 3, max 4

@@ -221,6 +221,8 @@ BAD_INPUTS: list[Case] = [
          "regions.eu-west-2.capacity.instance_type", "m4.large"),
     Case("capacity-min-over-max", _london_set("capacity", "min", value=5),
          "regions.eu-west-2.capacity.min", "min 5 is greater than max 4"),
+    Case("capacity-without-room-to-replace-a-host", _london_set("capacity", "max", value=3),
+         "regions.eu-west-2.capacity.max", "max 3 leaves no room above min 3"),
     Case("instance-type-malformed", _london_set("capacity", "instance_type", value="c6in large"),
          "regions.eu-west-2.capacity.instance_type", "'c6in large'"),
     # Relay

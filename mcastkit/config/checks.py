@@ -129,6 +129,15 @@ def _placement_problems(region: Region) -> list[Problem]:
         return max(0, hosts - -(-hosts // len(host_zones)) * outside) * capacity.task_slots
 
     short = [d for d, count in needed.items() if slots(capacity.min, d) < count]
+    if not short and region.relay and capacity.max == capacity.min:  # min > max is reported already
+        return [
+            Problem(
+                ("capacity", "max"),
+                f"max {capacity.max} leaves no room above min {capacity.min}: replacing the hosts (a new "
+                "AMI, new user data) would stop one before its successor starts, and the relay with it",
+                fix=f"set capacity.max to at least {capacity.min + 1}",
+            )
+        ]
     if not short:
         return []
     enough = next(
@@ -442,7 +451,7 @@ def _relay_path_problems(config: Config, region: Region) -> list[Problem]:
                 "required: the relay's subnets have no route to datacenter_cidrs (no NAT, and the multicast "
                 "transit gateway carries no unicast)",
                 fix="name the virtual private gateway (vgw-..., mcastkit attaches it to the VPC) or the "
-                "transit gateway (tgw-..., you attach the VPC) of your Direct Connect or VPN",
+                "transit gateway (tgw-..., mcastkit attaches the VPC to it) of your Direct Connect or VPN",
             )
         )
     elif relay.route_via == multicast:

@@ -166,8 +166,13 @@ class Igmpv2Cluster(Construct):
             launch_template=self.launch_template,
             min_capacity=min_capacity,
             max_capacity=max_capacity,
-            # A new launch template version (new user data, new AMI) replaces hosts one at a time.
-            update_policy=autoscaling.UpdatePolicy.rolling_update(),
+            # A new launch template version (new user data, or a new AMI: the latest is resolved at
+            # every deploy unless pinned) replaces hosts one at a time, starting the new one first
+            # when max leaves room, so min hosts stay in service and ECS moves each task before
+            # its host goes (managed draining; services start the new task before stopping the old).
+            update_policy=autoscaling.UpdatePolicy.rolling_update(
+                max_batch_size=1, min_instances_in_service=min(min_capacity, max_capacity - 1)
+            ),
             health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(5)),
         )
         self.capacity_provider = ecs.AsgCapacityProvider(
