@@ -68,6 +68,8 @@ def test_empty_secret_file_fails_at_start_naming_it(tmp_path: Path) -> None:
         "1",
         "--secret-file",
         str(empty),
+        "--allow",
+        "239.1.1.1:5000",
     )
     _assert_clean_error(result, 2, f"--secret-file {empty} is empty")
 
@@ -110,7 +112,12 @@ def test_bad_ingress_input_names_the_value(
 def test_bad_egress_input_names_the_value(
     secret_file: str, args: list[str], status: int, message: str
 ) -> None:
-    base = {"--interface": "127.0.0.1", "--ttl": "1", "--secret-file": secret_file}
+    base = {
+        "--interface": "127.0.0.1",
+        "--ttl": "1",
+        "--secret-file": secret_file,
+        "--allow": "239.1.1.1:5000",
+    }
     extra = dict(zip(args[::2], args[1::2], strict=True))
     base.update(extra)
     if "--connect" not in base:
@@ -124,7 +131,16 @@ def test_a_refused_listen_or_metrics_address_exits_3_naming_it(secret_file: str)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        common = ["--interface", "127.0.0.1", "--ttl", "1", "--secret-file", secret_file]
+        common = [
+            "--interface",
+            "127.0.0.1",
+            "--ttl",
+            "1",
+            "--secret-file",
+            secret_file,
+            "--allow",
+            "239.1.1.1:5000",
+        ]
         listen = _relay("egress", *common, "--listen", f"127.0.0.1:{port}")
         metrics = _relay("egress", *common, "--listen", "127.0.0.1:0", "--metrics", f"127.0.0.1:{port}")
     _assert_clean_error(listen, 3)
@@ -206,6 +222,7 @@ def test_two_processes_relay_serve_metrics_and_stop_cleanly_on_sigterm(secret_fi
         "egress", "--listen", "127.0.0.1:0", "--interface", "lo", "--ttl", "1",
         "--secret-env", "RELAY_TEST_SECRET", "--metrics", "127.0.0.1:0",
         "--map", f"{source[0]}:{source[1]}={target[0]}:{target[1]}",
+        "--allow", f"{target[0]}:{target[1]}",
         env={"RELAY_TEST_SECRET": SECRET},
     ) as egress:  # fmt: skip
         metrics_port = int(_wait_for_log(egress, r"metrics on http://[\d.]+:(\d+)/", egress_log)[1])

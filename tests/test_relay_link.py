@@ -640,8 +640,8 @@ def test_egress_counts_gaps_and_duplicates_and_never_emits_what_it_must_not() ->
             assert (stats.gaps, stats.duplicates) == (2, 2)
             assert egress.stats.drops["oversize"] == 1
             assert egress.stats.drops["not_multicast"] == 1
-            # the egress identity: in = out + duplicates + drops (not_multicast is counted under its group)
-            labels = [_label(source), f"10.1.2.3:{source[1]}"]
+            # the egress identity: in = out + duplicates + drops (refused datagrams count under "refused")
+            labels = [_label(source), "refused"]
             total_in = sum(egress.stats.groups[label].datagrams_in for label in labels)
             total_out = sum(egress.stats.groups[label].datagrams_out for label in labels)
             assert total_in == 9
@@ -824,3 +824,50 @@ def test_unauthenticated_connections_cannot_lock_the_real_peer_out() -> None:
                 writer.close()
 
     _run(scenario)
+
+
+def test_egress_emits_only_allowed_data_groups_and_keeps_no_state_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ingress that names link-local groups, groups not allowed, or ever new groups: nothing of
+    it is emitted, state and metrics labels stay bounded, and each reason is logged once."""
+    from mcastkit.relay import egress as egress_module
+
+    monkeypatch.setattr(egress_module, "MAX_STREAMS", 3)
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        other = ("239.255.77.77", source[1])
+
+        def data(group: str, port: int, sequence: int = 1) -> bytes:
+            return encode(
+                FrameType.DATA, _message(sequence), group=group_to_int(group), port=port, sequence=sequence
+            )
+
+        allowed = _egress({}, allow=[target])
+        async with running(allowed, listen=True) as egress:
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            writer.write(data("224.0.0.251", 5353))  # mDNS
+            writer.write(data(*other))  # a data group, but not allowed
+            writer.write(data(*target, sequence=1))
+            await until(lambda: len(receiver.received) == 1, "the allowed datagram")
+            await asyncio.sleep(0.1)
+            assert egress.stats.drops == {"link_local": 1, "not_allowed": 1}
+            assert set(egress.stats.groups) == {"refused", _label(target)}
+            writer.close()
+
+        unbounded = _egress({})
+        async with running(unbounded, listen=True) as egress:
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            for n in range(200):
+                writer.write(data(f"239.200.{n // 250}.{n % 250 + 1}", 40000))
+            await until(lambda: egress.stats.drops["too_many_groups"] == 197, "the groups past the bound")
+            assert len(egress.stats.groups) == 3 + 1  # three streams and "refused", not 200
+            writer.close()
+        receiver.close()
+
+    with caplog.at_level("WARNING", logger="mcastkit.relay"):
+        _run(scenario)
+    refusals = [r.getMessage() for r in caplog.records if "not emitted" in r.getMessage()]
+    assert len(refusals) == 3, refusals  # one line per reason, not one per datagram

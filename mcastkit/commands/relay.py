@@ -12,7 +12,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int
+from mcastkit.commands.args import bounded_float, bounded_int, group_port
 from mcastkit.console import Console
 from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
@@ -35,7 +35,8 @@ example (datacenter side, egress tasks dial in):
 _EPILOG_EGRESS = """\
 example (ECS task in the multicast subnet, dialing the datacenter):
   mcastkit relay egress --connect 10.0.0.5:7400 --interface eth0 --ttl 8 \\
-      --secret-env RELAY_SECRET --map 239.1.1.1:5000=239.10.1.1:5000 --metrics 0.0.0.0:9400
+      --secret-env RELAY_SECRET --map 239.1.1.1:5000=239.10.1.1:5000 --allow 239.10.1.1:5000 \\
+      --metrics 10.20.0.15:9400
 """
 
 
@@ -88,6 +89,15 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="G:P=G2:P2",
         help="emit what arrives for G:P to G2:P2 instead (repeatable); other groups keep their address",
+    )
+    egress.add_argument(
+        "--allow",
+        action="append",
+        required=True,
+        type=group_port,
+        metavar="G:P",
+        help="emit only to this group and port (repeatable; after --map); whatever else the ingress "
+        "sends is dropped and counted (drops{reason=not_allowed})",
     )
     egress.add_argument(
         "--no-loop",
@@ -204,6 +214,7 @@ def run_egress(args: argparse.Namespace, console: Console) -> ExitStatus:
             secret=secret,
             stats=stats,
             mapping=_parse_map(args.map),
+            allow=[tuple(g) for g in args.allow],
             heartbeat=args.heartbeat,
             loop=not args.no_loop,
             buffer_bytes=args.sndbuf,

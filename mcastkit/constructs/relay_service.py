@@ -267,7 +267,7 @@ class RelayService(Construct):
             self.task_definition,
             "Relay",
             image=image or tools_image(),
-            command=self._command(relay, metrics_port),
+            command=self._command(relay, domain, metrics_port),
             log_group=self.log_group,
             cpu=relay.cpu,
             memory_mib=relay.memory_mib,
@@ -404,15 +404,18 @@ class RelayService(Construct):
         return entries
 
     @staticmethod
-    def _command(relay: Relay, metrics_port: int) -> list[str]:
+    def _command(relay: Relay, domain: Domain, metrics_port: int) -> list[str]:
         if relay.connect:
             link = [arg for endpoint in relay.connect for arg in ("--connect", str(endpoint))]
         else:
             link = ["--listen", f"0.0.0.0:{relay.port}"]
+        # The egress emits only to its domain's groups, whatever the ingress sends.
+        allow = [arg for group in domain.groups for arg in ("--allow", str(group.group_port))]
         return [
             "relay",
             "egress",
             *link,
+            *allow,
             "--interface",
             TASK_INTERFACE,
             "--ttl",

@@ -265,6 +265,7 @@ class Lab:
                 "--interface", EGRESS_ADDRESS,
                 "--ttl", str(RELAY_TTL),
                 "--secret-file", str(secret),
+                "--allow", str(group),
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['egress']}",
             ),
             log=self.run_dir / "egress.log",

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 
 from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address, run_datagrams
@@ -21,6 +22,13 @@ log = logging.getLogger("mcastkit.relay")
 
 #: Sequence state is kept for this many ingress sessions (an ingress restart starts a new one).
 MAX_SESSIONS = 16
+#: Streams (group and port) one session may open when no allow-list bounds them: an ingress that
+#: names ever new groups must not grow the egress's state and metrics without end.
+MAX_STREAMS = 1024
+#: 224.0.0.0/24 carries IGMP, mDNS, routing protocols: never a feed's group.
+_LINK_LOCAL = ipaddress.IPv4Network("224.0.0.0/24")
+#: At most one log line per reason in this many seconds.
+LOG_EVERY_S = 10.0
 DATA, RUN = int(FrameType.DATA), int(FrameType.RUN)
 HEARTBEAT, BYE = int(FrameType.HEARTBEAT), int(FrameType.BYE)
 
@@ -47,6 +55,7 @@ class Egress(RelayNode):
         secret: bytes,
         stats: RelayStats,
         mapping: dict[tuple[str, int], tuple[str, int]] | None = None,
+        allow: Collection[tuple[str, int]] | None = None,
         heartbeat: float = 1.0,
         loop: bool = True,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
@@ -56,12 +65,19 @@ class Egress(RelayNode):
         self.interface = interface
         self.ttl = ttl
         self.mapping = mapping or {}
+        #: The only (group, port) destinations emitted; ``None``: any data group, at most
+        #: ``MAX_STREAMS`` per session (the command line always gives a list).
+        self.allow = frozenset(allow) if allow is not None else None
         self.multicast_loop = loop
         self.buffer_bytes = buffer_bytes
         self._sock: socket.socket | None = None
         self._batch: BatchSender | None = None
         self._sessions: OrderedDict[int, dict[int, _Stream]] = OrderedDict()
         self._error_logged = 0.0
+        #: Where every refused datagram is counted: one stream, one metrics label, however many
+        #: groups the ingress names.
+        self._refused = _Stream(None, stats.group("refused"))
+        self._refusal_logged: dict[str, float] = {}
 
     def open(self) -> None:
         """Create the sending socket now, so a bad interface fails at start."""
@@ -94,14 +110,34 @@ class Egress(RelayNode):
             self._sessions.move_to_end(session)
         return streams
 
-    def _new_stream(self, group: int, port: int) -> _Stream:
+    def _new_stream(self, streams: dict[int, _Stream], group: int, port: int) -> tuple[_Stream, str]:
+        """The stream of a (group, port) this session has not sent before, or the refused stream
+        and the reason (a drop counter); only allowed streams keep state."""
         address = int_to_group(group)
         label = f"{address}:{port}"
-        if not ipaddress.IPv4Address(address).is_multicast:
-            log.warning("ingress sent %s, which is not a multicast group: not emitted", label)
-            return _Stream(None, self.stats.group(label))
         target = self.mapping.get((address, port), (address, port))
-        return _Stream(Destination(*target), self.stats.group(label))
+        emitted = ipaddress.IPv4Address(target[0])
+        if not emitted.is_multicast:
+            return self._refuse(label, "not_multicast", "is not a multicast group")
+        if emitted in _LINK_LOCAL:
+            return self._refuse(label, "link_local", "is in 224.0.0.0/24, link-local control")
+        if self.allow is not None and target not in self.allow:
+            return self._refuse(label, "not_allowed", "is not an --allow group")
+        if self.allow is None and len(streams) >= MAX_STREAMS:
+            return self._refuse(label, "too_many_groups", f"is past {MAX_STREAMS} groups in one session")
+        return _Stream(Destination(*target), self.stats.group(label)), ""
+
+    def _refuse(self, label: str, reason: str, why: str) -> tuple[_Stream, str]:
+        now = time.monotonic()
+        if now - self._refusal_logged.get(reason, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._refusal_logged[reason] = now
+            log.warning(
+                "ingress sent %s, which %s: not emitted (drops{reason=%s} counts every one)",
+                label,
+                why,
+                reason,
+            )
+        return self._refused, reason
 
     def link_up(self, link: Link) -> None:
         link.context = self._streams(link.session)
@@ -131,7 +167,12 @@ class Egress(RelayNode):
                 key = group << 16 | port
                 stream = streams.get(key)
                 if stream is None:
-                    stream = streams[key] = self._new_stream(group, port)
+                    stream, refusal = self._new_stream(streams, group, port)
+                    if refusal:
+                        drops[refusal] += count
+                        self._refused.stats.datagrams_in += count
+                        continue
+                    streams[key] = stream
                 stats = stream.stats
                 stats.datagrams_in += count
                 if frame_type == RUN:
@@ -151,9 +192,7 @@ class Egress(RelayNode):
                         stats.gaps += sequence - expected
                 stream.next_sequence = sequence + count
                 destination = stream.destination
-                if destination is None:
-                    drops["not_multicast"] += count
-                    continue
+                assert destination is not None  # refused streams are never stored
                 size = stop - start
                 if (size if frame_type == DATA else segment) > MAX_DATAGRAM:
                     drops["oversize"] += count
