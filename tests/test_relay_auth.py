@@ -20,17 +20,59 @@ from mcastkit.relay.auth import (
 from mcastkit.relay.frame import Decoder, FrameType, encode
 
 GOOD = b"correct horse battery staple"
+#: What `openssl rand -hex 32` prints: 256 bits.
+STRONG = "3b1f9a7c5e2d4b6a8c0e1f3a5b7d9c2e4f6a8b0c1d3e5f7a9b2c4d6e8f0a1b3c"
 
 
-def test_secret_file_is_read_and_stripped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_file_is_read_and_stripped(tmp_path: Path) -> None:
     path = tmp_path / "secret"
-    path.write_text("  s3cret-value-long-enough \n")
+    path.write_text(f"  {STRONG} \n")
     path.chmod(0o600)
-    assert load_secret(path=str(path)) == b"s3cret-value-long-enough"
-    assert not caplog.records
-    path.chmod(0o644)
-    load_secret(path=str(path))
-    assert "readable by other users" in caplog.text
+    assert load_secret(path=str(path)) == STRONG.encode()
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_secret_file_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "secret"
+    path.write_text(STRONG)
+    path.chmod(mode)
+    with pytest.raises(
+        SecretError, match=f"--secret-file {path} is readable by group or others; chmod 600 {path}"
+    ):
+        load_secret(path=str(path))
+
+
+@pytest.mark.parametrize(
+    ("secret", "bits"),
+    [
+        (STRONG[:63], 252),  # hex: 4 bits a character
+        ("correct horse battery staple", 224),  # any byte: 8 bits, 28 characters
+        ("Z" * 43, 255),  # letters and digits: 5.95 bits
+    ],
+)
+def test_a_weak_secret_is_refused_with_how_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, bits: int
+) -> None:
+    path = tmp_path / "secret"
+    path.write_text(secret)
+    path.chmod(0o600)
+    with pytest.raises(
+        SecretError, match=rf"carries at most {bits} bits, under 256; make one with `openssl rand -hex 32`"
+    ):
+        load_secret(path=str(path))
+    monkeypatch.setenv("RELAY_SECRET", secret)
+    with pytest.raises(
+        SecretError, match=f"--secret-env RELAY_SECRET: the secret carries at most {bits} bits"
+    ):
+        load_secret(env="RELAY_SECRET")
+
+
+def test_what_mcastkit_generates_is_strong_enough() -> None:
+    """The lab's `secrets.token_hex(32)` and the stacks' 48 letters and digits pass."""
+    from mcastkit.relay.auth import MIN_SECRET_BITS, secret_bits
+
+    assert secret_bits(STRONG.encode()) == 256 >= MIN_SECRET_BITS
+    assert secret_bits(b"aZ3" * 16) >= MIN_SECRET_BITS
 
 
 @pytest.mark.parametrize("content", ["", "\n", "   \t\n"])
@@ -50,8 +92,8 @@ def test_missing_secret_file_is_refused_naming_the_file(tmp_path: Path) -> None:
 
 
 def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAY_SECRET", "from-secrets-manager")
-    assert load_secret(env="RELAY_SECRET") == b"from-secrets-manager"
+    monkeypatch.setenv("RELAY_SECRET", STRONG)
+    assert load_secret(env="RELAY_SECRET") == STRONG.encode()
     monkeypatch.setenv("RELAY_SECRET", " ")
     with pytest.raises(SecretError, match="--secret-env RELAY_SECRET is empty"):
         load_secret(env="RELAY_SECRET")

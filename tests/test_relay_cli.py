@@ -23,7 +23,7 @@ from mcastkit.net.sockets import open_receiver
 
 pytestmark = pytest.mark.timeout(60)
 
-SECRET = "cli test secret, long enough"
+SECRET = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d0f"  # 256 bits of hex
 
 
 def _relay(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,6 +36,7 @@ def _relay(*args: str) -> subprocess.CompletedProcess[str]:
 def secret_file(tmp_path: Path) -> str:
     path = tmp_path / "relay.secret"
     path.write_text(SECRET + "\n")
+    path.chmod(0o600)
     return str(path)
 
 

@@ -18,7 +18,7 @@ from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, parse_group, resolve_interface
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES
-from mcastkit.relay.auth import RECOMMENDED_SECRET_BYTES, load_secret
+from mcastkit.relay.auth import load_secret
 from mcastkit.relay.egress import Egress
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
@@ -239,10 +239,6 @@ def _run(
     secret = load_secret(path=args.secret_file, env=args.secret_env)
     listen, connect = _endpoints_of(args)
     metrics_at = parse_endpoint(args.metrics, flag="--metrics", any_port=True) if args.metrics else None
-    if len(secret) < RECOMMENDED_SECRET_BYTES:
-        log.warning(
-            "the secret is only %d bytes; use at least %d random bytes", len(secret), RECOMMENDED_SECRET_BYTES
-        )
     stats = RelayStats(role=role)
     try:
         return _serve(build, secret, stats, listen, connect, metrics_at)

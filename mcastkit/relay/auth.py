@@ -24,8 +24,10 @@ NONCE_SIZE = 32
 HELLO = struct.Struct("!B32sQ")
 PROOF_SIZE = hashlib.sha256().digest_size
 HANDSHAKE_TIMEOUT = 5.0
-#: Shorter secrets work but are easy to guess; say so at start.
-RECOMMENDED_SECRET_BYTES = 16
+#: A secret must carry at least this much entropy, estimated from its length and the characters
+#: it uses: an attacker who records one handshake can test guesses offline.
+MIN_SECRET_BITS = 256
+_GENERATE = "openssl rand -hex 32"
 
 
 class Role(IntEnum):
@@ -60,8 +62,8 @@ def load_secret(*, path: str | None = None, env: str | None = None) -> bytes:
         if not secret:
             raise SecretError(f"--secret-file {path} is empty; refusing to run an open relay")
         if Path(path).stat().st_mode & 0o077:
-            log.warning("--secret-file %s is readable by other users: chmod 600 it", path)
-        return secret
+            raise SecretError(f"--secret-file {path} is readable by group or others; chmod 600 {path}")
+        return _strong(secret, f"--secret-file {path}")
     if env is not None:
         value = os.environ.get(env)
         if value is None:
@@ -69,8 +71,33 @@ def load_secret(*, path: str | None = None, env: str | None = None) -> bytes:
         secret = value.strip().encode()
         if not secret:
             raise SecretError(f"--secret-env {env} is empty; refusing to run an open relay")
-        return secret
+        return _strong(secret, f"--secret-env {env}")
     raise SecretError("a secret is required: pass --secret-file FILE or --secret-env NAME")
+
+
+def secret_bits(secret: bytes) -> int:
+    """Entropy the secret can carry at most: its length times the bits of its alphabet (hex 4,
+    letters and digits 5.95, base64 6, any byte 8). A lower bound on guessing work, not a measure."""
+    text = secret.decode("latin-1")
+    if all(c in "0123456789abcdefABCDEF" for c in text):
+        per_char = 4.0
+    elif text.isalnum() and text.isascii():
+        per_char = 5.95
+    elif all(c.isalnum() or c in "+/=-_" for c in text) and text.isascii():
+        per_char = 6.0
+    else:
+        per_char = 8.0
+    return int(len(secret) * per_char)
+
+
+def _strong(secret: bytes, where: str) -> bytes:
+    bits = secret_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        raise SecretError(
+            f"{where}: the secret carries at most {bits} bits, under {MIN_SECRET_BITS}; "
+            f"make one with `{_GENERATE}`"
+        )
+    return secret
 
 
 def proof(secret: bytes, prover: Role, verifier_nonce: bytes, prover_nonce: bytes) -> bytes:
