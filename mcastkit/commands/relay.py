@@ -29,7 +29,7 @@ log = logging.getLogger("mcastkit.relay")
 _EPILOG_INGRESS = """\
 example (datacenter side, egress tasks dial in):
   mcastkit relay ingress --group 239.1.1.1:5000 --group 239.1.1.2:5001 --interface 10.0.0.5 \\
-      --listen 0.0.0.0:7400 --secret-file /etc/mcastkit/relay.secret --metrics 0.0.0.0:9400
+      --listen 0.0.0.0:7400 --secret-file /etc/mcastkit/relay.secret --metrics 10.0.0.5:9400
 """
 
 _EPILOG_EGRESS = """\

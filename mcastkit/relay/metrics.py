@@ -156,14 +156,48 @@ def render(stats: RelayStats) -> bytes:
     return generate_latest(registry)
 
 
+#: Scrapes served at once; a connection past this is closed unanswered. A scraper and a health
+#: check need two; idle half-requests from strangers must not hold a thread each.
+MAX_CONNECTIONS = 8
+#: A request must arrive whole, and the reply leave, within this many seconds.
+REQUEST_TIMEOUT_S = 5.0
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server with at most ``MAX_CONNECTIONS`` requests in flight."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.refused = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class MetricsServer:
-    """``/metrics`` (Prometheus text) and ``/healthz`` (JSON; 503 when the loop stalls) on a thread."""
+    """``/metrics`` (Prometheus text) and ``/healthz`` (JSON; 503 when the loop stalls) on a thread,
+    with at most ``MAX_CONNECTIONS`` requests at once, each given ``REQUEST_TIMEOUT_S``."""
 
     def __init__(self, stats: RelayStats, host: str, port: int) -> None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(RelayCollector(stats))
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_S  # socket timeout: a slow or idle client is dropped
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -184,8 +218,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes every few seconds would drown the relay's own log
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
 
     @property
