@@ -871,3 +871,73 @@ def test_egress_emits_only_allowed_data_groups_and_keeps_no_state_for_the_rest(
         _run(scenario)
     refusals = [r.getMessage() for r in caplog.records if "not emitted" in r.getMessage()]
     assert len(refusals) == 3, refusals  # one line per reason, not one per datagram
+
+
+def test_a_flood_of_strangers_is_counted_in_few_log_lines_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Impostors with a wrong proof, and strangers evicted mid-handshake while they write: every one
+    counted, a handful of log lines for all of them, and nothing escapes as a traceback."""
+    caplog.set_level(logging.WARNING)
+
+    async def scenario() -> None:
+        source, _ = _groups()
+        loop = asyncio.get_running_loop()
+        escaped: list[Any] = []
+        loop.set_exception_handler(lambda _loop, context: escaped.append(context))
+        async with running(_ingress([source]), listen=True) as ingress:
+            host, port = _endpoint(ingress)
+            for _ in range(30):  # wrong proofs
+                _reader, writer = await asyncio.open_connection(host, port)
+                writer.write(encode(FrameType.HELLO, HELLO.pack(Role.EGRESS, b"n" * 32, 7)))
+                writer.write(encode(FrameType.PROOF, b"\0" * 32))
+                writer.close()
+            idle = [await asyncio.open_connection(host, port) for _ in range(MAX_HANDSHAKES * 3)]
+            await until(
+                lambda: ingress.stats.disconnects["handshake_evicted"] == MAX_HANDSHAKES * 2, "the evictions"
+            )
+            for _reader, writer in idle:
+                writer.close()
+            # Every stranger is counted once: refused at its proof, or its handshake ended early.
+            strangers = 30 + len(idle)
+            await until(
+                lambda: (
+                    ingress.stats.auth_failures + ingress.stats.disconnects["handshake_aborted"] == strangers
+                ),
+                "every stranger counted",
+            )
+            await asyncio.sleep(0.2)
+        assert escaped == []
+
+    _run(scenario)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mcastkit.relay"]
+    assert sum("auth failed" in line for line in lines) == 1
+    assert sum("unauthenticated" in line for line in lines) == 1
+    assert sum("handshake with" in line for line in lines) <= 1
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_the_throttle_logs_the_first_then_one_line_an_interval_with_the_count() -> None:
+    from mcastkit.relay.throttle import Throttle
+
+    now = [0.0]
+    logger = logging.getLogger("mcastkit.test.throttle")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger.addHandler(Keep())
+    logger.propagate = False
+    throttle = Throttle(logger, every_s=10.0, clock=lambda: now[0])
+    for second in range(25):
+        now[0] = float(second)
+        throttle.warning("auth", "auth failed: %s", second)
+        throttle.warning("other", "other: %s", second)
+    assert [r for r in records if r.startswith("auth")] == [
+        "auth failed: 0",
+        "auth failed: 10 (and 9 more like it since the last line)",
+        "auth failed: 20 (and 9 more like it since the last line)",
+    ]
+    assert len([r for r in records if r.startswith("other")]) == 3

@@ -17,6 +17,7 @@ from mcastkit.relay.auth import Role
 from mcastkit.relay.frame import FrameError, FrameType, int_to_group
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
+from mcastkit.relay.throttle import Throttle
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -27,8 +28,7 @@ MAX_SESSIONS = 16
 MAX_STREAMS = 1024
 #: 224.0.0.0/24 carries IGMP, mDNS, routing protocols: never a feed's group.
 _LINK_LOCAL = ipaddress.IPv4Network("224.0.0.0/24")
-#: At most one log line per reason in this many seconds.
-LOG_EVERY_S = 10.0
+
 DATA, RUN = int(FrameType.DATA), int(FrameType.RUN)
 HEARTBEAT, BYE = int(FrameType.HEARTBEAT), int(FrameType.BYE)
 
@@ -73,11 +73,10 @@ class Egress(RelayNode):
         self._sock: socket.socket | None = None
         self._batch: BatchSender | None = None
         self._sessions: OrderedDict[int, dict[int, _Stream]] = OrderedDict()
-        self._error_logged = 0.0
         #: Where every refused datagram is counted: one stream, one metrics label, however many
         #: groups the ingress names.
         self._refused = _Stream(None, stats.group("refused"))
-        self._refusal_logged: dict[str, float] = {}
+        self._throttle = Throttle(log)
 
     def open(self) -> None:
         """Create the sending socket now, so a bad interface fails at start."""
@@ -128,15 +127,13 @@ class Egress(RelayNode):
         return _Stream(Destination(*target), self.stats.group(label)), ""
 
     def _refuse(self, label: str, reason: str, why: str) -> tuple[_Stream, str]:
-        now = time.monotonic()
-        if now - self._refusal_logged.get(reason, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._refusal_logged[reason] = now
-            log.warning(
-                "ingress sent %s, which %s: not emitted (drops{reason=%s} counts every one)",
-                label,
-                why,
-                reason,
-            )
+        self._throttle.warning(
+            reason,
+            "ingress sent %s, which %s: not emitted (drops{reason=%s} counts every one)",
+            label,
+            why,
+            reason,
+        )
         return self._refused, reason
 
     def link_up(self, link: Link) -> None:
@@ -218,12 +215,10 @@ class Egress(RelayNode):
         stats.datagrams_out -= 1
         stats.bytes_out -= size
         self.stats.drops["send_error"] += 1
-        now = time.monotonic()
-        if now - self._error_logged > 10.0:
-            self._error_logged = now
-            log.warning(
-                "send to %s:%d failed: %s (counted in drops)",
-                destination.address,
-                destination.port,
-                os.strerror(code),
-            )
+        self._throttle.warning(
+            "send_error",
+            "send to %s:%d failed: %s (counted in drops)",
+            destination.address,
+            destination.port,
+            os.strerror(code),
+        )

@@ -24,6 +24,7 @@ from mcastkit.net.sockets import set_tcp_options
 from mcastkit.relay.auth import AuthError, Role, handshake
 from mcastkit.relay.frame import Decoder, FrameError, FrameType, encode
 from mcastkit.relay.metrics import RelayStats
+from mcastkit.relay.throttle import Throttle
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -183,6 +184,7 @@ class RelayNode(ABC):
     def __init__(self, *, secret: bytes, stats: RelayStats, heartbeat: float, max_peers: int) -> None:
         self.secret = secret
         self.stats = stats
+        self._throttle = Throttle(log)
         self.heartbeat = heartbeat
         self.max_peers = max_peers
         self.session = secrets.randbits(64)
@@ -275,7 +277,12 @@ class RelayNode(ABC):
             # Unauthenticated connections must not lock a real peer out: the oldest gives way.
             oldest = next(iter(self._handshaking))
             del self._handshaking[oldest]
-            log.warning("closing %s: unauthenticated, %d handshakes waiting", oldest.name, MAX_HANDSHAKES)
+            self._throttle.warning(
+                "handshake_evicted",
+                "closing %s: unauthenticated, %d handshakes waiting",
+                oldest.name,
+                MAX_HANDSHAKES,
+            )
             self.stats.disconnects["handshake_evicted"] += 1
             oldest.abort()
         self._handshaking[connection] = None
@@ -322,7 +329,16 @@ class RelayNode(ABC):
             )
         except AuthError as err:
             self.stats.auth_failures += 1
-            log.warning("auth failed: %s: %s; closing", name, err)
+            self._throttle.warning("auth", "auth failed: %s: %s; closing", name, err)
+            connection.abort()
+            return False
+        except (OSError, RuntimeError, EOFError, asyncio.IncompleteReadError) as err:
+            # The connection went away mid-handshake (evicted, reset, closed by the peer): a
+            # stranger's problem, never a traceback.
+            self.stats.disconnects["handshake_aborted"] += 1
+            self._throttle.warning(
+                "handshake_aborted", "handshake with %s ended: %s", name, err or type(err).__name__
+            )
             connection.abort()
             return False
         finally:
