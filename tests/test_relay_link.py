@@ -295,6 +295,7 @@ async def _raw_peer(
     secret: bytes = SECRET,
     rcvbuf: int | None = None,
     heartbeats: bool = True,
+    session: int | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A hand-driven peer that authenticates like a relay, then does whatever the test says.
 
@@ -306,7 +307,8 @@ async def _raw_peer(
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, endpoint)
     reader, writer = await asyncio.open_connection(sock=sock)
-    await handshake(reader, writer, secret=secret, role=role, session=random.getrandbits(64), dialer=True)
+    session = random.getrandbits(64) if session is None else session
+    await handshake(reader, writer, secret=secret, role=role, session=session, dialer=True)
     if heartbeats:
         task = asyncio.create_task(_heartbeats(writer))
         _BACKGROUND.add(task)
@@ -941,3 +943,50 @@ def test_the_throttle_logs_the_first_then_one_line_an_interval_with_the_count() 
         "auth failed: 20 (and 9 more like it since the last line)",
     ]
     assert len([r for r in records if r.startswith("other")]) == 3
+
+
+def test_a_second_link_claiming_a_live_session_is_refused_and_the_stream_goes_on() -> None:
+    """Even with the secret, a link that claims the session of a live ingress gets nothing in: the
+    real stream is neither interleaved nor silenced by a forged sequence."""
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        async with (
+            running(_egress({source: target}), listen=True) as egress,
+            running(_ingress([source]), connect=[_endpoint(egress)]) as ingress,
+        ):
+            await until(lambda: egress.stats.peers == 1, "the real link")
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS, session=ingress.session)
+            await until(lambda: egress.stats.disconnects["session_in_use"] == 1, "the impostor refused")
+            writer.close()
+            await send(_sender(), source, [_message(i) for i in range(50)])
+            await until(lambda: len(receiver.received) == 50, "the real stream")
+            assert egress.stats.peers == 1
+        receiver.close()
+        assert receiver.indexes() == list(range(50))
+
+    _run(scenario)
+
+
+def test_a_sequence_jump_past_the_bound_is_a_protocol_error_not_a_silent_filter() -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        group = group_to_int(source[0])
+
+        def data(sequence: int) -> bytes:
+            return encode(
+                FrameType.DATA, _message(sequence % 1000), group=group, port=source[1], sequence=sequence
+            )
+
+        async with running(_egress({source: target}), listen=True) as egress:
+            _reader, writer = await _raw_peer(_endpoint(egress), role=Role.INGRESS)
+            writer.write(data(1) + data(2) + data(2**62) + data(3))
+            await until(lambda: egress.stats.disconnects["protocol_error"] == 1, "the link closed")
+            writer.close()
+            await asyncio.sleep(0.1)
+        receiver.close()
+        assert receiver.indexes() == [1, 2]  # nothing of the forged sequence, nor after it
+
+    _run(scenario)

@@ -26,6 +26,9 @@ MAX_SESSIONS = 16
 #: Streams (group and port) one session may open when no allow-list bounds them: an ingress that
 #: names ever new groups must not grow the egress's state and metrics without end.
 MAX_STREAMS = 1024
+#: A sequence number this far past the next expected is no gap but a forged or broken stream
+#: (2**40 is 30 hours at 10 million datagrams a second).
+MAX_SEQUENCE_JUMP = 2**40
 #: 224.0.0.0/24 carries IGMP, mDNS, routing protocols: never a feed's group.
 _LINK_LOCAL = ipaddress.IPv4Network("224.0.0.0/24")
 
@@ -177,9 +180,20 @@ class Egress(RelayNode):
                 stats.bytes_in += stop - start
                 expected = stream.next_sequence
                 if sequence != expected and expected:
+                    if sequence - expected > MAX_SEQUENCE_JUMP:
+                        raise FrameError(
+                            f"sequence of {int_to_group(group)}:{port} jumps from {expected} to {sequence}"
+                        )
                     if sequence < expected:  # a repeat (of part of a run: the rest is new)
                         repeated = min(count, expected - sequence)
                         stats.duplicates += repeated
+                        self._throttle.warning(
+                            "duplicates",
+                            "%s repeats datagrams of %s:%d already emitted (counted in duplicates)",
+                            link.name,
+                            int_to_group(group),
+                            port,
+                        )
                         count -= repeated
                         if not count:
                             continue

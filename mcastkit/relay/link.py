@@ -355,6 +355,16 @@ class RelayNode(ABC):
             if self._stopping.is_set():
                 connection.transport.close()
                 return True
+            if any(other.session == hello.session for other in self.links):
+                # A second live link in one session would interleave (or, with a forged sequence,
+                # silence) the first one's stream: refused until the first is gone (a dead link
+                # is found by the heartbeat watchdog, so a real reconnect waits for that at most).
+                self.stats.disconnects["session_in_use"] += 1
+                self._throttle.warning(
+                    "session_in_use", "refused %s: session %016x is already linked", name, hello.session
+                )
+                connection.abort()
+                return True
             link = Link(connection, connection.transport, name, hello.session)
             if reconnect or hello.session in self._seen_sessions:
                 self.stats.reconnects += 1
