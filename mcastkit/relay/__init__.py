@@ -62,6 +62,12 @@ recorded or reflected proof is useless. The handshake authenticates the peers; i
 encrypt or sign the stream afterwards: run the link over Direct Connect or a VPN and keep the
 security group restricted to the datacenter CIDRs.
 
+Whoever proves first hands an unauthenticated party one HMAC of the secret over nonces it knows
+(here the dialer, to any listener that answers): material for guessing the secret offline. No
+order of a mutual challenge-response avoids that for both sides, so the secret is what bounds
+it: a secret under 256 bits (estimated from its length and alphabet) is refused at start, which
+leaves no feasible search.
+
 Counters (nothing is lost without one)
 --------------------------------------
 Every datagram the ingress reads is either too large (``drops{reason="oversize"}``) or counted in
