@@ -624,12 +624,16 @@ def customer_problems(config: Config, *, refused_regions: Iterable[str] = ()) ->
     for region_name, region in config.regions.items():
         for i, domain in enumerate(region.domains):
             count = len(config.customers_of(region_name, domain.name))
-            if count > config.quotas.customers_per_domain:
+            # The quota leaves one member per group for the provider; registered static members
+            # are the provider's too, and each takes a place.
+            room = config.quotas.customers_per_domain + 1 - max(1, len(domain.static_members))
+            if count > room:
+                mine = f", less {len(domain.static_members)} static_members" if domain.static_members else ""
                 problems.append(
                     Problem(
                         ("regions", region_name, "domains", i),
                         f"{count} customers of domain {domain.name!r} exceed quotas.customers_per_domain "
-                        f"({config.quotas.customers_per_domain}): members per group are capped at 100",
+                        f"({config.quotas.customers_per_domain}{mine}): members per group are capped at 100",
                     )
                 )
     return problems
