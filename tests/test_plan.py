@@ -266,8 +266,9 @@ MATRIX: list[tuple[str, Change, bool, set[str], str]] = [
     ("remove-the-last-customer-of-a-domain", lambda d: d["customers"].pop(0), True, {"ShareReferenceData"},
      "alpha-trading loses domain reference-data: the share is removed"),
     ("entitle-to-another-domain", _entitle, True, set(), ""),
+    # The relay's --allow list gains the group: a new task definition, the new task started first.
     ("add-group", lambda d: _london(d)["domains"][0]["groups"].append({"name": "sol-book", "address": "239.10.1.4", "port": 30004}),
-     True, set(), ""),
+     True, {"RelayTaskDefinition"}, ""),
     ("add-subnet-in-a-free-zone", _add_subnet, True, set(), ""),
     ("add-domain", _add_domain, True, set(), ""),
     ("reorder-subnets", _reorder, True, set(), ""),
