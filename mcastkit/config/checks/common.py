@@ -1,0 +1,47 @@
+"""Checks several parts of the config share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Network
+
+from mcastkit.config.names import pascal
+from mcastkit.config.problems import Path, Problem, path_text
+
+
+def names_problems(path: Path, names: list[str], what: str) -> list[Problem]:
+    """Names used twice, and names that differ only by hyphens: both become the same
+    CloudFormation id and export name (``md-1`` and ``md1`` are both ``Md1``)."""
+    problems = []
+    first: dict[str, int] = {}
+    by_id: dict[str, str] = {}
+    for i, name in enumerate(names):
+        j = first.setdefault(name, i)
+        if j != i:
+            problems.append(Problem((*path, i, "name"), f"{what} name {name!r} is used twice"))
+            continue
+        other = by_id.setdefault(pascal(name), name)
+        if other != name:
+            problems.append(
+                Problem(
+                    (*path, i, "name"),
+                    f"{what} names {other!r} and {name!r} differ only by hyphens; both become the "
+                    f"CloudFormation id {pascal(name)}",
+                    fix="rename one",
+                )
+            )
+    return problems
+
+
+def overlaps(items: Iterable[tuple[Path, IPv4Network]]) -> list[Problem]:
+    """A problem per pair of overlapping networks, at the later one."""
+    seen: list[tuple[Path, IPv4Network]] = []
+    problems = []
+    for path, network in items:
+        for other_path, other in seen:
+            if network.overlaps(other):
+                problems.append(
+                    Problem(path, f"{network} overlaps {path_text(other_path)} {other}"),
+                )
+        seen.append((path, network))
+    return problems
