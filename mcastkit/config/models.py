@@ -231,7 +231,12 @@ class Relay(_Model):
     """The egress relay that re-emits datacenter multicast into a domain (ECS service)."""
 
     domain: Name
-    port: int = Field(default=7400, ge=1024, le=65535, description="TCP port the egress listens on")
+    port: int = Field(
+        default=7400,
+        ge=1024,
+        le=65535,
+        description="TCP port of a listening egress (RelayService without connect; the stacks always dial)",
+    )
     datacenter_cidrs: list[Cidr] = Field(min_length=1, description="Only these CIDRs may reach the relay")
     ttl: int = Field(default=8, ge=1, le=255)
     desired_count: int = Field(default=1, ge=0, le=10)
