@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -96,7 +97,21 @@ def _ingress_endpoint(value: Any) -> Endpoint:
     return endpoint
 
 
+def _availability_zone(value: str) -> str:
+    if not AVAILABILITY_ZONE.fullmatch(value):
+        raise FieldProblem(f"{value!r} is not an availability zone name such as eu-west-2a")
+    return value
+
+
+def _sized(value: IPv4Network, what: str, bounds: tuple[int, int]) -> IPv4Network:
+    shortest, longest = bounds
+    if not shortest <= value.prefixlen <= longest:
+        raise FieldProblem(f"{value}: a {what} CIDR must be between /{shortest} and /{longest}")
+    return value
+
+
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+AvailabilityZone = Annotated[str, AfterValidator(_availability_zone)]
 AccountId = Annotated[str, BeforeValidator(_unquoted_number), StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_network), PlainSerializer(str, return_type=str)]
 IngressEndpoint = Annotated[
@@ -155,23 +170,13 @@ class Subnet(_Model):
     """A multicast subnet: pinned to an AZ and associated with exactly one domain."""
 
     cidr: Cidr
-    availability_zone: str
+    availability_zone: AvailabilityZone
     domain: Name
 
     @field_validator("cidr")
     @classmethod
     def _subnet_size(cls, value: IPv4Network) -> IPv4Network:
-        shortest, longest = facts.SUBNET_PREFIX_RANGE
-        if not shortest <= value.prefixlen <= longest:
-            raise FieldProblem(f"{value}: a subnet CIDR must be between /{shortest} and /{longest}")
-        return value
-
-    @field_validator("availability_zone")
-    @classmethod
-    def _az(cls, value: str) -> str:
-        if not AVAILABILITY_ZONE.fullmatch(value):
-            raise FieldProblem(f"{value!r} is not an availability zone name such as eu-west-2a")
-        return value
+        return _sized(value, "subnet", facts.SUBNET_PREFIX_RANGE)
 
 
 class Capacity(_Model):
@@ -323,7 +328,7 @@ class SharedIds(_Model):
 class Region(_Model):
     """Everything mcastkit builds in one AWS region."""
 
-    availability_zones: list[str] = Field(min_length=1, max_length=6)
+    availability_zones: list[AvailabilityZone] = Field(min_length=1, max_length=6)
     vpc_cidr: Cidr
     subnets: list[Subnet] = Field(min_length=1)
     transit_gateway_asn: int = 64512
@@ -340,10 +345,7 @@ class Region(_Model):
     @field_validator("vpc_cidr")
     @classmethod
     def _vpc_size(cls, value: IPv4Network) -> IPv4Network:
-        shortest, longest = facts.VPC_PREFIX_RANGE
-        if not shortest <= value.prefixlen <= longest:
-            raise FieldProblem(f"{value}: a VPC CIDR must be between /{shortest} and /{longest}")
-        return value
+        return _sized(value, "VPC", facts.VPC_PREFIX_RANGE)
 
     @field_validator("transit_gateway_asn")
     @classmethod
@@ -356,10 +358,6 @@ class Region(_Model):
     @classmethod
     def _azs(cls, values: list[str]) -> list[str]:
         for index, value in enumerate(values):
-            if not AVAILABILITY_ZONE.fullmatch(value):
-                raise FieldProblem(
-                    f"{value!r} is not an availability zone name such as eu-west-2a", path=(index,)
-                )
             if value in values[:index]:
                 raise FieldProblem(f"{value} is listed twice", path=(index,))
         return values
