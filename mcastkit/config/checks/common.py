@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from ipaddress import IPv4Network
 
 from mcastkit.config.names import pascal
 from mcastkit.config.problems import Path, Problem, path_text
 
 
+def repeats(keys: Iterable[Hashable]) -> list[tuple[int, int]]:
+    """(index, index of the first one) for every key that already appeared earlier."""
+    first: dict[Hashable, int] = {}
+    found = []
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j != i:
+            found.append((i, j))
+    return found
+
+
 def names_problems(path: Path, names: list[str], what: str) -> list[Problem]:
     """Names used twice, and names that differ only by hyphens: both become the same
     CloudFormation id and export name (``md-1`` and ``md1`` are both ``Md1``)."""
-    problems = []
-    first: dict[str, int] = {}
+    repeated = {i for i, _ in repeats(names)}
+    problems = [
+        Problem((*path, i, "name"), f"{what} name {names[i]!r} is used twice") for i in sorted(repeated)
+    ]
     by_id: dict[str, str] = {}
     for i, name in enumerate(names):
-        j = first.setdefault(name, i)
-        if j != i:
-            problems.append(Problem((*path, i, "name"), f"{what} name {name!r} is used twice"))
+        if i in repeated:
             continue
         other = by_id.setdefault(pascal(name), name)
         if other != name:

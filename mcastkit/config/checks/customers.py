@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mcastkit.config.checks.common import repeats
 from mcastkit.config.models import Config, Customer
 from mcastkit.config.names import STACK_NAME_MAX, kit_stack_name
 from mcastkit.config.problems import Path, Problem
@@ -12,22 +13,20 @@ from mcastkit.config.problems import Path, Problem
 def customer_problems(config: Config, *, refused_regions: Iterable[str] = ()) -> list[Problem]:
     """Problems of the customers; entitlements to a region refused above are not reported again."""
     refused = set(refused_regions)
-    problems: list[Problem] = []
-    first_name: dict[str, int] = {}
-    first_principal: dict[str, int] = {}
-    for i, customer in enumerate(config.customers):
+    customers = config.customers
+    problems = [
+        Problem(("customers", i, "name"), f"customer name {customers[i].name!r} is used twice")
+        for i, _ in repeats(c.name for c in customers)
+    ]
+    problems += [
+        Problem(
+            ("customers", i, "principal"),
+            f"{customers[i].principal} is already customers[{j}] ({customers[j].name})",
+        )
+        for i, j in repeats(c.principal for c in customers)
+    ]
+    for i, customer in enumerate(customers):
         path: Path = ("customers", i)
-        j = first_name.setdefault(customer.name, i)
-        if j != i:
-            problems.append(Problem((*path, "name"), f"customer name {customer.name!r} is used twice"))
-        j = first_principal.setdefault(customer.principal, i)
-        if j != i:
-            problems.append(
-                Problem(
-                    (*path, "principal"),
-                    f"{customer.principal} is already customers[{j}] ({config.customers[j].name})",
-                )
-            )
         problems += _principal_problems(config, path, customer)
         problems += _entitlement_problems(config, path, customer, refused)
         problems += _kit_name_problems(config, path, customer)
@@ -78,19 +77,17 @@ def _principal_problems(config: Config, path: Path, customer: Customer) -> list[
 
 
 def _entitlement_problems(config: Config, path: Path, customer: Customer, refused: set[str]) -> list[Problem]:
-    problems = []
-    first_region: dict[str, int] = {}
-    for j, entitlement in enumerate(customer.entitlements):
+    entitlements = customer.entitlements
+    problems = [
+        Problem(
+            (*path, "entitlements", j, "region"),
+            f"{entitlements[j].region} is already entitlements[{k}] of customer {customer.name!r}",
+            fix="list every domain of a region in one entitlement",
+        )
+        for j, k in repeats(e.region for e in entitlements)
+    ]
+    for j, entitlement in enumerate(entitlements):
         where: Path = (*path, "entitlements", j)
-        k = first_region.setdefault(entitlement.region, j)
-        if k != j:
-            problems.append(
-                Problem(
-                    (*where, "region"),
-                    f"{entitlement.region} is already entitlements[{k}] of customer {customer.name!r}",
-                    fix="list every domain of a region in one entitlement",
-                )
-            )
         region = config.regions.get(entitlement.region)
         if region is None:
             if not refused:  # a refused region key explains this already

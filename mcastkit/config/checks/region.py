@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcastkit.config.checks.capacity import capacity_problems, placement_problems
-from mcastkit.config.checks.common import names_problems, overlaps
+from mcastkit.config.checks.common import names_problems, overlaps, repeats
 from mcastkit.config.checks.relay import relay_problems
 from mcastkit.config.models import Config, Domain, Quotas, Region
 from mcastkit.config.names import SHARE_ARN, pascal
@@ -74,17 +74,14 @@ def _domain_problems(region: Region, quotas: Quotas) -> list[Problem]:
     for i, domain in enumerate(region.domains):
         path: Path = ("domains", i)
         problems += names_problems((*path, "groups"), [g.name for g in domain.groups], "group")
-        first_of: dict[tuple[object, int], int] = {}
-        for j, group in enumerate(domain.groups):
-            k = first_of.setdefault((group.address, group.port), j)
-            if k != j:
-                problems.append(
-                    Problem(
-                        (*path, "groups", j),
-                        f"{group.group_port} repeats groups[{k}] of domain {domain.name!r}",
-                        fix="give each group its own address:port",
-                    )
+        for j, k in repeats(g.group_port for g in domain.groups):
+            problems.append(
+                Problem(
+                    (*path, "groups", j),
+                    f"{domain.groups[j].group_port} repeats groups[{k}] of domain {domain.name!r}",
+                    fix="give each group its own address:port",
                 )
+            )
         problems += _static_problems(path, domain, quotas)
         for k, source in enumerate(domain.source_cidrs):
             if not source.subnet_of(region.vpc_cidr):
@@ -154,7 +151,6 @@ def _subnet_problems(name: str, region: Region) -> list[Problem]:
     domain_names = [d.name for d in region.domains]
     # A zone of another region is reported on availability_zones; not again on each subnet.
     zones_valid = all(az[:-1] == name for az in region.availability_zones)
-    first_in_zone: dict[str, int] = {}
     for i, subnet in enumerate(region.subnets):
         path: Path = ("subnets", i)
         if not subnet.cidr.subnet_of(region.vpc_cidr):
@@ -176,33 +172,31 @@ def _subnet_problems(name: str, region: Region) -> list[Problem]:
                     f"{subnet.domain!r} is not a domain of this region ({', '.join(domain_names)})",
                 )
             )
-        # The VPC has one Transit Gateway attachment (a second is refused with
-        # DuplicateTransitGatewayAttachment), an attachment takes one subnet per zone, and a domain
-        # association names a subnet of that attachment: so one multicast subnet per zone.
-        j = first_in_zone.setdefault(subnet.availability_zone, i)
-        if j != i:
-            problems.append(
-                Problem(
-                    (*path, "availability_zone"),
-                    f"{subnet.availability_zone} already holds subnets[{j}] ({region.subnets[j].cidr}); "
-                    "the Transit Gateway attachment takes one multicast subnet per availability zone",
-                    fix="give each domain zones of its own",
-                )
+    # The VPC has one Transit Gateway attachment (a second is refused with
+    # DuplicateTransitGatewayAttachment), an attachment takes one subnet per zone, and a domain
+    # association names a subnet of that attachment: so one multicast subnet per zone.
+    for i, j in repeats(s.availability_zone for s in region.subnets):
+        problems.append(
+            Problem(
+                ("subnets", i, "availability_zone"),
+                f"{region.subnets[i].availability_zone} already holds subnets[{j}] "
+                f"({region.subnets[j].cidr}); "
+                "the Transit Gateway attachment takes one multicast subnet per availability zone",
+                fix="give each domain zones of its own",
             )
+        )
     problems += overlaps((("subnets", i, "cidr"), s.cidr) for i, s in enumerate(region.subnets))
-    first_id: dict[str, int] = {}
-    for i, subnet in enumerate(region.subnets):
-        # A subnet's construct id is its CIDR's digits: 10.1.10.0/24 and 10.11.0.0/24 collide.
-        j = first_id.setdefault(pascal(str(subnet.cidr)), i)
-        if j != i:
-            problems.append(
-                Problem(
-                    ("subnets", i, "cidr"),
-                    f"{subnet.cidr} and subnets[{j}] ({region.subnets[j].cidr}) spell the same "
-                    f"CloudFormation id (Subnet{pascal(str(subnet.cidr))})",
-                    fix="choose another CIDR for one of them",
-                )
+    # A subnet's construct id is its CIDR's digits: 10.1.10.0/24 and 10.11.0.0/24 collide.
+    for i, j in repeats(pascal(str(s.cidr)) for s in region.subnets):
+        cidr = region.subnets[i].cidr
+        problems.append(
+            Problem(
+                ("subnets", i, "cidr"),
+                f"{cidr} and subnets[{j}] ({region.subnets[j].cidr}) spell the same "
+                f"CloudFormation id (Subnet{pascal(str(cidr))})",
+                fix="choose another CIDR for one of them",
             )
+        )
     zones = len(region.availability_zones)
     if len(region.domains) > zones:
         # Each domain needs a subnet, each subnet a zone of its own: one root cause, one line.
