@@ -117,7 +117,7 @@ def _header(**overrides: int) -> bytes:
         (_header(magic=0x4745), "bad magic 0x4745"),
         (b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n", "bad magic"),
         (b"\x16\x03\x01", "bad magic"),  # a TLS client hello, shorter than a header
-        (_header(version=1), "frame version 1"),
+        (_header(version=2), "frame version 2"),
         (_header(type=9), "unknown frame type 9"),
         (_header(type=0), "unknown frame type 0"),
         (_header(length=MAX_PAYLOAD + 1), f"length {MAX_PAYLOAD + 1} exceeds"),
@@ -149,7 +149,7 @@ def test_header_layout_is_the_documented_one() -> None:
     frame = encode(FrameType.DATA, b"abc", group=group_to_int("239.1.2.3"), port=5001, sequence=7, time_ns=9)
     assert HEADER_SIZE == 32
     assert frame[:2] == b"MK"
-    assert frame[2:4] == bytes([2, 1])
+    assert frame[2:4] == bytes([3, 1])  # version 3, DATA
     assert struct.unpack("!I", frame[4:8]) == (3,)
     assert frame[8:12] == bytes([239, 1, 2, 3])
     assert struct.unpack("!HHQQ", frame[12:32]) == (5001, 0, 7, 9)

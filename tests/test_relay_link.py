@@ -21,7 +21,7 @@ from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import HEADER_SIZE, VERSION, Decoder, FrameType, encode, group_to_int
+from mcastkit.relay.frame import HEADER_SIZE, VERSION, Decoder, FrameType, encode, encode_resume, group_to_int
 from mcastkit.relay.ingress import Ingress, _complete_frames
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
@@ -243,7 +243,7 @@ class Proxy:
 
 
 @pytest.mark.parametrize("dialer", ["ingress", "egress"])
-def test_reconnects_after_the_link_is_cut_and_counts_the_gap(dialer: str) -> None:
+def test_reconnects_after_the_link_is_cut_and_replays_what_it_missed(dialer: str) -> None:
     async def scenario() -> None:
         source, target = _groups()
         receiver = Receiver(target)
@@ -259,19 +259,23 @@ def test_reconnects_after_the_link_is_cut_and_counts_the_gap(dialer: str) -> Non
 
                 await proxy.cut()
                 await until(lambda: ingress.stats.peers == 0 and egress.stats.peers == 0, "the cut")
-                await send(sender, source, [_message(i) for i in range(50, 80)])  # lost: nobody to send to
+                # Nobody to send to: kept in the replay window (and counted as no_peer).
+                await send(sender, source, [_message(i) for i in range(50, 80)])
                 await asyncio.sleep(0.05)
                 await proxy.restore()
                 await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the reconnect")
 
                 await send(sender, source, [_message(i) for i in range(80, 130)])
-                await until(lambda: len(receiver.received) == 100, "the stream to resume")
+                await until(lambda: len(receiver.received) == 130, "the stream to resume")
                 stats = egress.stats.groups[_label(source)]
-                assert stats.gaps == 30
-                assert stats.duplicates == 0
+                assert stats.gaps == 0 and stats.duplicates == 0
+                assert ingress.stats.groups[_label(source)].replayed == 30
+                assert ingress.stats.groups[_label(source)].unrecoverable == 0
+                assert ingress.stats.drops["no_peer"] == 30
                 assert ingress.stats.reconnects == 1 and egress.stats.reconnects == 1
+                assert ingress.stats.resumes == 1 and egress.stats.resumes == 1
         receiver.close()
-        assert receiver.indexes() == [*range(50), *range(80, 130)]
+        assert receiver.indexes() == list(range(130))
 
     _run(scenario)
 
@@ -296,6 +300,7 @@ async def _raw_peer(
     rcvbuf: int | None = None,
     heartbeats: bool = True,
     session: int | None = None,
+    resume: bytes | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A hand-driven peer that authenticates like a relay, then does whatever the test says.
 
@@ -309,6 +314,8 @@ async def _raw_peer(
     reader, writer = await asyncio.open_connection(sock=sock)
     session = random.getrandbits(64) if session is None else session
     await handshake(reader, writer, secret=secret, role=role, session=session, dialer=True)
+    if role is Role.EGRESS:  # by default nothing to resume: the live stream from now on
+        writer.write(encode_resume({}) if resume is None else resume)
     if heartbeats:
         task = asyncio.create_task(_heartbeats(writer))
         _BACKGROUND.add(task)
@@ -485,8 +492,7 @@ def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
         ingress = _ingress([source])
         transport = Transport()
         link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
-        ingress.link_up(link)
-        ingress.links = (link,)
+        _link_live(ingress, link)
         stats = ingress.stats.group(_label(source))
         payloads = [b"a" * 10, b"b" * 20, b"c" * 30]
         chunk = b"".join(
@@ -509,6 +515,13 @@ def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
         assert _accounted(ingress, source) == (3, 3)
 
     _run(scenario)
+
+
+def _link_live(ingress: Ingress, link: Link) -> None:
+    """An authenticated peer that has nothing to resume: it takes the stream as it arrives."""
+    ingress.link_up(link)
+    ingress.links = (link,)
+    assert ingress.receive(link, encode_resume({})) is None
 
 
 class _Capture:
@@ -536,8 +549,7 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         ingress.open()
         transport = _Capture()
         link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
-        ingress.link_up(link)
-        ingress.links = (link,)
+        _link_live(ingress, link)
         feed = ingress._sources[0]
         slots = DatagramSlots(feed.sock, capacity=20_000, headroom=HEADER_SIZE, slots=4)
         messages = [b"alone", bytes(range(100)) * 8 + b"end", b"x" * 18_000]
@@ -564,6 +576,9 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         assert (stats.datagrams_in, stats.datagrams_out, stats.bytes_out) == (102, 102, 5 + 803)
         assert stats.datagrams_in_runs == 101
         assert ingress.stats.drops["oversize"] == 2  # a run of 9,000-byte datagrams: over the TGW MTU
+        # The replay window keeps the batch as it was written, numbered from its first datagram.
+        (kept,) = [ingress.window[i] for i in range(ingress.window.start, ingress.window.end)]
+        assert (kept.first, kept.datagrams, kept.chunk) == (1, 102, bytes(transport.written))
         ingress.close()
 
     _run(scenario)
@@ -765,6 +780,8 @@ def test_a_busy_relay_sends_heartbeats_from_the_data_path() -> None:
         connection = Connection()
         link = Link(connection, transport, "peer", session=1)  # type: ignore[arg-type]
         egress.link_up(link)
+        assert [frame[0] for frame in Decoder().feed(b"".join(transport.written))] == [FrameType.RESUME]
+        transport.written.clear()
         on_data = egress._handler(link)
         connection.last_rx = link.heartbeat_sent_at + HEARTBEAT  # a beat is due
         on_data(encode(FrameType.HEARTBEAT))
@@ -988,5 +1005,180 @@ def test_a_sequence_jump_past_the_bound_is_a_protocol_error_not_a_silent_filter(
             await asyncio.sleep(0.1)
         receiver.close()
         assert receiver.indexes() == [1, 2]  # nothing of the forged sequence, nor after it
+
+    _run(scenario)
+
+
+# -- resume after an outage -----------------------------------------------------------------------
+
+
+async def _outage(
+    ingress: Ingress, *, before: int, during: int, after: int, size: int = 64
+) -> tuple[Receiver, Egress]:
+    """Stream ``before`` messages, cut the link, send ``during`` with nobody to take them, restore
+    it, send ``after``; return what the receiver got once it has been quiet for a while."""
+    source = ingress.groups[0]
+    target = _random_group()
+    receiver = Receiver(target)
+    sender = _sender()
+    egress = _egress({source: target})
+    async with running(egress, listen=True):
+        proxy = Proxy(_endpoint(egress))
+        async with running(ingress, connect=[await proxy.start()]):
+            await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the link")
+            await send(sender, source, [_message(i, size) for i in range(before)])
+            await until(lambda: len(receiver.received) == before, "the first messages")
+            await proxy.cut()
+            await until(lambda: ingress.stats.peers == 0 and egress.stats.peers == 0, "the cut")
+            await send(sender, source, [_message(i, size) for i in range(before, before + during)])
+            await asyncio.sleep(0.05)
+            await proxy.restore()
+            await until(lambda: ingress.stats.resumes == 1, "the resume")
+            await send(
+                sender, source, [_message(i, size) for i in range(before + during, before + during + after)]
+            )
+            previous = -1
+            while previous != len(receiver.received):  # quiet for 0.3 s: all that will come came
+                previous = len(receiver.received)
+                await asyncio.sleep(0.3)
+    receiver.close()
+    return receiver, egress
+
+
+def test_a_resume_beyond_the_replay_window_replays_what_it_kept_and_counts_the_rest() -> None:
+    async def scenario() -> None:
+        source = _random_group()
+        ingress = _ingress([source], replay_bytes=20 * (HEADER_SIZE + 64))
+        receiver, egress = await _outage(ingress, before=50, during=60, after=30)
+        stats = ingress.stats.groups[_label(source)]
+        assert 0 < stats.replayed <= 20
+        assert stats.unrecoverable == 60 - stats.replayed == egress.stats.groups[_label(source)].gaps
+        assert receiver.indexes() == [*range(50), *range(110 - stats.replayed, 140)]  # the newest kept
+
+    _run(scenario)
+
+
+def test_a_replay_larger_than_the_peer_queue_reaches_the_receiver_whole_and_in_order() -> None:
+    """Through both relays: 1 MB missed with a 64 KiB --queue-bytes is no slow peer."""
+
+    async def scenario() -> None:
+        source = _random_group()
+        ingress = _ingress([source], queue_bytes=64 * 1024)
+        receiver, egress = await _outage(ingress, before=10, during=2000, after=100, size=512)
+        assert receiver.indexes() == list(range(2110))
+        assert ingress.stats.groups[_label(source)].replayed == 2000
+        assert ingress.stats.disconnects["slow_peer"] == 0
+        assert egress.stats.groups[_label(source)].gaps == 0
+
+    _run(scenario)
+
+
+def test_an_egress_that_restarts_starts_fresh_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        sender = _sender()
+        async with running(_ingress([source]), listen=True) as ingress:
+            async with running(_egress({source: target}), connect=[_endpoint(ingress)]) as first:
+                await until(lambda: ingress.stats.peers == 1, "the first egress")
+                await send(sender, source, [_message(i) for i in range(50)])
+                await until(lambda: len(receiver.received) == 50, "the first messages")
+            await until(lambda: ingress.stats.peers == 0, "the first egress gone")
+            await send(sender, source, [_message(i) for i in range(50, 80)])  # nobody takes these
+            async with running(_egress({source: target}), connect=[_endpoint(ingress)]) as second:
+                await until(lambda: ingress.stats.peers == 1, "the restarted egress")
+                await asyncio.sleep(0.1)
+                await send(sender, source, [_message(i) for i in range(80, 130)])
+                await until(lambda: len(receiver.received) == 100, "the live stream")
+            assert ingress.stats.resumes == first.stats.resumes == second.stats.resumes == 0
+            assert ingress.stats.groups[_label(source)].replayed == 0
+        receiver.close()
+        assert receiver.indexes() == [*range(50), *range(80, 130)]
+
+    with caplog.at_level(logging.INFO, logger="mcastkit.relay"):
+        _run(scenario)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("first link since this egress started" in line for line in lines) == 2
+    assert sum("starts fresh" in line for line in lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("resume", "why"),
+    [
+        ("unknown_stream", "which this ingress does not join"),
+        ("future_sequence", "past this ingress session's"),
+        ("twice", "a second RESUME"),
+        ("garbled", "not a multiple of 14"),
+    ],
+)
+def test_a_resume_no_ingress_session_could_answer_closes_the_link(
+    resume: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        source = _random_group()
+        key = group_to_int(source[0]) << 16 | source[1]
+        frames = {
+            "unknown_stream": encode_resume({key + 1: 1}),
+            "future_sequence": encode_resume({key: 5}),
+            "twice": encode_resume({}) * 2,
+            "garbled": encode(FrameType.RESUME, b"x" * 15),
+        }
+        async with running(_ingress([source]), listen=True) as ingress:
+            _reader, writer = await _raw_peer(_endpoint(ingress), role=Role.EGRESS, resume=frames[resume])
+            await until(lambda: ingress.stats.disconnects["protocol_error"] == 1, "the link closed")
+            writer.close()
+
+    _run(scenario)
+    assert any(why in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_an_egress_that_never_says_where_to_resume_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mcastkit.relay.ingress.RESUME_TIMEOUT", 0.3)
+
+    async def scenario() -> None:
+        async with running(_ingress([_random_group()]), listen=True) as ingress:
+            _reader, writer = await _raw_peer(_endpoint(ingress), role=Role.EGRESS, resume=b"")
+            await until(lambda: ingress.stats.disconnects["no_resume"] == 1, "the link closed")
+            writer.close()
+
+    _run(scenario)
+
+
+def test_a_replay_to_a_slow_reader_goes_as_its_socket_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay waits while the peer's transport is full and gives the loop back between
+    shares: every datagram arrives once, in order, and the peer is never dropped as slow."""
+    monkeypatch.setattr("mcastkit.relay.ingress.REPLAY_ENTRIES_PER_TURN", 8)
+    turns = {"waits": 0, "all": 0}
+    real = Ingress._replay
+
+    def counting(self: Ingress, link: Link) -> None:
+        turns["all"] += 1
+        real(self, link)
+        turns["waits"] += isinstance(link.context.timer, asyncio.TimerHandle)
+
+    monkeypatch.setattr(Ingress, "_replay", counting)
+
+    async def scenario() -> None:
+        source = _random_group()
+        key = group_to_int(source[0]) << 16 | source[1]
+        async with running(_ingress([source], queue_bytes=64 * 1024), listen=True) as ingress:
+            await send(_sender(), source, [_message(i, 1000) for i in range(6000)])
+            await until(lambda: ingress.stats.groups[_label(source)].datagrams_in == 6000, "the window")
+            reader, writer = await _raw_peer(
+                _endpoint(ingress), role=Role.EGRESS, rcvbuf=4096, resume=encode_resume({key: 1})
+            )
+            await asyncio.sleep(0.3)  # not reading: the ingress's transport fills up
+            decoder, sequences = Decoder(), []
+            while len(sequences) < 6000:
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                assert chunk, "the ingress closed the link"
+                sequences += [
+                    seq for kind, _g, _p, _s, seq, _t, _d in decoder.feed(chunk) if kind == FrameType.DATA
+                ]
+            assert sequences == list(range(1, 6001))
+            assert ingress.stats.groups[_label(source)].replayed == 6000
+            assert ingress.stats.disconnects["slow_peer"] == 0 and ingress.stats.peers == 1
+            writer.close()
+        assert turns["waits"] > 0 and turns["all"] > turns["waits"]
 
     _run(scenario)

@@ -17,7 +17,7 @@ from typing import Any
 from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
 from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
-from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, Lab, LabPath, StreamReport
+from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, OUTAGE_AFTER, Lab, LabPath, StreamReport
 from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import DEFAULT_SIZE
 
@@ -62,6 +62,14 @@ def register(subparsers: Any) -> None:
         help="payload bytes, or a range each datagram's size is drawn from (default 64)",
     )
     run.add_argument("--max-loss", type=bounded_float(0.0, 1.0), default=0.0, help="fraction per member")
+    run.add_argument(
+        "--outage",
+        type=bounded_float(0.0, 60.0),
+        default=0.0,
+        metavar="SECONDS",
+        help=f"the link between the relays drops everything for SECONDS, from {OUTAGE_AFTER:g} s into "
+        "the stream (a Direct Connect or VPN flap; relay path only; default: none)",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(handler=run_run)
 
@@ -92,7 +100,7 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
 def run_run(args: argparse.Namespace, console: Console) -> ExitStatus:
     lab = Lab(args.name)
     path: LabPath = args.path or ("relay" if lab.state().relay else "direct")
-    report = lab.run(path=path, count=args.count, rate=args.rate, size=args.size)
+    report = lab.run(path=path, count=args.count, rate=args.rate, size=args.size, outage=args.outage)
     if args.json:
         print(json.dumps(report.to_dict(args.max_loss)), file=console.out)
     else:

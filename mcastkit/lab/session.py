@@ -16,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +45,11 @@ METRIC_PREFIX = "mcastkit_relay_"
 _SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
 #: How long receivers may take to appear in the bridge's snooping table.
 JOIN_WAIT = 10.0
+#: ``--outage``: the Direct Connect link goes dark this long after the sender starts.
+OUTAGE_AFTER = 2.0
+#: A relay notices a dead link after 3 heartbeats and redials with backoff of up to 5 s: with an
+#: outage, receivers wait this much longer than it before they call the stream over.
+OUTAGE_RECOVERY = 12.0
 
 LabPath = Literal["relay", "direct"]
 #: The datacenter's hosts (source, ingress relay) and the AWS segment's (egress relay, receivers).
@@ -318,15 +324,20 @@ class Lab:
         group: GroupPort | None = None,
         receivers: int | None = None,
         idle: float = 1.0,
+        outage: float = 0.0,
     ) -> StreamReport:
         """Send ``count`` datagrams at ``rate``/s and report what every receiver saw.
 
         ``relay``: from the datacenter source through ingress, TCP and egress onto the bridge.
         ``direct``: from the egress host straight onto the bridge (the baseline without a relay).
         ``receivers`` limits how many members listen (default all); the non-member always sniffs.
+        ``outage``: the Direct Connect link drops everything for this many seconds, from
+        :data:`OUTAGE_AFTER` seconds into the stream (relay path only).
         """
         netns.check_environment()
         state = self.state()
+        if outage and path != "relay":
+            raise LabError("--outage cuts the link between the relays: it needs --path relay")
         if path == "relay":
             if not state.relay:
                 raise LabError(f"lab {self.name!r} was brought up with --no-relay: use --path direct")
@@ -343,7 +354,8 @@ class Lab:
                 rate=rate,
                 size=size,
                 receivers=receivers,
-                idle=idle,
+                idle=max(idle, outage + OUTAGE_RECOVERY) if outage else idle,
+                outage=outage,
             )
             moved = None
             if path == "relay":
@@ -384,9 +396,11 @@ class Lab:
         size: SizeRange,
         receivers: int | None = None,
         idle: float = 1.0,
+        outage: float = 0.0,
     ) -> StreamReport:
         """Send a probe stream from the datacenter source or from the egress host on the AWS
-        segment, and collect every receiver's report (whatever carries it in between).
+        segment, and collect every receiver's report (whatever carries it in between); with
+        ``outage``, the Direct Connect link is dark for that long while it is sent.
 
         One stream at a time per lab: two would share the receivers' output files.
         """
@@ -400,7 +414,7 @@ class Lab:
             # stream must not be counted as this one.
             stream_id = str(new_stream_id())
             send_seconds = count / rate if rate else count / 200_000
-            listen_seconds = JOIN_WAIT + send_seconds * 2 + 10
+            listen_seconds = JOIN_WAIT + send_seconds * 2 + 10 + (outage and outage + OUTAGE_RECOVERY)
 
             spawned: dict[str, int] = {}
             outputs: dict[str, Path] = {}
@@ -454,16 +468,17 @@ class Lab:
                     if origin == "datacenter"
                     else (layout.ns("egress"), EGRESS_ADDRESS)
                 )
-                sender_output = netns.in_namespace(
-                    sender_ns,
-                    netns.mcastkit_command(
-                        "probe", "send", "--group", str(group), "--interface", sender_address,
-                        "--rate", str(rate), "--count", str(count), "--size", str(size), "--ttl", "1",
-                        "--stream-id", stream_id, "--json",
-                    ),
-                    timeout=send_seconds * 4 + 30,
-                    cpus=state.site_cpus(origin),
-                )  # fmt: skip
+                with _dark_link(layout.ns("dx"), after=OUTAGE_AFTER, seconds=outage):
+                    sender_output = netns.in_namespace(
+                        sender_ns,
+                        netns.mcastkit_command(
+                            "probe", "send", "--group", str(group), "--interface", sender_address,
+                            "--rate", str(rate), "--count", str(count), "--size", str(size), "--ttl", "1",
+                            "--stream-id", stream_id, "--json",
+                        ),
+                        timeout=send_seconds * 4 + 30,
+                        cpus=state.site_cpus(origin),
+                    )  # fmt: skip
                 member_pids = [spawned[r.name] for r in members]
                 deadline = time.monotonic() + listen_seconds + 5
                 while time.monotonic() < deadline and any(netns.alive(pid) for pid in member_pids):
@@ -512,6 +527,30 @@ class Lab:
                 yield
             finally:
                 self._streaming_now = False
+
+
+@contextlib.contextmanager
+def _dark_link(router: str, *, after: float, seconds: float) -> Iterator[None]:
+    """Make the Direct Connect router drop everything it would forward (as a link that goes dark
+    does: no reset, no ICMP) for ``seconds``, from ``after`` seconds on; the whole outage is
+    served even if the body ends first, and forwarding is always restored."""
+    if not seconds:
+        yield
+        return
+
+    def forwarding(on: bool) -> None:
+        netns.in_namespace(router, ["sysctl", "-qw", f"net.ipv4.ip_forward={int(on)}"])
+
+    cut = threading.Timer(after, forwarding, (False,))
+    ends = time.monotonic() + after + seconds
+    cut.start()
+    try:
+        yield
+        time.sleep(max(0.0, ends - time.monotonic()))
+    finally:
+        cut.cancel()
+        cut.join()
+        forwarding(True)
 
 
 def udp_receive_buffer_errors(namespace: str) -> int:

@@ -14,7 +14,7 @@ from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address, run_datagrams
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_sender
 from mcastkit.relay.auth import Role
-from mcastkit.relay.frame import FrameError, FrameType, int_to_group
+from mcastkit.relay.frame import MAX_RESUME_STREAMS, FrameError, FrameType, encode_resume, int_to_group
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
 from mcastkit.relay.throttle import Throttle
@@ -140,7 +140,37 @@ class Egress(RelayNode):
         return self._refused, reason
 
     def link_up(self, link: Link) -> None:
-        link.context = self._streams(link.session)
+        """Tell the ingress where each of its streams stopped (RESUME), so it replays what the
+        outage lost before the live stream; a session this egress has no state for starts fresh."""
+        known = link.session in self._sessions
+        first_link = not self._sessions
+        streams = link.context = self._streams(link.session)
+        wanted = {key: stream.next_sequence for key, stream in streams.items() if stream.next_sequence}
+        if len(wanted) > MAX_RESUME_STREAMS:
+            log.warning(
+                "%d streams to resume; a RESUME names at most %d: the rest start at the live stream",
+                len(wanted),
+                MAX_RESUME_STREAMS,
+            )
+            wanted = dict(list(wanted.items())[:MAX_RESUME_STREAMS])
+        link.write(encode_resume(wanted))
+        if wanted:
+            self.stats.resumes += 1
+            log.info(
+                "ingress session %016x: resuming %d stream(s) where they stopped", link.session, len(wanted)
+            )
+        elif first_link:
+            log.info(
+                "first link since this egress started: taking the live stream of ingress session %016x "
+                "(nothing to resume; what an earlier egress process missed is not recovered)",
+                link.session,
+            )
+        elif not known:
+            log.warning(
+                "ingress session %016x is new (the ingress restarted): its streams start again at the "
+                "live stream; what was in flight before is not recovered",
+                link.session,
+            )
 
     def receive(self, link: Link, data: bytes) -> str | None:
         """Emit the datagrams of every DATA and RUN frame of the chunk as multicast, batched into

@@ -10,7 +10,7 @@ from enum import IntEnum
 from mcastkit.net.mmsg import MAX_SEGMENTS
 
 MAGIC = 0x4D4B
-VERSION = 2
+VERSION = 3
 #: magic, version, type, length, group, port, segment, sequence, time_ns
 HEADER = struct.Struct("!HBBIIHHQQ")
 HEADER_SIZE = HEADER.size
@@ -27,6 +27,7 @@ class FrameType(IntEnum):
     PROOF = 4
     BYE = 5
     RUN = 6
+    RESUME = 7
 
 
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
@@ -37,6 +38,12 @@ _RUN = int(FrameType.RUN)
 RawFrame = tuple[int, int, int, int, int, int, memoryview]
 #: The same with the payload as (start, stop) offsets into the decoder's buffer.
 SpanFrame = tuple[int, int, int, int, int, int, int, int]
+
+
+#: A RESUME payload is a list of (group, port, next sequence wanted), one per stream.
+RESUME_ENTRY = struct.Struct("!IHQ")
+#: Streams one RESUME can name (its payload must fit a frame).
+MAX_RESUME_STREAMS = MAX_PAYLOAD // RESUME_ENTRY.size
 
 
 class FrameError(ValueError):
@@ -130,6 +137,25 @@ class Decoder:
             self._failed = True
             raise
         self._pending = data[offset:]
+
+
+def encode_resume(wanted: dict[int, int]) -> bytes:
+    """A RESUME frame: for each stream key (``group << 16 | port``), the next sequence wanted."""
+    payload = b"".join(
+        RESUME_ENTRY.pack(key >> 16, key & 0xFFFF, sequence) for key, sequence in wanted.items()
+    )
+    return encode(FrameType.RESUME, payload)
+
+
+def decode_resume(payload: bytes | memoryview) -> dict[int, int]:
+    if len(payload) % RESUME_ENTRY.size:
+        raise FrameError(f"RESUME of {len(payload)} bytes, not a multiple of {RESUME_ENTRY.size}")
+    wanted: dict[int, int] = {}
+    for group, port, sequence in RESUME_ENTRY.iter_unpack(payload):
+        if sequence < 1:
+            raise FrameError(f"RESUME asks for sequence {sequence}; sequences start at 1")
+        wanted[group << 16 | port] = sequence
+    return wanted
 
 
 def group_to_int(address: str) -> int:

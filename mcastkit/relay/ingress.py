@@ -23,10 +23,13 @@ from mcastkit.relay.frame import (
     VERSION,
     FrameError,
     FrameType,
+    decode_resume,
     group_to_int,
+    int_to_group,
 )
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
+from mcastkit.relay.window import DEFAULT_REPLAY_BYTES, DEFAULT_REPLAY_SECONDS, ReplayWindow, frames_from
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -42,21 +45,46 @@ RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
 MAX_BATCHES_PER_WAKEUP = 16
 #: While a peer has a backlog, check this often how far its socket has taken it (``datagrams_out``).
 SETTLE_SECONDS = 0.05
+#: A peer must say where to resume (RESUME, empty when it starts fresh) this soon after the handshake.
+RESUME_TIMEOUT = 5.0
+#: A replay waits while the peer's transport holds this much (or half ``--queue-bytes``).
+REPLAY_QUEUE_BYTES = 4 * 1024 * 1024
+#: Window entries a replay looks at before the event loop takes other work (the live groups).
+REPLAY_ENTRIES_PER_TURN = 512
+#: While a replay waits for the peer's socket, it looks again this often.
+REPLAY_POLL_SECONDS = 0.002
+RESUME = int(FrameType.RESUME)
 
 
-class _Backlog:
-    """Chunks handed to one peer's transport that its socket may not have taken yet.
+class _Peer:
+    """What the ingress keeps per peer link.
 
-    Each entry is (end, datagrams, payload bytes, group stats, chunk); ``end`` is the offset in
-    the link's byte stream (:attr:`Link.bytes_given`) just past the chunk, so the transport's
-    write buffer size says exactly which chunks are on the socket.
+    ``chunks``: what was handed to its transport that its socket may not have taken yet, each
+    (end, datagrams, payload bytes, group stats, chunk); ``end`` is the offset in the link's byte
+    stream (:attr:`Link.bytes_given`) just past the chunk, so the transport's write buffer size
+    says exactly which chunks are on the socket.
+
+    Until its RESUME arrives and the replay has caught up, the peer is not live: it takes the
+    stream from the replay window, where ``wanted`` says the next sequence it needs per stream
+    and ``cursor`` the next window entry to look at.
     """
 
-    __slots__ = ("chunks", "finished")
+    __slots__ = ("chunks", "cursor", "finished", "replayed", "started", "timer", "unrecoverable", "wanted")
 
     def __init__(self) -> None:
         self.chunks: deque[tuple[int, int, int, GroupStats, bytes]] = deque()
         self.finished = False
+        self.wanted: dict[int, int] | None = None
+        self.cursor = 0
+        self.replayed = 0
+        self.unrecoverable = 0
+        self.started = 0.0
+        self.timer: asyncio.Handle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 @dataclass(eq=False)
@@ -84,13 +112,22 @@ class Ingress(RelayNode):
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
         buffer_bytes: int = RECEIVE_BUFFER_BYTES,
         max_peers: int = 32,
+        replay_bytes: int = DEFAULT_REPLAY_BYTES,
+        replay_seconds: float = DEFAULT_REPLAY_SECONDS,
     ) -> None:
         super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers)
         self.groups = groups
         self.interface = interface
         self.queue_bytes = queue_bytes
+        #: a replay waits above this, so the live stream that follows it fits the queue
+        self._replay_queue = min(REPLAY_QUEUE_BYTES, queue_bytes // 2)
         self.buffer_bytes = buffer_bytes
         self._sources: list[_Source] = []
+        #: each source by its stream key (``group << 16 | port``), as frames and RESUME name it
+        self._by_key: dict[int, _Source] = {}
+        self.window = ReplayWindow(max_bytes=replay_bytes, max_seconds=replay_seconds)
+        #: peers that take the stream as it arrives (the others are still catching up, or waiting)
+        self._live: tuple[Link, ...] = ()
         self._oversize_logged = 0.0
         self._settle_timer: asyncio.TimerHandle | None = None
 
@@ -112,9 +149,9 @@ class Ingress(RelayNode):
                 receiver = DatagramSlots(
                     sock, capacity=MAX_PAYLOAD + 1, headroom=HEADER_SIZE, slots=SLOTS, coalesce=True
                 )
-                self._sources.append(
-                    _Source(sock, receiver, group_to_int(group), port, self.stats.group(label), label)
-                )
+                source = _Source(sock, receiver, group_to_int(group), port, self.stats.group(label), label)
+                self._sources.append(source)
+                self._by_key[source.group << 16 | port] = source
         except BaseException:
             self.close()
             raise
@@ -123,6 +160,7 @@ class Ingress(RelayNode):
         for source in self._sources:
             source.sock.close()
         self._sources.clear()
+        self._by_key.clear()
 
     async def run(self, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
         if not self._sources:
@@ -160,7 +198,9 @@ class Ingress(RelayNode):
         now_ns = time.time_ns
         group = source.group
         port = source.port
+        key = group << 16 | port
         stats = source.stats
+        keep = self.window.keep
         read = 0
         for _ in range(MAX_BATCHES_PER_WAKEUP):
             try:
@@ -171,7 +211,7 @@ class Ingress(RelayNode):
             if not results:
                 return read
             read += len(results)
-            sequence = source.sequence
+            sequence = before = source.sequence
             received_ns = now_ns()  # one read: every datagram of the batch was taken just now
             frames: list[bytes | memoryview] = []
             count = total = oversize = in_runs = 0
@@ -219,7 +259,9 @@ class Ingress(RelayNode):
             stats.datagrams_in += count
             stats.bytes_in += total
             if count:
-                self._send(b"".join(frames), count, total, stats)
+                chunk = b"".join(frames)
+                keep(key, before + 1, count, received_ns, chunk)
+                self._send(chunk, count, total, stats)
             if len(results) < SLOTS:
                 return read
         return read
@@ -227,7 +269,7 @@ class Ingress(RelayNode):
     def _send(self, chunk: bytes, count: int, total: int, stats: GroupStats) -> None:
         """Offer one batch to every peer; account for each copy (see "Counters" in :mod:`mcastkit.relay`)."""
         offered = 0
-        for link in self.links:
+        for link in self._live:
             transport = link.transport
             if transport.is_closing():
                 continue  # going away; its connection_lost will unregister it
@@ -237,16 +279,16 @@ class Ingress(RelayNode):
                 self._drop_slow(link)
                 continue
             link.write(chunk)
-            backlog: _Backlog = link.context
+            peer: _Peer = link.context
             unsent = transport.get_write_buffer_size()
-            if not unsent and not backlog.chunks:  # the socket took all of it: the usual case
+            if not unsent and not peer.chunks:  # the socket took all of it: the usual case
                 stats.datagrams_out += count
                 stats.bytes_out += total
                 continue
-            backlog.chunks.append((link.bytes_given, count, total, stats, chunk))
+            peer.chunks.append((link.bytes_given, count, total, stats, chunk))
             self.stats.queued += count
             self._settle(link, unsent)
-            if backlog.chunks and self._settle_timer is None:
+            if peer.chunks and self._settle_timer is None:
                 self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle_all)
         if offered:
             stats.datagrams_due += count * offered
@@ -268,10 +310,10 @@ class Ingress(RelayNode):
         self._settle_timer = None
         waiting = False
         for link in self.links:
-            backlog: _Backlog = link.context
-            if backlog.chunks and not backlog.finished:
+            peer: _Peer = link.context
+            if peer.chunks and not peer.finished:
                 self._settle(link, link.transport.get_write_buffer_size())
-                waiting = waiting or bool(backlog.chunks)
+                waiting = waiting or bool(peer.chunks)
         if waiting:
             self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle_all)
 
@@ -282,15 +324,15 @@ class Ingress(RelayNode):
         failed and its queue is gone): then only what was already seen on the socket counts as out.
         Returns how many datagrams were discarded.
         """
-        backlog: _Backlog = link.context
-        if backlog is None or backlog.finished:
+        peer: _Peer = link.context
+        if peer is None or peer.finished:
             return 0
-        backlog.finished = True
+        peer.finished = True
         discarded = 0
         if unsent is not None:
             self._settle(link, unsent)
         written = link.bytes_given - unsent if unsent is not None else 0
-        chunks = backlog.chunks
+        chunks = peer.chunks
         while chunks:
             end, count, _total, stats, chunk = chunks.popleft()
             sent, sent_bytes = _complete_frames(chunk, written - (end - len(chunk)))
@@ -303,18 +345,114 @@ class Ingress(RelayNode):
         return discarded
 
     def link_up(self, link: Link) -> None:
-        link.context = _Backlog()
+        peer = link.context = _Peer()
         link.on_abort = self._aborting
+        peer.timer = asyncio.get_running_loop().call_later(RESUME_TIMEOUT, self._no_resume, link)
+
+    def _no_resume(self, link: Link) -> None:
+        link.context.timer = None
+        log.warning("peer %s did not say where to resume within %g s; closing", link.name, RESUME_TIMEOUT)
+        link.abort("no_resume")
 
     def _aborting(self, link: Link) -> None:
         self._finish(link, link.transport.get_write_buffer_size(), "link_lost_queue")
 
     def link_down(self, link: Link) -> None:
+        self._live = tuple(other for other in self._live if other is not link)
+        link.context.cancel_timer()
         unsent = None if link.connection.error is not None else link.transport.get_write_buffer_size()
         if discarded := self._finish(link, unsent, "link_lost_queue"):
             log.warning(
-                "peer %s: %d datagram(s) in its queue were not sent (counted in drops)", link.name, discarded
+                "peer %s: %d datagram(s) in its queue were not sent (counted in drops; a resume "
+                "within the replay window takes them again)",
+                link.name,
+                discarded,
             )
+
+    # -- resume ----------------------------------------------------------------------------------
+
+    def _resume(self, link: Link, wanted: dict[int, int]) -> None:
+        """The peer's RESUME: replay from the window what it asks for, then make it live."""
+        peer: _Peer = link.context
+        if peer.wanted is not None:
+            raise FrameError("a second RESUME on one link")
+        for key, sequence in wanted.items():
+            source = self._by_key.get(key)
+            if source is None:
+                raise FrameError(f"RESUME names {_stream_label(key)}, which this ingress does not join")
+            if sequence > source.sequence + 1:
+                raise FrameError(
+                    f"RESUME asks for {source.label} from {sequence}, past this ingress session's "
+                    f"{source.sequence}"
+                )
+        peer.cancel_timer()
+        peer.wanted = wanted
+        if not wanted:
+            log.info("peer %s starts fresh: it takes the stream from now on", link.name)
+            self._go_live(link)
+            return
+        self.stats.resumes += 1
+        peer.cursor = self.window.start
+        peer.started = time.monotonic()
+        log.info("peer %s resumes %d stream(s): replaying what it missed", link.name, len(wanted))
+        self._replay(link)
+
+    def _replay(self, link: Link) -> None:
+        """Write the window's entries the peer wants, a share at a time, without overfilling its
+        transport; once at the window's end, the peer goes live."""
+        peer: _Peer = link.context
+        peer.timer = None
+        if peer.finished or link.transport.is_closing():
+            return
+        window, wanted, transport = self.window, peer.wanted, link.transport
+        assert wanted is not None
+        loop = asyncio.get_running_loop()
+        index = max(peer.cursor, window.start)  # what was evicted meanwhile shows as a jump below
+        stop = min(window.end, index + REPLAY_ENTRIES_PER_TURN)
+        while index < stop:
+            if transport.get_write_buffer_size() >= self._replay_queue:
+                peer.cursor = index
+                peer.timer = loop.call_later(REPLAY_POLL_SECONDS, self._replay, link)
+                return
+            key, first, count, _received_ns, chunk = window[index]
+            index += 1
+            want = wanted.get(key)
+            end = first + count
+            if want is None or end <= want:
+                continue
+            stats = self._by_key[key].stats
+            if first > want:  # older than the window
+                stats.unrecoverable += first - want
+                peer.unrecoverable += first - want
+            elif first < want:
+                chunk = frames_from(chunk, want)
+                count = end - want
+            link.write(chunk)
+            stats.replayed += count
+            peer.replayed += count
+            wanted[key] = end
+        peer.cursor = index
+        if index < window.end:
+            peer.timer = loop.call_soon(self._replay, link)
+            return
+        for key, want in wanted.items():  # streams with nothing left in the window
+            source = self._by_key[key]
+            if (missing := source.sequence + 1 - want) > 0:
+                source.stats.unrecoverable += missing
+                peer.unrecoverable += missing
+        log.log(
+            logging.WARNING if peer.unrecoverable else logging.INFO,
+            "peer %s resumed: %d datagram(s) replayed in %.2f s, %d no longer in the replay window "
+            "(counted in unrecoverable)",
+            link.name,
+            peer.replayed,
+            time.monotonic() - peer.started,
+            peer.unrecoverable,
+        )
+        self._go_live(link)
+
+    def _go_live(self, link: Link) -> None:
+        self._live = (*self._live, link)
 
     def _count_oversize(self, source: _Source, count: int) -> None:
         self.stats.drops["oversize"] += count
@@ -332,6 +470,7 @@ class Ingress(RelayNode):
     def _drop_slow(self, link: Link) -> None:
         queued = link.transport.get_write_buffer_size()
         self.links = tuple(other for other in self.links if other is not link)
+        self._live = tuple(other for other in self._live if other is not link)
         self.stats.peers = len(self.links)
         discarded = self._finish(link, queued, "slow_peer_queue")
         log.warning(
@@ -345,13 +484,19 @@ class Ingress(RelayNode):
         link.abort("slow_peer")
 
     def receive(self, link: Link, data: bytes) -> str | None:
-        """An egress sends only heartbeats and BYE; anything else is a protocol error."""
-        for frame_type, *_ in link.decoder.feed(data):
-            if frame_type == FrameType.BYE:
+        """An egress sends one RESUME, then only heartbeats and BYE; anything else is a protocol error."""
+        for frame_type, _group, _port, _segment, _sequence, _time_ns, payload in link.decoder.feed(data):
+            if frame_type == RESUME:
+                self._resume(link, decode_resume(payload))
+            elif frame_type == FrameType.BYE:
                 return "peer_closed"
-            if frame_type != FrameType.HEARTBEAT:
+            elif frame_type != FrameType.HEARTBEAT:
                 raise FrameError(f"unexpected {FrameType(frame_type).name} frame from an egress")
         return None
+
+
+def _stream_label(key: int) -> str:
+    return f"{int_to_group(key >> 16)}:{key & 0xFFFF}"
 
 
 def _complete_frames(chunk: bytes, written: int) -> tuple[int, int]:

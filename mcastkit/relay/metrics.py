@@ -39,6 +39,10 @@ class GroupStats:
     bytes_out: int = 0
     gaps: int = 0
     duplicates: int = 0
+    #: ingress: datagrams written again, from the replay window, to peers that resumed
+    replayed: int = 0
+    #: ingress: datagrams resuming peers asked for that the replay window no longer held
+    unrecoverable: int = 0
 
 
 @dataclass
@@ -55,6 +59,8 @@ class RelayStats:
     #: egress: wall-clock age of the newest datagram emitted (needs synchronized clocks)
     transit_ns: int | None = None
     reconnects: int = 0
+    #: links that resumed a stream where an earlier link of the same sessions stopped
+    resumes: int = 0
     auth_failures: int = 0
     started: float = field(default_factory=time.monotonic)
     last_tick: float = field(default_factory=time.monotonic)
@@ -97,7 +103,11 @@ _GROUP_COUNTERS = (
     ("bytes_out", "Payload bytes sent"),
     ("gaps", "Sequence numbers never received (egress)"),
     ("duplicates", "Repeated or old sequence numbers, not emitted (egress)"),
+    ("replayed", "Ingress: datagrams written again from the replay window to peers that resumed"),
+    ("unrecoverable", "Ingress: datagrams resuming peers asked for that the replay window no longer held"),
 )
+#: Counters only the ingress keeps.
+_INGRESS_ONLY = frozenset({"datagrams_due", "replayed", "unrecoverable"})
 
 
 class RelayCollector(Collector):
@@ -111,7 +121,7 @@ class RelayCollector(Collector):
         yield info
         groups = list(stats.groups.items())
         for name, help_text in _GROUP_COUNTERS:
-            if name == "datagrams_due" and stats.role != "ingress":
+            if name in _INGRESS_ONLY and stats.role != "ingress":
                 continue
             family = CounterMetricFamily(f"mcastkit_relay_{name}", help_text, labels=["group"])
             for label, group in groups:
@@ -144,6 +154,12 @@ class RelayCollector(Collector):
             )
         yield CounterMetricFamily(
             "mcastkit_relay_reconnects", "Links re-established after a failure", value=stats.reconnects
+        )
+        yield CounterMetricFamily(
+            "mcastkit_relay_resumes",
+            "Links that took up the stream where an earlier link stopped (ingress: replays begun; "
+            "egress: resumes asked for)",
+            value=stats.resumes,
         )
         yield CounterMetricFamily(
             "mcastkit_relay_auth_failures", "Peers refused by the handshake", value=stats.auth_failures
