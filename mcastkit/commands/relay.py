@@ -23,6 +23,7 @@ from mcastkit.relay.egress import Egress
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
 from mcastkit.relay.metrics import MetricsServer, RelayStats
+from mcastkit.relay.window import DEFAULT_REPLAY_BYTES, DEFAULT_REPLAY_SECONDS
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -69,6 +70,21 @@ def register(subparsers: Any) -> None:
     )
     _count(ingress, "--max-peers", 32, "authenticated egress peers at once with --listen")
     _count(ingress, "--rcvbuf", RECEIVE_BUFFER_BYTES, "UDP receive buffer per group; as root beyond rmem_max")
+    ingress.add_argument(
+        "--replay-bytes",
+        type=bounded_int(0),
+        default=DEFAULT_REPLAY_BYTES,
+        metavar="N",
+        help="keep this much of the recent stream, all groups together, to replay to an egress that "
+        "reconnects after an outage (0: keep nothing; default: %(default)s, 20 s of 100k msg/s of 64 B)",
+    )
+    ingress.add_argument(
+        "--replay-seconds",
+        type=bounded_float(0.0),
+        default=DEFAULT_REPLAY_SECONDS,
+        metavar="SECONDS",
+        help="and nothing older than this (default: %(default)s)",
+    )
     ingress.set_defaults(handler=run_ingress)
 
     egress = roles.add_parser(
@@ -198,9 +214,13 @@ def run_ingress(args: argparse.Namespace, console: Console) -> ExitStatus:
             queue_bytes=args.queue_bytes,
             buffer_bytes=args.rcvbuf,
             max_peers=args.max_peers,
+            replay_bytes=args.replay_bytes,
+            replay_seconds=args.replay_seconds,
         )
         node.open()
         log.info("joined %s on %s", ", ".join(args.group), node.interface)
+        if not node.window.enabled:
+            log.warning("--replay-bytes or --replay-seconds is 0: an egress that reconnects resumes nothing")
         return node
 
     return _run(args, console, "ingress", build)
