@@ -5,14 +5,14 @@ joins the groups and forwards every datagram over TCP; the AWS side (egress, an 
 the multicast subnet) re-originates them as multicast into the Transit Gateway domain.
 Either side may dial; the dialer reconnects with backoff after any failure.
 
-Frame format (version 2)
+Frame format (version 3)
 ------------------------
 Every frame is a fixed 32-byte header in network byte order followed by ``length`` bytes::
 
     offset size field
     0      2    magic      0x4D4B ("MK")
-    2      1    version    2
-    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE, 6 RUN
+    2      1    version    3
+    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE, 6 RUN, 7 RESUME
     4      4    length     payload bytes that follow the header (at most 65535)
     8      4    group      IPv4 multicast group (DATA, RUN; 0 otherwise)
     12     2    port       UDP destination port (DATA, RUN; 0 otherwise)
@@ -23,11 +23,12 @@ Every frame is a fixed 32-byte header in network byte order followed by ``length
     24     8    time_ns    DATA, RUN: ingress receive time (Unix epoch, ns); HEARTBEAT: send time
     32     ...  payload    DATA: the datagram; RUN: its datagrams back to back, each
                            ``segment`` bytes but the last, which may be shorter;
-                           HELLO/PROOF: handshake fields (below)
+                           HELLO/PROOF: handshake fields (below); RESUME: one 14-byte entry
+                           (group 4, port 2, next sequence wanted 8) per stream to resume
 
 A RUN carries what the ingress host's NIC coalesced (GRO) and the kernel handed over as one
 message (UDP GRO): a burst of equal-size datagrams of one group, 1 to 64 of them. The
-egress sends it on as one UDP GSO message. Version 1 peers are refused at the handshake.
+egress sends it on as one UDP GSO message. Peers of another version are refused at the handshake.
 
 A reader rejects a frame (and closes that connection) on a wrong magic or version, an unknown
 type, a length over 65535, a RUN that is empty, has segment 0 or more than 64 datagrams, or a
@@ -37,8 +38,26 @@ ingress drops it before framing, the egress again before sending.
 
 The egress tracks the last sequence number per (ingress session, group, port): a jump forward
 adds the missing count to ``gaps``, an old or repeated number adds to ``duplicates`` and is
-not emitted. After a reconnect of the same ingress process the stream continues and the
-messages missed while the link was down show as gaps.
+not emitted; a jump of more than 2**40 is a protocol error (a forged or broken stream).
+
+Resume (nothing lost across a link outage)
+------------------------------------------
+The ingress keeps the recent stream of all its groups, as the frames it wrote, in a replay
+window bounded by bytes and age (``--replay-bytes``, default 192 MiB; ``--replay-seconds``,
+default 20: 20 s of 100k msg/s of 64 B). Right after the handshake the egress sends one RESUME
+frame: for each stream of this ingress session it has emitted, the next sequence it needs. It
+is empty when the egress holds nothing of the session: its first link since it started (an
+egress that restarts starts fresh, and logs so) or a new ingress session (the ingress
+restarted: what was in flight then is lost). The ingress sends an egress no DATA or RUN until
+its RESUME has arrived (within 5 s, or the link is closed, ``reason="no_resume"``); it then
+replays from the window, in the original order, every datagram the egress asked for (a RUN
+that began earlier is cut to start at the one wanted), as fast as the egress's socket takes
+them, and only then puts the egress on the live stream, so the egress sees every stream
+continue without a gap or a repeat. What the window no longer holds is counted in
+``unrecoverable{group}`` and logged, and the egress sees it as a gap. A RESUME naming a stream
+the ingress does not join, or a sequence it has not reached, is a protocol error. Replayed
+datagrams arrive late (by the outage and the time to notice it: three heartbeats, then the
+redial), in a burst as fast as the link carries them.
 
 Authentication (mutual HMAC-SHA256 challenge-response)
 ------------------------------------------------------
@@ -86,6 +105,12 @@ peer, or none, it equals ``datagrams_in``). Every copy ends in exactly one of:
 - ``queued_datagrams`` (gauge): still in a peer's send queue, not yet seen on its socket (the
   ingress looks every 50 ms while a queue is not empty).
 
+A peer that resumes is not live until its replay is done: what arrives meanwhile reaches it
+through the replay. ``replayed{group}`` counts the datagrams written to it from the window (what
+it missed, whether counted above as ``no_peer``, ``link_lost_queue`` or ``datagrams_out`` lost
+in the kernel with the connection) and ``unrecoverable{group}`` those it asked for that the
+window no longer held; ``resumes`` counts the replays (on the egress: the resumes it asked for).
+
 So at any moment, summed over groups::
 
     datagrams_due = datagrams_out + drops{no_peer} + drops{slow_peer_queue} + drops{link_lost_queue}
@@ -111,7 +136,7 @@ Operation
   bounded send queue (``--queue-bytes``); a peer that falls further behind is dropped, counted
   in ``mcastkit_relay_disconnects_total{reason="slow_peer"}`` (its queued datagrams in
   ``drops{reason="slow_peer_queue"}``) and logged, and never slows the others. It reconnects
-  and resumes; what it missed shows as gaps.
+  and resumes from the replay window; what the window no longer holds shows as gaps.
 - ``--max-peers`` counts authenticated peers only. At most 16 accepted connections may be in
   the handshake at once; a further one closes the oldest (``reason="handshake_evicted"``), so
   strangers that connect and say nothing cannot lock the real peer out.
@@ -121,7 +146,8 @@ Operation
   queue (at most 2 s), sends BYE and exits 0; the egress sends BYE and exits 0.
 - ``--metrics HOST:PORT`` serves ``/metrics`` (Prometheus text: datagrams and bytes in/out,
   datagrams of coalesced bursts (``datagrams_in_runs``), gaps and duplicates per group; drops
-  by reason (see "Counters"); disconnects by reason; peers; reconnects; auth failures) and
+  by reason (see "Counters"); disconnects by reason; peers; reconnects; resumes, replayed and
+  unrecoverable; auth failures) and
   ``/healthz`` (200 with a JSON summary while the event loop runs, 503 if it stalls; it does
   not fail merely because no peer is connected, so ECS does not restart a healthy egress
   during a datacenter outage).
