@@ -62,7 +62,7 @@ bench: setup ## synth benchmark: JSON in bench/out/synth.json
 	python bench/synth_bench.py --repeat 2 --cli > bench/out/synth.json
 	python bench/synth_bench.py --table bench/out/synth.json
 
-bench-relay: setup ## relay benchmark in the netns lab (root): JSON in bench/out/relay.json
+bench-relay: setup ## relay benchmark in the netns lab (root; 3 repeats x 2 variants, up to 90 min): JSON in bench/out/relay.json
 	mkdir -p bench/out
 	python bench/relay_bench.py --install > bench/out/relay.json
 	python bench/relay_bench.py --table bench/out/relay.json

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from netns_support import needs_lab, new_namespace
 
-from mcastkit.cli import main
+from mcastkit.cli import build_parser, main
 from mcastkit.exit import ExitStatus
 from mcastkit.lab import netns
 from mcastkit.lab.netns import LabError
@@ -206,6 +206,24 @@ def test_a_state_file_from_before_the_cpu_split_reads_as_shared(tmp_path: Path) 
         json.dumps({"name": "old", "members": 2, "group": "239.1.1.1:5001", "relay": True})
     )
     assert lab.state().cpus == {} and lab.state().site_cpus("aws") is None
+
+
+def test_a_state_file_from_before_the_gro_option_reads_as_gro_on(tmp_path: Path) -> None:
+    lab = Lab("old", run_root=tmp_path)
+    lab.run_dir.mkdir()
+    lab.state_file.write_text(
+        json.dumps({"name": "old", "members": 2, "group": "239.1.1.1:5001", "relay": True, "cpus": {}})
+    )
+    assert lab.state().gro is True
+    # And a state that has it says so after a round trip through the file.
+    lab.state_file.write_text(json.dumps(asdict(LabState("old", 2, "239.1.1.1:5001", relay=True, gro=False))))
+    assert lab.state().gro is False
+
+
+def test_lab_up_takes_no_gro_and_defaults_to_gro_on() -> None:
+    assert build_parser().parse_args(["lab", "up"]).gro is True
+    args = build_parser().parse_args(["lab", "up", "--no-gro", "--shared-cpus"])
+    assert args.gro is False and args.shared_cpus is True
 
 
 @pytest.mark.netns

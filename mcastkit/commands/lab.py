@@ -47,6 +47,12 @@ def register(subparsers: Any) -> None:
         help="let every process run on any CPU (default: the datacenter and AWS sites each get "
         "half of the CPUs, as two hosts would)",
     )
+    up.add_argument(
+        "--no-gro",
+        dest="gro",
+        action="store_false",
+        help="the receiving hosts' NICs do not coalesce bursts (default: GRO on, as a real NIC has)",
+    )
     up.set_defaults(handler=run_up)
 
     run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
@@ -80,7 +86,13 @@ def register(subparsers: Any) -> None:
 
 def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
     lab = Lab(args.name)
-    state = lab.up(members=args.receivers, group=args.group, relay=args.relay, shared_cpus=args.shared_cpus)
+    state = lab.up(
+        members=args.receivers,
+        group=args.group,
+        relay=args.relay,
+        shared_cpus=args.shared_cpus,
+        gro=args.gro,
+    )
     layout = state.layout
     print(
         f"lab {state.name} is up: {len(layout.namespaces)} namespaces ({', '.join(layout.namespaces)})",
@@ -93,6 +105,7 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
         )
     sites = ", ".join(f"{site} on CPU {','.join(map(str, cpus))}" for site, cpus in state.cpus.items())
     print(f"cpus: {sites or 'every process on any CPU'}", file=console.out)
+    print(f"nic: GRO {'on' if state.gro else 'off'} on the receiving hosts", file=console.out)
     print(f"state and logs: {lab.run_dir}", file=console.out)
     return ExitStatus.OK
 

@@ -67,6 +67,8 @@ class LabState:
     pids: dict[str, int] = field(default_factory=dict)
     #: The CPUs each site's processes run on; empty: every process may run on any CPU.
     cpus: dict[str, list[int]] = field(default_factory=dict)
+    #: Whether the receiving hosts' NICs coalesce bursts (GRO); state files from before it: on.
+    gro: bool = True
 
     def site_cpus(self, site: Site) -> list[int] | None:
         return self.cpus.get(site)
@@ -213,12 +215,14 @@ class Lab:
         group: GroupPort = DEFAULT_GROUP,
         relay: bool = True,
         shared_cpus: bool = False,
+        gro: bool = True,
     ) -> LabState:
         """Build the namespaces and start the relays.
 
         The datacenter's processes and the AWS segment's run on separate CPUs (:func:`split_cpus`),
         so that one site's load does not delay the other, as on two hosts; ``shared_cpus`` lets
-        every process run on any CPU.
+        every process run on any CPU. ``gro=False`` turns receive coalescing off on the receiving
+        hosts' NICs (a NIC or driver without GRO).
         """
         netns.check_environment()
         layout = Layout(self.name, members)
@@ -234,10 +238,11 @@ class Lab:
             relay=relay,
             snooping_from=time.time() + topology.SNOOPING_SETTLE,
             cpus={} if shared_cpus else split_cpus(os.sched_getaffinity(0)),
+            gro=gro,
         )
         self._save(state)
         try:
-            topology.build(layout)
+            topology.build(layout, gro=gro)
             if relay:
                 self._start_relays(state, group)
         except BaseException:

@@ -103,10 +103,13 @@ def owned_namespaces(name: str) -> list[str]:
     return [namespace for namespace in netns.namespaces() if pattern.match(namespace)]
 
 
-def build(layout: Layout) -> None:
-    """Create every namespace and link; on any failure remove what was made and re-raise."""
+def build(layout: Layout, *, gro: bool = True) -> None:
+    """Create every namespace and link; on any failure remove what was made and re-raise.
+
+    ``gro``: whether the receiving hosts' NICs coalesce bursts (see ``_build``).
+    """
     try:
-        _build(layout)
+        _build(layout, gro)
     except LabError:
         remove(layout.name)
         raise
@@ -122,7 +125,7 @@ def remove(name: str) -> list[str]:
     return found
 
 
-def _build(layout: Layout) -> None:
+def _build(layout: Layout, gro: bool) -> None:
     if owned_namespaces(layout.name):
         raise LabError(
             f"lab {layout.name!r} already exists: run `mcastkit lab down --name {layout.name}` first"
@@ -174,9 +177,10 @@ def _build(layout: Layout) -> None:
     # And a receiving NIC coalesces a burst of one flow before the stack sees it (GRO, on by
     # default; a socket that asked for UDP GRO then takes the run as one message). A veth does
     # that only with GRO on and for frames from a peer without TCP segmentation offload.
+    # ``gro=False`` stands for a NIC or driver that does not coalesce: every datagram alone.
     nics = [(dc, "lan0", src, "lan0")] + [(r.namespace, "eth0", tgw, r.bridge_port) for r in layout.receivers]
     for namespace, device, peer_namespace, peer in nics:
-        _nic(namespace, device, "gro=on")
+        _nic(namespace, device, "gro=on" if gro else "gro=off")
         _nic(peer_namespace, peer, "tso=off")
     # The bridge stands for the TGW, which runs no iptables on what it forwards: keep the
     # host's bridge netfilter (br_netfilter, where it is loaded) out of the path.
