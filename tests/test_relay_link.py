@@ -21,12 +21,15 @@ from mcastkit.net.mmsg import DatagramSlots
 from mcastkit.net.sockets import open_receiver
 from mcastkit.relay.auth import HELLO, Role, handshake
 from mcastkit.relay.egress import Egress
-from mcastkit.relay.frame import HEADER_SIZE, VERSION, Decoder, FrameType, encode, encode_resume, group_to_int
-from mcastkit.relay.ingress import Ingress, _complete_frames
+from mcastkit.relay.frame import HEADER_SIZE, VERSION, FrameType, encode, encode_resume, group_to_int
+from mcastkit.relay.ingress import Ingress
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
+from mcastkit.relay.seal import SEAL_SIZE, SealedDecoder, Sealer, SealKeys
 
 SECRET = b"test secret for the relay suite"
+#: Keys for links built by hand (a handshake derives fresh ones for every real link).
+KEYS = SealKeys(send=b"s" * 32, receive=b"r" * 32)
 LOOPBACK = "127.0.0.1"
 HEARTBEAT = 0.2
 
@@ -207,10 +210,12 @@ def test_datagrams_over_the_tgw_mtu_are_dropped_and_counted() -> None:
 
 
 class Proxy:
-    """A TCP hop that can be cut (connections aborted, port closed) and restored on the same port."""
+    """A TCP hop that can be cut (connections aborted, port closed) and restored on the same port;
+    ``tamper`` may rewrite what the dialer sends (each read, until it returns it unchanged)."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], tamper: Callable[[bytes], bytes] | None = None) -> None:
         self.target = target
+        self.tamper = tamper
         self.port = 0
         self._server: asyncio.Server | None = None
         self._transports: list[asyncio.BaseTransport] = []
@@ -224,12 +229,14 @@ class Proxy:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._transports += [writer.transport, up_writer.transport]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, tamper: bool) -> None:
             while data := await src.read(65536):
-                dst.write(data)
+                dst.write(self.tamper(data) if tamper and self.tamper else data)
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
+        )
 
     async def cut(self) -> None:
         assert self._server is not None
@@ -283,7 +290,28 @@ def test_reconnects_after_the_link_is_cut_and_replays_what_it_missed(dialer: str
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-async def _heartbeats(writer: asyncio.StreamWriter) -> None:
+class SealedWriter:
+    """A raw peer's writer: seals each write as a relay does (``raw`` writes it unsealed)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, keys: SealKeys) -> None:
+        self.raw = writer
+        self.keys = keys
+        self._sealer = Sealer(keys.send)
+
+    def write(self, data: bytes) -> None:
+        self.raw.write(data + self._sealer.seal(data))
+
+    def write_eof(self) -> None:
+        self.raw.write_eof()
+
+    def is_closing(self) -> bool:
+        return self.raw.is_closing()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+async def _heartbeats(writer: SealedWriter) -> None:
     try:
         while not writer.is_closing():
             writer.write(encode(FrameType.HEARTBEAT))
@@ -301,19 +329,21 @@ async def _raw_peer(
     heartbeats: bool = True,
     session: int | None = None,
     resume: bytes | None = None,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> tuple[asyncio.StreamReader, SealedWriter]:
     """A hand-driven peer that authenticates like a relay, then does whatever the test says.
 
-    It sends heartbeats (unless told not to), so only what the test does can get it dropped.
+    It sends heartbeats (unless told not to), so only what the test does can get it dropped; what
+    it reads is sealed with ``writer.keys.receive``.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, endpoint)
-    reader, writer = await asyncio.open_connection(sock=sock)
+    reader, raw = await asyncio.open_connection(sock=sock)
     session = random.getrandbits(64) if session is None else session
-    await handshake(reader, writer, secret=secret, role=role, session=session, dialer=True)
+    hello = await handshake(reader, raw, secret=secret, role=role, session=session, dialer=True)
+    writer = SealedWriter(raw, hello.keys)
     if role is Role.EGRESS:  # by default nothing to resume: the live stream from now on
         writer.write(encode_resume({}) if resume is None else resume)
     if heartbeats:
@@ -464,15 +494,16 @@ def test_slow_peer_queue_is_counted_as_dropped_not_sent() -> None:
     _run(scenario)
 
 
-def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
-    """A peer dropped mid-chunk: the frames wholly on the socket are out, the rest drops."""
+def test_a_partly_sent_queue_counts_only_whole_sealed_batches_out() -> None:
+    """A peer dropped mid-batch: the batches wholly on the socket, seal and all, are out; the
+    egress acts on no frame of a batch whose seal it lacks, so the rest drops."""
 
     class Transport:
         def __init__(self) -> None:
             self.unsent = 0
             self.aborted = False
 
-        def write(self, data: bytes) -> None:
+        def writelines(self, data: list[bytes]) -> None:
             pass
 
         def get_write_buffer_size(self) -> int:
@@ -491,19 +522,21 @@ def test_a_partly_sent_queue_counts_only_whole_frames_out() -> None:
         source, _ = _groups()
         ingress = _ingress([source])
         transport = Transport()
-        link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
+        link = Link(Connection(), transport, "peer", session=1, keys=KEYS)  # type: ignore[arg-type]
         _link_live(ingress, link)
         stats = ingress.stats.group(_label(source))
-        payloads = [b"a" * 10, b"b" * 20, b"c" * 30]
-        chunk = b"".join(
-            encode(FrameType.DATA, p, group=1, port=2, sequence=i) for i, p in enumerate(payloads)
-        )
-        first_two = 2 * HEADER_SIZE + 30
+        batches = [
+            b"".join(encode(FrameType.DATA, p, group=1, port=2, sequence=i) for i, p in enumerate(payloads))
+            for payloads in ([b"a" * 10, b"b" * 20], [b"c" * 30])
+        ]
+        first, second = (len(batch) + SEAL_SIZE for batch in batches)
 
-        transport.unsent = len(chunk)  # nothing of it on the socket yet
-        ingress._send(chunk, 3, 60, stats)
+        transport.unsent = first  # nothing of it on the socket yet
+        ingress._send(batches[0], 2, 30, stats)
+        transport.unsent = first + second
+        ingress._send(batches[1], 1, 30, stats)
         assert (stats.datagrams_out, ingress.stats.queued) == (0, 3)
-        transport.unsent = len(chunk) - first_two - 5  # two frames and a bit of the third went
+        transport.unsent = second - 5  # the first batch and its seal went, and 5 bytes of the second
         link.abort("heartbeat_timeout")
         assert (stats.datagrams_out, stats.bytes_out) == (2, 30)
         assert ingress.stats.drops["link_lost_queue"] == 1
@@ -521,7 +554,8 @@ def _link_live(ingress: Ingress, link: Link) -> None:
     """An authenticated peer that has nothing to resume: it takes the stream as it arrives."""
     ingress.link_up(link)
     ingress.links = (link,)
-    assert ingress.receive(link, encode_resume({})) is None
+    resume = encode_resume({})
+    assert ingress.receive(link, resume + Sealer(KEYS.receive).seal(resume)) is None
 
 
 class _Capture:
@@ -530,8 +564,8 @@ class _Capture:
     def __init__(self) -> None:
         self.written = bytearray()
 
-    def write(self, data: bytes) -> None:
-        self.written += data
+    def writelines(self, data: list[bytes]) -> None:
+        self.written += b"".join(data)
 
     def get_write_buffer_size(self) -> int:
         return 0
@@ -548,7 +582,7 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         ingress = _ingress([source])
         ingress.open()
         transport = _Capture()
-        link = Link(Connection(), transport, "peer", session=1)  # type: ignore[arg-type]
+        link = Link(Connection(), transport, "peer", session=1, keys=KEYS)  # type: ignore[arg-type]
         _link_live(ingress, link)
         feed = ingress._sources[0]
         slots = DatagramSlots(feed.sock, capacity=20_000, headroom=HEADER_SIZE, slots=4)
@@ -560,7 +594,7 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         slots.receive = lambda: batches.pop(0)  # type: ignore[method-assign]
         feed.receiver = slots
         assert ingress._on_readable(feed) == 3
-        frames = list(Decoder().feed(bytes(transport.written)))
+        frames = list(SealedDecoder(KEYS.send).feed(bytes(transport.written)))
         assert (
             [
                 (kind, segment, sequence, bytes(payload))
@@ -578,19 +612,10 @@ def test_ingress_frames_a_coalesced_run_as_run_frames_numbered_in_turn() -> None
         assert ingress.stats.drops["oversize"] == 2  # a run of 9,000-byte datagrams: over the TGW MTU
         # The replay window keeps the batch as it was written, numbered from its first datagram.
         (kept,) = [ingress.window[i] for i in range(ingress.window.start, ingress.window.end)]
-        assert (kept.first, kept.datagrams, kept.chunk) == (1, 102, bytes(transport.written))
+        assert (kept.first, kept.datagrams, kept.chunk) == (1, 102, bytes(transport.written[:-SEAL_SIZE]))
         ingress.close()
 
     _run(scenario)
-
-
-def test_a_partly_sent_run_frame_counts_none_of_its_datagrams_out() -> None:
-    run = encode(FrameType.RUN, b"r" * 25, segment=10)  # 10 + 10 + 5
-    data = encode(FrameType.DATA, b"d" * 7)
-    chunk = run + data
-    assert _complete_frames(chunk, len(chunk)) == (4, 32)
-    assert _complete_frames(chunk, len(run)) == (3, 25)
-    assert _complete_frames(chunk, len(run) - 1) == (0, 0)
 
 
 HOSTILE = {
@@ -767,8 +792,8 @@ def test_a_busy_relay_sends_heartbeats_from_the_data_path() -> None:
         def __init__(self) -> None:
             self.written: list[bytes] = []
 
-        def write(self, data: bytes) -> None:
-            self.written.append(data)
+        def writelines(self, data: list[bytes]) -> None:
+            self.written.append(b"".join(data))
 
         def is_closing(self) -> bool:
             return False
@@ -778,15 +803,17 @@ def test_a_busy_relay_sends_heartbeats_from_the_data_path() -> None:
         egress.open()
         transport = Transport()
         connection = Connection()
-        link = Link(connection, transport, "peer", session=1)  # type: ignore[arg-type]
+        link = Link(connection, transport, "peer", session=1, keys=KEYS)  # type: ignore[arg-type]
         egress.link_up(link)
-        assert [frame[0] for frame in Decoder().feed(b"".join(transport.written))] == [FrameType.RESUME]
+        decoder, sealer = SealedDecoder(KEYS.send), Sealer(KEYS.receive)
+        assert [frame[0] for frame in decoder.feed(b"".join(transport.written))] == [FrameType.RESUME]
         transport.written.clear()
         on_data = egress._handler(link)
         connection.last_rx = link.heartbeat_sent_at + HEARTBEAT  # a beat is due
-        on_data(encode(FrameType.HEARTBEAT))
-        assert [frame[0] for frame in Decoder().feed(b"".join(transport.written))] == [FrameType.HEARTBEAT]
-        on_data(encode(FrameType.HEARTBEAT))  # not due again yet
+        beat = encode(FrameType.HEARTBEAT)
+        on_data(beat + sealer.seal(beat))
+        assert [frame[0] for frame in decoder.feed(b"".join(transport.written))] == [FrameType.HEARTBEAT]
+        on_data(beat + sealer.seal(beat))  # not due again yet
         assert len(transport.written) == 1
         egress.close()
 
@@ -1168,7 +1195,7 @@ def test_a_replay_to_a_slow_reader_goes_as_its_socket_takes_it(monkeypatch: pyte
                 _endpoint(ingress), role=Role.EGRESS, rcvbuf=4096, resume=encode_resume({key: 1})
             )
             await asyncio.sleep(0.3)  # not reading: the ingress's transport fills up
-            decoder, sequences = Decoder(), []
+            decoder, sequences = SealedDecoder(writer.keys.receive), []
             while len(sequences) < 6000:
                 chunk = await asyncio.wait_for(reader.read(65536), 5)
                 assert chunk, "the ingress closed the link"
@@ -1182,3 +1209,45 @@ def test_a_replay_to_a_slow_reader_goes_as_its_socket_takes_it(monkeypatch: pyte
         assert turns["waits"] > 0 and turns["all"] > turns["waits"]
 
     _run(scenario)
+
+
+def test_a_frame_injected_on_the_path_is_never_emitted_and_the_stream_resumes_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone on the path (no secret) slips a DATA frame into the ingress's stream: the egress
+    refuses it unsealed, closes the link, and the resume brings every real datagram, once."""
+    caplog.set_level(logging.WARNING, logger="mcastkit.relay")
+
+    async def scenario() -> None:
+        source, target = _groups()
+        receiver = Receiver(target)
+        sender = _sender()
+        ingress, egress = _ingress([source]), _egress({source: target})
+        armed = asyncio.Event()
+        forged = encode(FrameType.DATA, b"FORGED", group=group_to_int(source[0]), port=source[1], sequence=51)
+
+        def inject(data: bytes) -> bytes:
+            if not armed.is_set():
+                return data
+            armed.clear()  # once
+            return forged + data
+
+        async with running(egress, listen=True):
+            proxy = Proxy(_endpoint(egress), tamper=inject)
+            async with running(ingress, connect=[await proxy.start()]):
+                await until(lambda: egress.stats.peers == 1, "the link")
+                await send(sender, source, [_message(i) for i in range(50)])
+                await until(lambda: len(receiver.received) == 50, "the first messages")
+                armed.set()
+                await send(sender, source, [_message(i) for i in range(50, 100)])
+                await until(lambda: egress.stats.disconnects["protocol_error"] == 1, "the link refused")
+                await until(lambda: egress.stats.resumes == 1 and egress.stats.peers == 1, "the resume")
+                await send(sender, source, [_message(i) for i in range(100, 150)])
+                await until(lambda: len(receiver.received) >= 150, "every real datagram")
+                await asyncio.sleep(0.1)
+        receiver.close()
+        assert b"FORGED" not in b"".join(receiver.received)
+        assert receiver.indexes() == list(range(150))
+
+    _run(scenario)
+    assert any("integrity check failed" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,7 @@ Every frame is a fixed 32-byte header in network byte order followed by ``length
     offset size field
     0      2    magic      0x4D4B ("MK")
     2      1    version    3
-    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE, 6 RUN, 7 RESUME
+    3      1    type       1 DATA, 2 HEARTBEAT, 3 HELLO, 4 PROOF, 5 BYE, 6 RUN, 7 RESUME, 8 SEAL
     4      4    length     payload bytes that follow the header (at most 65535)
     8      4    group      IPv4 multicast group (DATA, RUN; 0 otherwise)
     12     2    port       UDP destination port (DATA, RUN; 0 otherwise)
@@ -24,7 +24,8 @@ Every frame is a fixed 32-byte header in network byte order followed by ``length
     32     ...  payload    DATA: the datagram; RUN: its datagrams back to back, each
                            ``segment`` bytes but the last, which may be shorter;
                            HELLO/PROOF: handshake fields (below); RESUME: one 14-byte entry
-                           (group 4, port 2, next sequence wanted 8) per stream to resume
+                           (group 4, port 2, next sequence wanted 8) per stream to resume;
+                           SEAL: the 16-byte tag of the write it ends (below)
 
 A RUN carries what the ingress host's NIC coalesced (GRO) and the kernel handed over as one
 message (UDP GRO): a burst of equal-size datagrams of one group, 1 to 64 of them. The
@@ -77,9 +78,21 @@ Both sides hold the same secret (``--secret-file`` or ``--secret-env``). On conn
 
 A failed proof closes the connection, is logged with the peer address and counted in
 ``mcastkit_relay_auth_failures_total``. Role and both nonces are bound into each proof, so a
-recorded or reflected proof is useless. The handshake authenticates the peers; it does not
-encrypt or sign the stream afterwards: run the link over Direct Connect or a VPN and keep the
-security group restricted to the datacenter CIDRs.
+recorded or reflected proof is useless.
+
+Integrity after the handshake (:mod:`mcastkit.relay.seal`)
+-----------------------------------------------------------
+Each side derives one key per direction: HMAC-SHA256(secret, "mcastkit-relay-v3 seal" ||
+writer's role || writer's nonce || reader's nonce). Every write after the handshake (a batch
+of DATA and RUN frames, a HEARTBEAT, the RESUME, BYE) is followed by a SEAL frame whose 16-byte
+payload is HMAC-SHA256(key, write counter as 8 bytes || the write's bytes), cut to 16 bytes;
+the counter starts at 0 on each link and direction. A reader acts on no frame until the SEAL
+after it verifies, so a frame injected, altered, dropped, repeated or reordered on the path
+closes the link as a protocol error (the egress emits none of it; the link then resumes) and
+nothing recorded on one link verifies on another. The stream is not encrypted: multicast
+market data is usually not secret, but where the link must be encrypted in transit, carry it
+over a VPN (IPsec) or MACsec. Measured cost (``python bench/seal_bench.py``): seal and check
+add about 3 µs to a write of one datagram and 0.13 µs a datagram to writes of 64.
 
 Whoever proves first hands an unauthenticated party one HMAC of the secret over nonces it knows
 (here the dialer, to any listener that answers): material for guessing the secret offline. No

@@ -9,13 +9,14 @@ import logging
 import os
 import secrets
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
 from mcastkit.errors import BadInput
 from mcastkit.relay.frame import HEADER_SIZE, FrameError, FrameType, encode, parse_header
+from mcastkit.relay.seal import SealKeys, derive_keys
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -123,6 +124,8 @@ class PeerHello:
     role: Role
     nonce: bytes
     session: int
+    #: the link's keys for sealing what follows the handshake (:mod:`mcastkit.relay.seal`)
+    keys: SealKeys = field(repr=False)
 
 
 async def _read_frame(reader: FrameSource, expected: FrameType) -> bytes:
@@ -164,7 +167,8 @@ async def _exchange(
     if not dialer:
         writer.write(encode(FrameType.PROOF, mine))
     await writer.drain()
-    return PeerHello(Role(peer_role), peer_nonce, peer_session)
+    keys = derive_keys(secret, role, nonce, peer_nonce)
+    return PeerHello(Role(peer_role), peer_nonce, peer_session, keys)
 
 
 async def handshake(

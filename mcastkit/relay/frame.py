@@ -28,6 +28,7 @@ class FrameType(IntEnum):
     BYE = 5
     RUN = 6
     RESUME = 7
+    SEAL = 8
 
 
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
@@ -131,8 +132,7 @@ class Decoder:
                     break
                 yield frame_type, group, port, segment, sequence, time_ns, start, stop
                 offset = stop
-            if end - offset >= 2 and data[offset : offset + 2] != _MAGIC_BYTES:
-                parse_header(data[offset:end].ljust(HEADER_SIZE, b"\0"))  # raises: bad magic, early
+            check_partial(data, offset)
         except FrameError:
             self._failed = True
             raise
@@ -156,6 +156,13 @@ def decode_resume(payload: bytes | memoryview) -> dict[int, int]:
             raise FrameError(f"RESUME asks for sequence {sequence}; sequences start at 1")
         wanted[group << 16 | port] = sequence
     return wanted
+
+
+def check_partial(data: bytes, offset: int) -> None:
+    """Raise :class:`FrameError` now if the incomplete frame at ``offset`` cannot be a frame (bad
+    magic), rather than after waiting for the rest of it."""
+    if len(data) - offset >= 2 and data[offset : offset + 2] != _MAGIC_BYTES:
+        parse_header(data[offset:].ljust(HEADER_SIZE, b"\0"))
 
 
 def group_to_int(address: str) -> int:

@@ -59,10 +59,10 @@ RESUME = int(FrameType.RESUME)
 class _Peer:
     """What the ingress keeps per peer link.
 
-    ``chunks``: what was handed to its transport that its socket may not have taken yet, each
-    (end, datagrams, payload bytes, group stats, chunk); ``end`` is the offset in the link's byte
-    stream (:attr:`Link.bytes_given`) just past the chunk, so the transport's write buffer size
-    says exactly which chunks are on the socket.
+    ``chunks``: the batches handed to its transport that its socket may not have taken yet, each
+    (end, datagrams, payload bytes, group stats); ``end`` is the offset in the link's byte
+    stream (:attr:`Link.bytes_given`) just past the batch and its seal, so the transport's write
+    buffer size says exactly which batches are on the socket.
 
     Until its RESUME arrives and the replay has caught up, the peer is not live: it takes the
     stream from the replay window, where ``wanted`` says the next sequence it needs per stream
@@ -72,7 +72,7 @@ class _Peer:
     __slots__ = ("chunks", "cursor", "finished", "replayed", "started", "timer", "unrecoverable", "wanted")
 
     def __init__(self) -> None:
-        self.chunks: deque[tuple[int, int, int, GroupStats, bytes]] = deque()
+        self.chunks: deque[tuple[int, int, int, GroupStats]] = deque()
         self.finished = False
         self.wanted: dict[int, int] | None = None
         self.cursor = 0
@@ -285,7 +285,7 @@ class Ingress(RelayNode):
                 stats.datagrams_out += count
                 stats.bytes_out += total
                 continue
-            peer.chunks.append((link.bytes_given, count, total, stats, chunk))
+            peer.chunks.append((link.bytes_given, count, total, stats))
             self.stats.queued += count
             self._settle(link, unsent)
             if peer.chunks and self._settle_timer is None:
@@ -301,7 +301,7 @@ class Ingress(RelayNode):
         chunks = link.context.chunks
         written = link.bytes_given - unsent
         while chunks and chunks[0][0] <= written:
-            _end, count, total, stats, _chunk = chunks.popleft()
+            _end, count, total, stats = chunks.popleft()
             stats.datagrams_out += count
             stats.bytes_out += total
             self.stats.queued -= count
@@ -318,7 +318,8 @@ class Ingress(RelayNode):
             self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle_all)
 
     def _finish(self, link: Link, unsent: int | None, reason: str) -> int:
-        """The link is ending: what its socket took counts as out, the rest as ``drops[reason]``.
+        """The link is ending: the batches its socket took whole, seal included, count as out; the
+        rest as ``drops[reason]`` (the egress acts on no frame of a batch whose seal it lacks).
 
         ``unsent`` is what the transport still holds, or None when it is unknown (the connection
         failed and its queue is gone): then only what was already seen on the socket counts as out.
@@ -328,17 +329,13 @@ class Ingress(RelayNode):
         if peer is None or peer.finished:
             return 0
         peer.finished = True
-        discarded = 0
         if unsent is not None:
             self._settle(link, unsent)
-        written = link.bytes_given - unsent if unsent is not None else 0
+        discarded = 0
         chunks = peer.chunks
         while chunks:
-            end, count, _total, stats, chunk = chunks.popleft()
-            sent, sent_bytes = _complete_frames(chunk, written - (end - len(chunk)))
-            stats.datagrams_out += sent
-            stats.bytes_out += sent_bytes
-            discarded += count - sent
+            _end, count, _total, _stats = chunks.popleft()
+            discarded += count
             self.stats.queued -= count
         if discarded:
             self.stats.drops[reason] += discarded
@@ -497,17 +494,3 @@ class Ingress(RelayNode):
 
 def _stream_label(key: int) -> str:
     return f"{int_to_group(key >> 16)}:{key & 0xFFFF}"
-
-
-def _complete_frames(chunk: bytes, written: int) -> tuple[int, int]:
-    """How many datagrams (and payload bytes) the whole frames in the first ``written`` bytes of
-    ``chunk`` hold."""
-    offset = datagrams = payload = 0
-    while offset + HEADER_SIZE <= written:
-        _magic, _version, frame_type, length, _group, _port, segment, *_ = HEADER.unpack_from(chunk, offset)
-        if offset + HEADER_SIZE + length > written:
-            break
-        datagrams += run_datagrams(length, segment) if frame_type == RUN else 1
-        payload += length
-        offset += HEADER_SIZE + length
-    return datagrams, payload

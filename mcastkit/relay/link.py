@@ -22,8 +22,9 @@ from typing import Any, cast
 
 from mcastkit.net.sockets import set_tcp_options
 from mcastkit.relay.auth import AuthError, Role, handshake
-from mcastkit.relay.frame import Decoder, FrameError, FrameType, encode
+from mcastkit.relay.frame import FrameError, FrameType, encode
 from mcastkit.relay.metrics import RelayStats
+from mcastkit.relay.seal import SEAL_SIZE, SealedDecoder, Sealer, SealKeys
 from mcastkit.relay.throttle import Throttle
 
 log = logging.getLogger("mcastkit.relay")
@@ -133,31 +134,39 @@ class Connection(asyncio.Protocol):
 
 @dataclass(eq=False)
 class Link:
-    """One authenticated peer connection."""
+    """One authenticated peer connection; everything written on it is sealed, and what it reads
+    is handled only once its seal verifies (:mod:`mcastkit.relay.seal`)."""
 
     connection: Connection
     transport: asyncio.Transport
     name: str
     session: int
-    decoder: Decoder = field(default_factory=Decoder)
+    keys: SealKeys = field(repr=False)
+    decoder: SealedDecoder = field(init=False)
+    sealer: Sealer = field(init=False, repr=False)
     #: whatever the relay keeps per link (the egress: its sequence state)
     context: Any = None
     reason: str | None = None
     heartbeats_sent: int = 0
     heartbeat_sent_at: float = 0.0
-    #: every byte handed to the transport since the handshake (what it still holds is not yet sent)
+    #: every byte handed to the transport since the handshake, seals included (what it still
+    #: holds is not yet sent)
     bytes_given: int = 0
     #: called just before :meth:`abort` discards the queue (the ingress counts what it held)
     on_abort: Callable[[Link], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.decoder = SealedDecoder(self.keys.receive)
+        self.sealer = Sealer(self.keys.send)
 
     @property
     def last_rx(self) -> float:
         return self.connection.last_rx
 
     def write(self, data: bytes) -> None:
-        """Queue bytes to the peer; every write after the handshake goes through here."""
-        self.transport.write(data)
-        self.bytes_given += len(data)
+        """Queue bytes to the peer, sealed; every write after the handshake goes through here."""
+        self.transport.writelines((data, self.sealer.seal(data)))
+        self.bytes_given += len(data) + SEAL_SIZE
 
     def abort(self, reason: str) -> None:
         """Close at once, discarding anything still queued (frees the queue's memory).
@@ -365,7 +374,7 @@ class RelayNode(ABC):
                 )
                 connection.abort()
                 return True
-            link = Link(connection, connection.transport, name, hello.session)
+            link = Link(connection, connection.transport, name, hello.session, hello.keys)
             if reconnect or hello.session in self._seen_sessions:
                 self.stats.reconnects += 1
             self._seen_sessions.add(hello.session)
