@@ -35,8 +35,11 @@ BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 5.0
 DRAIN_SECONDS = 2.0
 CONNECT_TIMEOUT = 5.0
-#: Accepted connections allowed in the handshake at once; a new one closes the oldest.
-MAX_HANDSHAKES = 16
+#: Accepted connections allowed in the handshake at once; past it each new one closes another
+#: (:meth:`RelayNode._victim`).
+MAX_HANDSHAKES = 128
+#: A handshake whose peer has said nothing this long goes first when one must give way.
+SPEAK_WITHIN = 0.25
 #: Bytes an unauthenticated peer may send before the handshake is judged (it needs < 200).
 HANDSHAKE_BUFFER_LIMIT = 64 * 1024
 
@@ -49,6 +52,9 @@ class Connection(asyncio.Protocol):
         self._on_connect = on_connect
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
+        #: bytes received during the handshake, and when the connection was made
+        self.received = 0
+        self.accepted_at = self._loop.time()
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
         self._handler: Callable[[bytes], None] | None = None
@@ -69,6 +75,7 @@ class Connection(asyncio.Protocol):
         if self._handler is not None:
             self._handler(data)
             return
+        self.received += len(data)
         self._buffer += data
         if len(self._buffer) > HANDSHAKE_BUFFER_LIMIT:
             self.abort()
@@ -164,7 +171,13 @@ class Link:
         return self.connection.last_rx
 
     def write(self, data: bytes) -> None:
-        """Queue bytes to the peer, sealed; every write after the handshake goes through here."""
+        """Queue bytes to the peer, sealed; every write after the handshake goes through here.
+
+        Nothing is written once the transport is closing (the peer went away: its
+        ``connection_lost`` ends the link).
+        """
+        if self.transport.is_closing():
+            return
         self.transport.writelines((data, self.sealer.seal(data)))
         self.bytes_given += len(data) + SEAL_SIZE
 
@@ -201,6 +214,8 @@ class RelayNode(ABC):
         self._connections = 0
         #: Accepted connections still in the handshake, oldest first (dict keeps insertion order).
         self._handshaking: dict[Connection, None] = {}
+        #: Of those, the ones that had sent nothing when last looked at, oldest first.
+        self._silent: dict[Connection, None] = {}
         self._seen_sessions: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -283,21 +298,43 @@ class RelayNode(ABC):
             connection.abort()
             return
         if len(self._handshaking) >= MAX_HANDSHAKES:
-            # Unauthenticated connections must not lock a real peer out: the oldest gives way.
-            oldest = next(iter(self._handshaking))
-            del self._handshaking[oldest]
+            # Unauthenticated connections must not lock a real peer out: one gives way.
+            victim = self._victim()
+            del self._handshaking[victim]
             self._throttle.warning(
                 "handshake_evicted",
                 "closing %s: unauthenticated, %d handshakes waiting",
-                oldest.name,
+                victim.name,
                 MAX_HANDSHAKES,
             )
             self.stats.disconnects["handshake_evicted"] += 1
-            oldest.abort()
+            victim.abort()
         self._handshaking[connection] = None
+        self._silent[connection] = None
         task = asyncio.create_task(self._run_link(connection, dialer=False))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _victim(self) -> Connection:
+        """The handshake to give way: the oldest that has sent nothing for ``SPEAK_WITHIN``, else
+        the oldest that has sent something (it had its chance: a real peer completes at once),
+        else the oldest. A real peer's HELLO follows its connect at once, but is read a loop turn
+        after the accept: a connection that has just arrived is kept while others can go."""
+        silent, now = self._silent, self._loop_time()
+        while silent:
+            oldest = next(iter(silent))
+            if oldest.received:
+                del silent[oldest]
+                continue
+            if now - oldest.accepted_at >= SPEAK_WITHIN:
+                del silent[oldest]
+                return oldest
+            break  # the oldest silent one is still new, and so are the others
+        return next((c for c in self._handshaking if c not in silent), next(iter(self._handshaking)))
 
     async def _dial_forever(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -352,6 +389,7 @@ class RelayNode(ABC):
             return False
         finally:
             self._handshaking.pop(connection, None)
+            self._silent.pop(connection, None)
         # --max-peers counts authenticated peers only, so strangers cannot use up the places.
         if not dialer and self._connections >= self.max_peers:
             log.warning("refused %s: already %d peers (--max-peers)", name, self.max_peers)
