@@ -26,6 +26,7 @@ from mcastkit.relay.ingress import Ingress
 from mcastkit.relay.link import MAX_HANDSHAKES, Connection, Link, RelayNode
 from mcastkit.relay.metrics import RelayStats, render
 from mcastkit.relay.seal import SEAL_SIZE, SealedDecoder, Sealer, SealKeys
+from mcastkit.relay.window import ENTRY_OVERHEAD
 
 SECRET = b"test secret for the relay suite"
 #: Keys for links built by hand (a handshake derives fresh ones for every real link).
@@ -1075,7 +1076,7 @@ async def _outage(
 def test_a_resume_beyond_the_replay_window_replays_what_it_kept_and_counts_the_rest() -> None:
     async def scenario() -> None:
         source = _random_group()
-        ingress = _ingress([source], replay_bytes=20 * (HEADER_SIZE + 64))
+        ingress = _ingress([source], replay_bytes=20 * (HEADER_SIZE + 64 + ENTRY_OVERHEAD))
         receiver, egress = await _outage(ingress, before=50, during=60, after=30)
         stats = ingress.stats.groups[_label(source)]
         assert 0 < stats.replayed <= 20

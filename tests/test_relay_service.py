@@ -171,7 +171,7 @@ def test_health_check_calls_healthz_on_the_metrics_port(built: Fixture) -> None:
     assert "http://127.0.0.1:9400/healthz" in check["Command"][-1]
     assert check["StartPeriod"] > 0 and check["Retries"] >= 1
     command = container["Command"]
-    assert command[command.index("--metrics") + 1] == "0.0.0.0:9400"
+    assert command[command.index("--metrics") + 1] == "127.0.0.1:9400"  # the task's loopback only
 
 
 def test_command_is_one_the_relay_cli_accepts(built: Fixture) -> None:
@@ -367,7 +367,7 @@ def test_connect_mode_dials_the_datacenter_and_admits_nothing_inbound(tmp_path: 
     assert (args.command, args.role) == ("relay", "egress")
     assert "--listen" not in command
     assert [command[i + 1] for i, arg in enumerate(command) if arg == "--connect"] == endpoints
-    assert [m["ContainerPort"] for m in fixture.container()["PortMappings"]] == [9400]
+    assert "PortMappings" not in fixture.container()  # nothing listens beyond the task's loopback
 
     group = fixture.template.to_json()["Resources"][fixture.logical_id(fixture.relay.security_group)]
     assert "SecurityGroupIngress" not in group["Properties"]
@@ -451,7 +451,7 @@ def test_health_check_passes_against_the_relay_started_with_the_task_command(bui
     relay_port, metrics_port = _free_port(), _free_port()
     local = {
         "0.0.0.0:7400": f"127.0.0.1:{relay_port}",
-        "0.0.0.0:9400": f"127.0.0.1:{metrics_port}",
+        "127.0.0.1:9400": f"127.0.0.1:{metrics_port}",
         "eth0": "lo",
     }
     command = [local.get(arg, arg) for arg in container["Command"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcastkit.relay.frame import Decoder, FrameError, FrameType, decode_resume, encode, encode_resume
-from mcastkit.relay.window import ReplayWindow, frames_from
+from mcastkit.relay.window import ENTRY_OVERHEAD, ReplayWindow, frames_from
 
 SECOND = 1_000_000_000
 
@@ -16,10 +16,11 @@ def _frames(chunk: bytes) -> list[tuple[int, int, int, bytes]]:
 
 
 def test_entries_keep_their_absolute_index_as_the_oldest_leave_by_bytes() -> None:
-    window = ReplayWindow(max_bytes=300, max_seconds=60)
+    entry = 100 + ENTRY_OVERHEAD  # each batch's frames and its bookkeeping
+    window = ReplayWindow(max_bytes=3 * entry, max_seconds=60)
     for index in range(10):
         window.keep(1, index * 2 + 1, 2, index, b"x" * 100)
-    assert (window.start, window.end, window.bytes) == (7, 10, 300)
+    assert (window.start, window.end, window.bytes) == (7, 10, 3 * entry)
     assert [window[i].first for i in range(window.start, window.end)] == [15, 17, 19]
 
 
@@ -31,12 +32,12 @@ def test_entries_older_than_the_age_bound_leave_whatever_the_bytes() -> None:
 
 
 def test_a_long_window_compacts_its_list_and_indexes_stay_right() -> None:
-    window = ReplayWindow(max_bytes=1000, max_seconds=60)
+    window = ReplayWindow(max_bytes=100 * (10 + ENTRY_OVERHEAD), max_seconds=60)
     for index in range(20_000):
         window.keep(index % 3, index + 1, 1, 0, b"z" * 10)
     assert (window.start, window.end) == (19_900, 20_000)
-    assert window[19_950].first == 19_951
-    assert len(window._entries) < 10_000  # the evicted slots were released
+    assert window[19_950].first == 19_951 and window[19_950].key == 19_950 % 3
+    assert len(window._chunks) < 10_000  # the evicted slots were released
 
 
 def test_a_disabled_window_keeps_nothing() -> None:

@@ -75,8 +75,9 @@ def register(subparsers: Any) -> None:
         type=bounded_int(0),
         default=DEFAULT_REPLAY_BYTES,
         metavar="N",
-        help="keep this much of the recent stream, all groups together, to replay to an egress that "
-        "reconnects after an outage (0: keep nothing; default: %(default)s, 20 s of 100k msg/s of 64 B)",
+        help="keep this much of the recent stream (frames and bookkeeping), all groups together, to "
+        "replay to an egress that reconnects after an outage (0: keep nothing; default: %(default)s, "
+        "15-20 s of 100k msg/s of 64 B)",
     )
     ingress.add_argument(
         "--replay-seconds",

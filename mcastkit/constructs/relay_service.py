@@ -206,8 +206,9 @@ class RelayService(Construct):
         capacity_provider: default none, the EC2 launch type; give the cluster's capacity
             provider so managed scaling makes room for the task ENI.
         image: default the tools image built from the repository's ``Dockerfile``.
-        metrics_port: default 9400; serves ``/metrics`` and ``/healthz``. Not opened in
-            the security group: the container health check calls it inside the task.
+        metrics_port: default 9400; serves ``/metrics`` and ``/healthz`` on the task's
+            loopback only: the container health check (and any sidecar of the task, such as a
+            metrics agent) reaches it, nothing outside the task does.
         stop_timeout: default 30 s, between SIGTERM (the relay drains) and SIGKILL.
         log_group: default a new log group, retained on stack deletion (it records
             refused peers), with ``log_retention`` (default one month), encrypted with
@@ -285,9 +286,6 @@ class RelayService(Construct):
             self.container.add_port_mappings(
                 ecs.PortMapping(container_port=relay.port, protocol=ecs.Protocol.TCP, name="relay")
             )
-        self.container.add_port_mappings(
-            ecs.PortMapping(container_port=metrics_port, protocol=ecs.Protocol.TCP, name="metrics")
-        )
         self.service = ecs.Ec2Service(
             self,
             "Service",
@@ -423,7 +421,7 @@ class RelayService(Construct):
             "--secret-env",
             RELAY_SECRET_ENV,
             "--metrics",
-            f"0.0.0.0:{metrics_port}",
+            f"127.0.0.1:{metrics_port}",
         ]
 
     def _acknowledge(self) -> None:
