@@ -45,22 +45,22 @@ Resume (nothing lost across a link outage)
 ------------------------------------------
 The ingress keeps the recent stream of all its groups, as the frames it wrote, in a replay
 window bounded by bytes and age (``--replay-bytes``, default 256 MiB, counting each batch's
-frames and about 73 bytes of bookkeeping; ``--replay-seconds``, default 20): at 100k msg/s of
-64 B that is 15 s when every datagram arrives on its own and 20 s in batches of 4 or more. A
-10 s outage needs about 15 s (three heartbeats to notice it, then a redial). Right after the
+frames and about 73 bytes of bookkeeping; ``--replay-seconds``, default 20): at 100k msg/s of 64
+B that is 15 s when every datagram arrives on its own and 20 s in batches of 4 or more. A 10 s
+outage needs about 15 s (three heartbeats to notice it, then a redial). Right after the
 handshake the egress sends one RESUME frame: for each stream of this ingress session it has
 emitted, the next sequence it needs. It is empty when the egress holds nothing of the session:
 its first link since it started (an egress that restarts starts fresh, and logs so) or a new
-ingress session (the ingress restarted: what was in flight then is lost). The ingress sends an egress no DATA or RUN until
-its RESUME has arrived (within 5 s, or the link is closed, ``reason="no_resume"``); it then
-replays from the window, in the original order, every datagram the egress asked for (a RUN
-that began earlier is cut to start at the one wanted), as fast as the egress's socket takes
-them, and only then puts the egress on the live stream, so the egress sees every stream
-continue without a gap or a repeat. What the window no longer holds is counted in
-``unrecoverable{group}`` and logged, and the egress sees it as a gap. A RESUME naming a stream
-the ingress does not join, or a sequence it has not reached, is a protocol error. Replayed
-datagrams arrive late (by the outage and the time to notice it: three heartbeats, then the
-redial), in a burst as fast as the link carries them.
+ingress session (the ingress restarted: what was in flight then is lost). The ingress sends an
+egress no DATA or RUN until its RESUME has arrived (within 5 s, or the link is closed,
+``reason="no_resume"``); it then replays from the window, in the original order, every datagram
+the egress asked for (a RUN that began earlier is cut to start at the one wanted), as fast as
+the egress's socket takes them, and only then puts the egress on the live stream, so the egress
+sees every stream continue without a gap or a repeat. What the window no longer holds is counted
+in ``unrecoverable{group}`` and logged, and the egress sees it as a gap. A RESUME naming a
+stream the ingress does not join, or a sequence it has not reached, is a protocol error.
+Replayed datagrams arrive late (by the outage and the time to notice it: three heartbeats, then
+the redial), in a burst as fast as the link carries them.
 
 Authentication (mutual HMAC-SHA256 challenge-response)
 ------------------------------------------------------
