@@ -17,7 +17,7 @@ from mcastkit.relay.auth import (
     load_secret,
     proof,
 )
-from mcastkit.relay.frame import Decoder, FrameType, encode
+from mcastkit.relay.frame import HEADER_SIZE, Decoder, FrameType, encode
 
 GOOD = b"correct horse battery staple"
 #: What `openssl rand -hex 32` prints: 256 bits.
@@ -102,13 +102,63 @@ def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         load_secret(env="RELAY_SECRET")
 
 
-def test_proof_binds_secret_role_and_both_nonces() -> None:
-    a, b = b"a" * 32, b"b" * 32
+def test_proof_binds_secret_role_and_both_hellos_with_their_sessions() -> None:
+    a, b = HELLO.pack(Role.EGRESS, b"a" * 32, 1), HELLO.pack(Role.INGRESS, b"b" * 32, 2)
     base = proof(GOOD, Role.INGRESS, a, b)
     assert base != proof(b"other", Role.INGRESS, a, b)
     assert base != proof(GOOD, Role.EGRESS, a, b)
     assert base != proof(GOOD, Role.INGRESS, b, a)
+    assert base != proof(GOOD, Role.INGRESS, a, HELLO.pack(Role.INGRESS, b"b" * 32, 3))  # another session
     assert base == proof(GOOD, Role.INGRESS, a, b)
+
+
+def test_a_session_id_rewritten_on_the_path_fails_the_handshake() -> None:
+    """The session id steers the egress's duplicate filter and resume: it cannot be forged."""
+
+    async def scenario() -> tuple[object, object]:
+        results: dict[str, object] = {}
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                results["listener"] = await handshake(
+                    reader, writer, secret=GOOD, role=Role.EGRESS, session=1, dialer=False, timeout=2
+                )
+            except AuthError as err:
+                results["listener"] = err
+            writer.close()
+
+        async def rewriting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            """A hop that changes the session id in the dialer's HELLO (its last 8 bytes)."""
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", listener_port)
+            hello = bytearray(await reader.readexactly(HEADER_SIZE + HELLO.size))
+            hello[-8:] = (666).to_bytes(8, "big")
+            up_writer.write(bytes(hello))
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                while data := await src.read(4096):
+                    dst.write(data)
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+        listener = await asyncio.start_server(accepted, "127.0.0.1", 0)
+        listener_port = listener.sockets[0].getsockname()[1]
+        hop = await asyncio.start_server(rewriting, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", hop.sockets[0].getsockname()[1])
+        try:
+            results["dialer"] = await handshake(
+                reader, writer, secret=GOOD, role=Role.INGRESS, session=2, dialer=True, timeout=2
+            )
+        except AuthError as err:
+            results["dialer"] = err
+        writer.close()
+        for server in (hop, listener):
+            server.close()
+        return results.get("listener"), results["dialer"]
+
+    listener, dialer = asyncio.run(scenario())
+    assert isinstance(listener, AuthError) and "does not know the shared secret" in str(listener)
+    assert isinstance(dialer, AuthError)
 
 
 async def _pair(

@@ -346,7 +346,7 @@ async def _raw_peer(
     hello = await handshake(reader, raw, secret=secret, role=role, session=session, dialer=True)
     writer = SealedWriter(raw, hello.keys)
     if role is Role.EGRESS:  # by default nothing to resume: the live stream from now on
-        writer.write(encode_resume({}) if resume is None else resume)
+        writer.write(encode_resume({}, known=False) if resume is None else resume)
     if heartbeats:
         task = asyncio.create_task(_heartbeats(writer))
         _BACKGROUND.add(task)
@@ -555,7 +555,7 @@ def _link_live(ingress: Ingress, link: Link) -> None:
     """An authenticated peer that has nothing to resume: it takes the stream as it arrives."""
     ingress.link_up(link)
     ingress.links = (link,)
-    resume = encode_resume({})
+    resume = encode_resume({}, known=False)
     assert ingress.receive(link, resume + Sealer(KEYS.receive).seal(resume)) is None
 
 
@@ -1137,6 +1137,7 @@ def test_an_egress_that_restarts_starts_fresh_and_says_so(caplog: pytest.LogCapt
         ("future_sequence", "past this ingress session's"),
         ("twice", "a second RESUME"),
         ("garbled", "not a multiple of 14"),
+        ("fresh_naming_streams", "a fresh RESUME names streams"),
     ],
 )
 def test_a_resume_no_ingress_session_could_answer_closes_the_link(
@@ -1146,9 +1147,10 @@ def test_a_resume_no_ingress_session_could_answer_closes_the_link(
         source = _random_group()
         key = group_to_int(source[0]) << 16 | source[1]
         frames = {
-            "unknown_stream": encode_resume({key + 1: 1}),
-            "future_sequence": encode_resume({key: 5}),
-            "twice": encode_resume({}) * 2,
+            "unknown_stream": encode_resume({key + 1: 1}, known=True),
+            "future_sequence": encode_resume({key: 5}, known=True),
+            "twice": encode_resume({}, known=False) * 2,
+            "fresh_naming_streams": encode(FrameType.RESUME, encode_resume({key: 1}, known=True)[32:]),
             "garbled": encode(FrameType.RESUME, b"x" * 15),
         }
         async with running(_ingress([source]), listen=True) as ingress:
@@ -1193,7 +1195,7 @@ def test_a_replay_to_a_slow_reader_goes_as_its_socket_takes_it(monkeypatch: pyte
             await send(_sender(), source, [_message(i, 1000) for i in range(6000)])
             await until(lambda: ingress.stats.groups[_label(source)].datagrams_in == 6000, "the window")
             reader, writer = await _raw_peer(
-                _endpoint(ingress), role=Role.EGRESS, rcvbuf=4096, resume=encode_resume({key: 1})
+                _endpoint(ingress), role=Role.EGRESS, rcvbuf=4096, resume=encode_resume({key: 1}, known=True)
             )
             await asyncio.sleep(0.3)  # not reading: the ingress's transport fills up
             decoder, sequences = SealedDecoder(writer.keys.receive), []
@@ -1252,3 +1254,36 @@ def test_a_frame_injected_on_the_path_is_never_emitted_and_the_stream_resumes_wh
 
     _run(scenario)
     assert any("integrity check failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stream_that_begins_during_the_outage_is_replayed_from_its_first_datagram() -> None:
+    """The egress names only the streams it has seen; the ingress replays every other from where
+    it stood when that egress first went live, so a stream born while the link was down (or
+    whose first datagrams died with the link) is not skipped."""
+
+    async def scenario() -> None:
+        (quiet, quiet_target), (busy, busy_target) = _groups(), _groups()
+        receivers = {quiet: Receiver(quiet_target), busy: Receiver(busy_target)}
+        sender = _sender()
+        ingress = _ingress([busy, quiet])
+        egress = _egress({busy: busy_target, quiet: quiet_target})
+        async with running(egress, listen=True):
+            proxy = Proxy(_endpoint(egress))
+            async with running(ingress, connect=[await proxy.start()]):
+                await until(lambda: ingress.stats.peers == 1 and egress.stats.peers == 1, "the link")
+                await send(sender, busy, [_message(i) for i in range(20)])
+                await until(lambda: len(receivers[busy].received) == 20, "the busy stream")
+                await proxy.cut()
+                await until(lambda: ingress.stats.peers == 0 and egress.stats.peers == 0, "the cut")
+                await send(sender, quiet, [_message(i) for i in range(30)])  # its first datagrams
+                await proxy.restore()
+                await until(lambda: egress.stats.resumes == 1 and ingress.stats.peers == 1, "the resume")
+                await send(sender, quiet, [_message(i) for i in range(30, 40)])
+                await until(lambda: len(receivers[quiet].received) == 40, "the quiet stream, whole")
+                assert ingress.stats.groups[_label(quiet)].replayed == 30
+                assert egress.stats.groups[_label(quiet)].gaps == 0
+        for receiver in receivers.values():
+            receiver.close()
+        assert receivers[quiet].indexes() == list(range(40))
+
+    _run(scenario)

@@ -18,9 +18,9 @@ INGRESS, EGRESS = 1, 2
 
 def _pair() -> tuple[Sealer, SealedDecoder]:
     """The ingress's sealer and the egress's decoder of one link, keyed as the handshake keys them."""
-    ingress_nonce, egress_nonce = secrets.token_bytes(32), secrets.token_bytes(32)
-    ingress = derive_keys(SECRET, INGRESS, ingress_nonce, egress_nonce)
-    egress = derive_keys(SECRET, EGRESS, egress_nonce, ingress_nonce)
+    ingress_hello, egress_hello = secrets.token_bytes(41), secrets.token_bytes(41)
+    ingress = derive_keys(SECRET, INGRESS, ingress_hello, egress_hello)
+    egress = derive_keys(SECRET, EGRESS, egress_hello, ingress_hello)
     assert ingress.send == egress.receive and ingress.receive == egress.send
     assert ingress.send != ingress.receive
     return Sealer(ingress.send), SealedDecoder(egress.receive)
@@ -39,7 +39,7 @@ def _sequences(decoder: SealedDecoder, data: bytes) -> list[int]:
 
 
 def test_every_link_has_its_own_keys() -> None:
-    nonces = [secrets.token_bytes(32) for _ in range(4)]
+    nonces = [secrets.token_bytes(41) for _ in range(4)]  # HELLO payloads
     first = derive_keys(SECRET, INGRESS, nonces[0], nonces[1])
     second = derive_keys(SECRET, INGRESS, nonces[2], nonces[3])
     assert {first.send, first.receive}.isdisjoint({second.send, second.receive})

@@ -68,9 +68,13 @@ def test_frames_from_cuts_a_run_that_starts_before_the_sequence() -> None:
 
 def test_resume_frames_round_trip_and_refuse_what_no_egress_sends() -> None:
     wanted = {(0xEF010101 << 16) | 5000: 7, (0xEF010102 << 16) | 5001: 2**40}
-    ((frame_type, *_rest, payload),) = list(Decoder().feed(encode_resume(wanted)))
-    assert frame_type == FrameType.RESUME and decode_resume(payload) == wanted
+    ((frame_type, *_rest, known, _ns, payload),) = list(Decoder().feed(encode_resume(wanted, known=True)))
+    assert frame_type == FrameType.RESUME and decode_resume(known, payload) == (True, wanted)
+    ((*_rest, known, _ns, payload),) = list(Decoder().feed(encode_resume({}, known=False)))
+    assert decode_resume(known, payload) == (False, {})
     with pytest.raises(FrameError, match="multiple of 14"):
-        decode_resume(b"x" * 15)
+        decode_resume(1, b"x" * 15)
     with pytest.raises(FrameError, match="start at 1"):
-        decode_resume(encode_resume({1: 0})[32:])
+        decode_resume(1, encode_resume({1: 0}, known=True)[32:])
+    with pytest.raises(FrameError, match=r"0 \(a fresh start\) or 1"):
+        decode_resume(2, b"")

@@ -53,6 +53,11 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="the receiving hosts' NICs do not coalesce bursts (default: GRO on, as a real NIC has)",
     )
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="run the relays' link in TLS, with certificates of a throwaway CA (needs openssl)",
+    )
     up.set_defaults(handler=run_up)
 
     run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
@@ -92,6 +97,7 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
         relay=args.relay,
         shared_cpus=args.shared_cpus,
         gro=args.gro,
+        tls=args.tls,
     )
     layout = state.layout
     print(
@@ -106,6 +112,8 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
     sites = ", ".join(f"{site} on CPU {','.join(map(str, cpus))}" for site, cpus in state.cpus.items())
     print(f"cpus: {sites or 'every process on any CPU'}", file=console.out)
     print(f"nic: GRO {'on' if state.gro else 'off'} on the receiving hosts", file=console.out)
+    if state.relay:
+        print(f"relay link: {'TLS 1.3' if state.tls else 'TCP'}, sealed", file=console.out)
     print(f"state and logs: {lab.run_dir}", file=console.out)
     return ExitStatus.OK
 

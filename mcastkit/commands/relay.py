@@ -20,9 +20,11 @@ from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, parse
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES
 from mcastkit.relay.auth import load_secret
 from mcastkit.relay.egress import Egress
+from mcastkit.relay.frame import MAX_RESUME_STREAMS
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
 from mcastkit.relay.metrics import MetricsServer, RelayStats
+from mcastkit.relay.tls import load_tls
 from mcastkit.relay.window import DEFAULT_REPLAY_BYTES, DEFAULT_REPLAY_SECONDS
 
 log = logging.getLogger("mcastkit.relay")
@@ -158,6 +160,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics and /healthz here (default: off)"
     )
+    tls = parser.add_argument_group(
+        "TLS", "encrypt the link (mutual TLS 1.3; both sides need all three; default: plain TCP, sealed)"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this relay's certificate (PEM)")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (PEM, readable by the owner only)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="the CA that signs both relays' certificates (PEM)")
     parser.add_argument(
         "--heartbeat",
         type=bounded_float(0.0, exclusive=True),
@@ -215,6 +223,7 @@ def run_ingress(args: argparse.Namespace, console: Console) -> ExitStatus:
             queue_bytes=args.queue_bytes,
             buffer_bytes=args.rcvbuf,
             max_peers=args.max_peers,
+            tls=load_tls(args.tls_cert, args.tls_key, args.tls_ca),
             replay_bytes=args.replay_bytes,
             replay_seconds=args.replay_seconds,
         )
@@ -229,17 +238,23 @@ def run_ingress(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 def run_egress(args: argparse.Namespace, console: Console) -> ExitStatus:
     def build(secret: bytes, stats: RelayStats) -> RelayNode:
+        allowed = {tuple(g) for g in args.allow}
+        if len(allowed) > MAX_RESUME_STREAMS:
+            raise AddressError(
+                f"--allow names {len(allowed)} groups; at most {MAX_RESUME_STREAMS} (what a resume can name)"
+            )
         node = Egress(
             interface=resolve_interface(args.interface),
             ttl=args.ttl,
             secret=secret,
             stats=stats,
             mapping=_parse_map(args.map),
-            allow=[tuple(g) for g in args.allow],
+            allow=allowed,
             heartbeat=args.heartbeat,
             loop=not args.no_loop,
             buffer_bytes=args.sndbuf,
             max_peers=args.max_peers,
+            tls=load_tls(args.tls_cert, args.tls_key, args.tls_ca),
         )
         node.open()
         log.info("emitting from %s with TTL %d", node.interface, node.ttl)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcastkit.lab import netns, topology
+from mcastkit.lab import netns, pki, topology
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
 from mcastkit.net.addresses import GroupPort, parse_group
@@ -69,6 +69,8 @@ class LabState:
     cpus: dict[str, list[int]] = field(default_factory=dict)
     #: Whether the receiving hosts' NICs coalesce bursts (GRO); state files from before it: on.
     gro: bool = True
+    #: Whether the relays' link runs in TLS (``relay --tls-*``).
+    tls: bool = False
 
     def site_cpus(self, site: Site) -> list[int] | None:
         return self.cpus.get(site)
@@ -216,13 +218,15 @@ class Lab:
         relay: bool = True,
         shared_cpus: bool = False,
         gro: bool = True,
+        tls: bool = False,
     ) -> LabState:
         """Build the namespaces and start the relays.
 
         The datacenter's processes and the AWS segment's run on separate CPUs (:func:`split_cpus`),
         so that one site's load does not delay the other, as on two hosts; ``shared_cpus`` lets
         every process run on any CPU. ``gro=False`` turns receive coalescing off on the receiving
-        hosts' NICs (a NIC or driver without GRO).
+        hosts' NICs (a NIC or driver without GRO). ``tls`` runs the relays' link in TLS, with
+        certificates of a throwaway CA made in the run directory.
         """
         netns.check_environment()
         layout = Layout(self.name, members)
@@ -239,6 +243,7 @@ class Lab:
             snooping_from=time.time() + topology.SNOOPING_SETTLE,
             cpus={} if shared_cpus else split_cpus(os.sched_getaffinity(0)),
             gro=gro,
+            tls=tls,
         )
         self._save(state)
         try:
@@ -268,6 +273,12 @@ class Lab:
         secret = self.run_dir / "relay.secret"
         secret.touch(mode=0o600)
         secret.write_text(secrets.token_hex(32) + "\n")
+        tls: dict[str, list[str]] = {"ingress": [], "egress": []}
+        if state.tls:
+            folder = self.run_dir / "pki"
+            folder.mkdir(mode=0o700)
+            ca = pki.make_ca(folder, "lab-relay-ca")
+            tls = {role: pki.issue(folder, role, ca).flags() for role in tls}
         state.pids["egress"] = netns.spawn(
             layout.ns("egress"),
             netns.mcastkit_command(
@@ -278,6 +289,7 @@ class Lab:
                 "--secret-file", str(secret),
                 "--allow", str(group),
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['egress']}",
+                *tls["egress"],
             ),
             log=self.run_dir / "egress.log",
             cpus=state.site_cpus("aws"),
@@ -295,6 +307,7 @@ class Lab:
                 "--connect", f"{EGRESS_ADDRESS}:{RELAY_PORT}",
                 "--secret-file", str(secret),
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['ingress']}",
+                *tls["ingress"],
             ),
             log=self.run_dir / "ingress.log",
             cpus=state.site_cpus("datacenter"),
@@ -546,7 +559,15 @@ def _dark_link(router: str, *, after: float, seconds: float) -> Iterator[None]:
     def forwarding(on: bool) -> None:
         netns.in_namespace(router, ["sysctl", "-qw", f"net.ipv4.ip_forward={int(on)}"])
 
-    cut = threading.Timer(after, forwarding, (False,))
+    failed: list[LabError] = []
+
+    def go_dark() -> None:
+        try:
+            forwarding(False)
+        except LabError as err:  # raised in the caller's thread, below: a run without its outage
+            failed.append(err)
+
+    cut = threading.Timer(after, go_dark)
     ends = time.monotonic() + after + seconds
     cut.start()
     try:
@@ -556,6 +577,8 @@ def _dark_link(router: str, *, after: float, seconds: float) -> Iterator[None]:
         cut.cancel()
         cut.join()
         forwarding(True)
+    if failed:
+        raise LabError(f"the outage did not happen: {failed[0]}")
 
 
 def udp_receive_buffer_errors(namespace: str) -> int:

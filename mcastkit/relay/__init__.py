@@ -19,7 +19,8 @@ Every frame is a fixed 32-byte header in network byte order followed by ``length
     14     2    segment    RUN: the size of each of its datagrams; 0 otherwise, ignored
     16     8    sequence   DATA: per (group, port), starting at 1 for each ingress session;
                            RUN: that of its first datagram (the others follow in turn);
-                           HEARTBEAT: heartbeat counter
+                           HEARTBEAT: heartbeat counter; RESUME: 1 when the egress knows
+                           this ingress session, 0 when it starts fresh
     24     8    time_ns    DATA, RUN: ingress receive time (Unix epoch, ns); HEARTBEAT: send time
     32     ...  payload    DATA: the datagram; RUN: its datagrams back to back, each
                            ``segment`` bytes but the last, which may be shorter;
@@ -48,19 +49,23 @@ window bounded by bytes and age (``--replay-bytes``, default 256 MiB, counting e
 frames and about 73 bytes of bookkeeping; ``--replay-seconds``, default 20): at 100k msg/s of 64
 B that is 15 s when every datagram arrives on its own and 20 s in batches of 4 or more. A 10 s
 outage needs about 15 s (three heartbeats to notice it, then a redial). Right after the
-handshake the egress sends one RESUME frame: for each stream of this ingress session it has
-emitted, the next sequence it needs. It is empty when the egress holds nothing of the session:
-its first link since it started (an egress that restarts starts fresh, and logs so) or a new
-ingress session (the ingress restarted: what was in flight then is lost). The ingress sends an
-egress no DATA or RUN until its RESUME has arrived (within 5 s, or the link is closed,
-``reason="no_resume"``); it then replays from the window, in the original order, every datagram
-the egress asked for (a RUN that began earlier is cut to start at the one wanted), as fast as
-the egress's socket takes them, and only then puts the egress on the live stream, so the egress
-sees every stream continue without a gap or a repeat. What the window no longer holds is counted
-in ``unrecoverable{group}`` and logged, and the egress sees it as a gap. A RESUME naming a
-stream the ingress does not join, or a sequence it has not reached, is a protocol error.
-Replayed datagrams arrive late (by the outage and the time to notice it: three heartbeats, then
-the redial), in a burst as fast as the link carries them.
+handshake the egress sends one RESUME frame. When it knows this ingress session (it has had a
+link to it before) the frame says so and names, for each stream it has emitted, the next
+sequence it needs; the ingress replays those streams from there and every other stream from
+where it stood when that egress (its session id) first went live here, so a stream that began
+during the outage, or whose first datagrams died with the link, is not skipped. When the egress
+holds nothing of the session, its RESUME is a fresh start: its first link since it started (an
+egress that restarts starts fresh, and logs so) or a new ingress session (the ingress restarted:
+what was in flight then is lost). The ingress sends an egress no DATA or RUN until its RESUME
+has arrived (within 5 s, or the link is closed, ``reason="no_resume"``); it then replays from
+the window, in the original order, every datagram the egress asked for (a RUN that began earlier
+is cut to start at the one wanted), as fast as the egress's socket takes them, and only then
+puts the egress on the live stream, so the egress sees every stream continue without a gap or a
+repeat. What the window no longer holds is counted in ``unrecoverable{group}`` and logged, and
+the egress sees it as a gap. A RESUME naming a stream the ingress does not join, or a sequence
+it has not reached, is a protocol error. Replayed datagrams arrive late (by the outage and the
+time to notice it: three heartbeats, then the redial), in a burst as fast as the link carries
+them.
 
 Authentication (mutual HMAC-SHA256 challenge-response)
 ------------------------------------------------------
@@ -69,10 +74,11 @@ Both sides hold the same secret (``--secret-file`` or ``--secret-env``). On conn
 1. Both sides send HELLO: role (1 byte: 1 ingress, 2 egress), a fresh 32-byte random nonce,
    and a 64-bit session id (random per process; the egress uses the ingress's to tell a
    reconnect from a restart). A peer with the same role as ours is refused.
-2. The dialer sends PROOF = HMAC-SHA256(secret, "mcastkit-relay-v1" || role || listener_nonce
-   || dialer_nonce), role being the dialer's own.
+2. The dialer sends PROOF = HMAC-SHA256(secret, "mcastkit-relay-v1" || role || listener's
+   HELLO payload || dialer's HELLO payload), role being the dialer's own: both nonces and
+   both session ids are bound, so none can be changed on the path.
 3. The listener checks it (constant-time compare). Only then does it send its own PROOF
-   (same formula with the roles and nonces swapped), so a client that cannot prove the
+   (same formula with the roles and HELLOs swapped), so a client that cannot prove the
    secret learns nothing but a random nonce.
 4. The dialer checks the listener's PROOF. No DATA or RUN flows in either direction, and the egress
    emits nothing, until both proofs have been verified; the whole exchange must finish in
@@ -85,16 +91,17 @@ recorded or reflected proof is useless.
 Integrity after the handshake (:mod:`mcastkit.relay.seal`)
 -----------------------------------------------------------
 Each side derives one key per direction: HMAC-SHA256(secret, "mcastkit-relay-v3 seal" ||
-writer's role || writer's nonce || reader's nonce). Every write after the handshake (a batch
-of DATA and RUN frames, a HEARTBEAT, the RESUME, BYE) is followed by a SEAL frame whose 16-byte
-payload is HMAC-SHA256(key, write counter as 8 bytes || the write's bytes), cut to 16 bytes;
-the counter starts at 0 on each link and direction. A reader acts on no frame until the SEAL
-after it verifies, so a frame injected, altered, dropped, repeated or reordered on the path
-closes the link as a protocol error (the egress emits none of it; the link then resumes) and
-nothing recorded on one link verifies on another. The stream is not encrypted: multicast
-market data is usually not secret, but where the link must be encrypted in transit, carry it
-over a VPN (IPsec) or MACsec. Measured cost (``python bench/seal_bench.py``): seal and check
-add about 3 µs to a write of one datagram and 0.13 µs a datagram to writes of 64.
+writer's role || writer's HELLO payload || reader's HELLO payload). Every write after the
+handshake (a batch of DATA and RUN frames, a HEARTBEAT, the RESUME, BYE) is followed by a SEAL
+frame whose 16-byte payload is HMAC-SHA256(key, write counter as 8 bytes || the write's bytes),
+cut to 16 bytes; the counter starts at 0 on each link and direction. A reader acts on no frame
+until the SEAL after it verifies, so a frame injected, altered, dropped, repeated or reordered
+on the path closes the link as a protocol error (the egress emits none of it; the link then
+resumes) and nothing recorded on one link verifies on another. The stream is not encrypted
+unless asked: with ``--tls-cert``, ``--tls-key`` and ``--tls-ca`` on both sides the link runs in
+mutual TLS 1.3 (:mod:`mcastkit.relay.tls`), with the handshake and the seals inside it. Measured
+cost (``python bench/seal_bench.py``): seal and check add about 3 µs to a write of one datagram
+and 0.13 µs a datagram to writes of 64.
 
 Whoever proves first hands an unauthenticated party one HMAC of the secret over nonces it knows
 (here the dialer, to any listener that answers): material for guessing the secret offline. No
@@ -105,13 +112,16 @@ leaves no feasible search.
 Counters (nothing is lost without one)
 --------------------------------------
 Every datagram the ingress reads is either too large (``drops{reason="oversize"}``) or counted in
-``datagrams_in{group}``. Each accepted datagram is then owed once to every peer connected when it
-arrived, or, when none is, once to nobody; ``datagrams_due{group}`` counts these copies (with one
-peer, or none, it equals ``datagrams_in``). Every copy ends in exactly one of:
+``datagrams_in{group}``. Each accepted datagram is then owed once to every live peer (one that
+has started fresh or finished its replay: see "Resume") when it arrived, or, when none is, once
+to nobody; ``datagrams_due{group}`` counts these copies (with one peer, or none, it equals
+``datagrams_in``). Every copy ends in exactly one of:
 
-- ``datagrams_out{group}``: its whole frame was written to that peer's TCP socket (a frame still in
-  the relay's send queue is not out yet; what the kernel held when a link was reset is not seen);
-- ``drops{reason="no_peer"}``: no peer was connected when it arrived;
+- ``datagrams_out{group}``: its batch, seal included, was written whole to that peer's TCP socket
+  (a batch still in the relay's send queue is not out yet; what the kernel held when a link was
+  reset is not seen);
+- ``drops{reason="no_peer"}``: no peer was live when it arrived (a peer that is replaying takes
+  it later from the window, in ``replayed``);
 - ``drops{reason="slow_peer_queue"}``: it was in (or would have overflowed) the queue of a peer
   dropped for falling ``--queue-bytes`` behind (the socket's sending side is shut as the queue
   is counted, so nothing of it leaves afterwards);

@@ -101,8 +101,10 @@ def _strong(secret: bytes, where: str) -> bytes:
     return secret
 
 
-def proof(secret: bytes, prover: Role, verifier_nonce: bytes, prover_nonce: bytes) -> bytes:
-    return hmac.new(secret, LABEL + bytes([prover]) + verifier_nonce + prover_nonce, hashlib.sha256).digest()
+def proof(secret: bytes, prover: Role, verifier_hello: bytes, prover_hello: bytes) -> bytes:
+    """HMAC-SHA256 of both HELLO payloads (role, nonce, session each), the verifier's first: a
+    session id or nonce changed on the path makes the proof fail."""
+    return hmac.new(secret, LABEL + bytes([prover]) + verifier_hello + prover_hello, hashlib.sha256).digest()
 
 
 class FrameSource(Protocol):
@@ -146,7 +148,8 @@ async def _exchange(
     dialer: bool,
 ) -> PeerHello:
     nonce = secrets.token_bytes(NONCE_SIZE)
-    writer.write(encode(FrameType.HELLO, HELLO.pack(role, nonce, session)))
+    hello = HELLO.pack(role, nonce, session)
+    writer.write(encode(FrameType.HELLO, hello))
     payload = await _read_frame(reader, FrameType.HELLO)
     if len(payload) != HELLO.size:
         raise AuthError(f"HELLO of {len(payload)} bytes (expected {HELLO.size})")
@@ -157,8 +160,8 @@ async def _exchange(
         raise AuthError(f"the peer is an {role.name.lower()} too: connect an ingress to an egress")
     if peer_nonce == nonce:
         raise AuthError("peer reflected our nonce")
-    mine = proof(secret, role, peer_nonce, nonce)
-    expected = proof(secret, role.peer, nonce, peer_nonce)
+    mine = proof(secret, role, payload, hello)
+    expected = proof(secret, role.peer, hello, payload)
     if dialer:
         writer.write(encode(FrameType.PROOF, mine))
     theirs = await _read_frame(reader, FrameType.PROOF)
@@ -167,7 +170,7 @@ async def _exchange(
     if not dialer:
         writer.write(encode(FrameType.PROOF, mine))
     await writer.drain()
-    keys = derive_keys(secret, role, nonce, peer_nonce)
+    keys = derive_keys(secret, role, hello, payload)
     return PeerHello(Role(peer_role), peer_nonce, peer_session, keys)
 
 

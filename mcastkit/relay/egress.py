@@ -18,6 +18,7 @@ from mcastkit.relay.frame import MAX_RESUME_STREAMS, FrameError, FrameType, enco
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
 from mcastkit.relay.throttle import Throttle
+from mcastkit.relay.tls import TlsContexts
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -63,14 +64,18 @@ class Egress(RelayNode):
         loop: bool = True,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         max_peers: int = 8,
+        tls: TlsContexts | None = None,
     ) -> None:
-        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers)
+        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers, tls=tls)
         self.interface = interface
         self.ttl = ttl
         self.mapping = mapping or {}
         #: The only (group, port) destinations emitted; ``None``: any data group, at most
-        #: ``MAX_STREAMS`` per session (the command line always gives a list).
+        #: ``MAX_STREAMS`` per session (the command line always gives a list). A RESUME must be
+        #: able to name every stream kept.
         self.allow = frozenset(allow) if allow is not None else None
+        if self.allow is not None and len(self.allow) > MAX_RESUME_STREAMS:
+            raise ValueError(f"{len(self.allow)} allowed groups; at most {MAX_RESUME_STREAMS}")
         self.multicast_loop = loop
         self.buffer_bytes = buffer_bytes
         self._sock: socket.socket | None = None
@@ -103,13 +108,17 @@ class Egress(RelayNode):
             self.close()
 
     def _streams(self, session: int) -> dict[int, _Stream]:
-        streams = self._sessions.get(session)
+        """The state of an ingress session, made if new; past MAX_SESSIONS the one used least
+        recently goes, never one a link is using."""
+        sessions = self._sessions
+        streams = sessions.get(session)
         if streams is None:
-            streams = self._sessions[session] = {}
-            while len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)
+            streams = sessions[session] = {}
+            linked = {link.session for link in self.links} | {session}
+            for old in [s for s in sessions if s not in linked][: max(0, len(sessions) - MAX_SESSIONS)]:
+                del sessions[old]
         else:
-            self._sessions.move_to_end(session)
+            sessions.move_to_end(session)
         return streams
 
     def _new_stream(self, streams: dict[int, _Stream], group: int, port: int) -> tuple[_Stream, str]:
@@ -141,23 +150,20 @@ class Egress(RelayNode):
 
     def link_up(self, link: Link) -> None:
         """Tell the ingress where each of its streams stopped (RESUME), so it replays what the
-        outage lost before the live stream; a session this egress has no state for starts fresh."""
+        outage lost before the live stream (streams this egress never saw from where they stood
+        when it first took the session); a session this egress has no state for starts fresh."""
         known = link.session in self._sessions
         first_link = not self._sessions
         streams = link.context = self._streams(link.session)
         wanted = {key: stream.next_sequence for key, stream in streams.items() if stream.next_sequence}
-        if len(wanted) > MAX_RESUME_STREAMS:
-            log.warning(
-                "%d streams to resume; a RESUME names at most %d: the rest start at the live stream",
-                len(wanted),
-                MAX_RESUME_STREAMS,
-            )
-            wanted = dict(list(wanted.items())[:MAX_RESUME_STREAMS])
-        link.write(encode_resume(wanted))
-        if wanted:
+        link.write(encode_resume(wanted, known=known))
+        if known:
             self.stats.resumes += 1
             log.info(
-                "ingress session %016x: resuming %d stream(s) where they stopped", link.session, len(wanted)
+                "ingress session %016x: resuming %d stream(s) where they stopped, any other from where "
+                "it stood when this egress first took the session",
+                link.session,
+                len(wanted),
             )
         elif first_link:
             log.info(
@@ -165,7 +171,7 @@ class Egress(RelayNode):
                 "(nothing to resume; what an earlier egress process missed is not recovered)",
                 link.session,
             )
-        elif not known:
+        else:
             log.warning(
                 "ingress session %016x is new (the ingress restarted): its streams start again at the "
                 "live stream; what was in flight before is not recovered",

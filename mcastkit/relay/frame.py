@@ -139,15 +139,19 @@ class Decoder:
         self._pending = data[offset:]
 
 
-def encode_resume(wanted: dict[int, int]) -> bytes:
-    """A RESUME frame: for each stream key (``group << 16 | port``), the next sequence wanted."""
+def encode_resume(wanted: dict[int, int], *, known: bool) -> bytes:
+    """A RESUME frame: for each stream key (``group << 16 | port``), the next sequence wanted;
+    ``known``: the egress has taken this ingress session before (header sequence 1, else 0)."""
     payload = b"".join(
         RESUME_ENTRY.pack(key >> 16, key & 0xFFFF, sequence) for key, sequence in wanted.items()
     )
-    return encode(FrameType.RESUME, payload)
+    return encode(FrameType.RESUME, payload, sequence=int(known))
 
 
-def decode_resume(payload: bytes | memoryview) -> dict[int, int]:
+def decode_resume(known: int, payload: bytes | memoryview) -> tuple[bool, dict[int, int]]:
+    """(known, wanted) of a RESUME frame whose header sequence is ``known``."""
+    if known not in (0, 1):
+        raise FrameError(f"RESUME with sequence {known}: 0 (a fresh start) or 1 (a known session)")
     if len(payload) % RESUME_ENTRY.size:
         raise FrameError(f"RESUME of {len(payload)} bytes, not a multiple of {RESUME_ENTRY.size}")
     wanted: dict[int, int] = {}
@@ -155,7 +159,9 @@ def decode_resume(payload: bytes | memoryview) -> dict[int, int]:
         if sequence < 1:
             raise FrameError(f"RESUME asks for sequence {sequence}; sequences start at 1")
         wanted[group << 16 | port] = sequence
-    return wanted
+    if wanted and not known:
+        raise FrameError("a fresh RESUME names streams")
+    return bool(known), wanted
 
 
 def check_partial(data: bytes, offset: int) -> None:

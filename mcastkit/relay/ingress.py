@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +29,7 @@ from mcastkit.relay.frame import (
 )
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
+from mcastkit.relay.tls import TlsContexts
 from mcastkit.relay.window import DEFAULT_REPLAY_BYTES, DEFAULT_REPLAY_SECONDS, ReplayWindow, frames_from
 
 log = logging.getLogger("mcastkit.relay")
@@ -54,6 +55,9 @@ REPLAY_ENTRIES_PER_TURN = 512
 #: While a replay waits for the peer's socket, it looks again this often.
 REPLAY_POLL_SECONDS = 0.002
 RESUME = int(FrameType.RESUME)
+#: Egress sessions whose starting point the ingress remembers (a resume of an older one replays
+#: only the streams it names).
+MAX_EGRESS_SESSIONS = 64
 
 
 class _Peer:
@@ -112,10 +116,11 @@ class Ingress(RelayNode):
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
         buffer_bytes: int = RECEIVE_BUFFER_BYTES,
         max_peers: int = 32,
+        tls: TlsContexts | None = None,
         replay_bytes: int = DEFAULT_REPLAY_BYTES,
         replay_seconds: float = DEFAULT_REPLAY_SECONDS,
     ) -> None:
-        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers)
+        super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers, tls=tls)
         self.groups = groups
         self.interface = interface
         self.queue_bytes = queue_bytes
@@ -128,6 +133,8 @@ class Ingress(RelayNode):
         self.window = ReplayWindow(max_bytes=replay_bytes, max_seconds=replay_seconds)
         #: peers that take the stream as it arrives (the others are still catching up, or waiting)
         self._live: tuple[Link, ...] = ()
+        #: per egress session, the next sequence of each stream when it first went live here
+        self._joined: OrderedDict[int, dict[int, int]] = OrderedDict()
         self._oversize_logged = 0.0
         self._settle_timer: asyncio.TimerHandle | None = None
 
@@ -177,6 +184,13 @@ class Ingress(RelayNode):
             self.close()
 
     async def before_drain(self) -> None:
+        """Stop reading; a peer still waiting or replaying gets nothing more (what it lacks
+        stays unsent: it was never live); the live ones get what had already arrived."""
+        for link in self.links:
+            peer: _Peer = link.context
+            if link not in self._live:
+                peer.cancel_timer()
+                peer.finished = True
         loop = asyncio.get_running_loop()
         for source in self._sources:
             loop.remove_reader(source.sock.fileno())
@@ -368,12 +382,18 @@ class Ingress(RelayNode):
 
     # -- resume ----------------------------------------------------------------------------------
 
-    def _resume(self, link: Link, wanted: dict[int, int]) -> None:
-        """The peer's RESUME: replay from the window what it asks for, then make it live."""
+    def _resume(self, link: Link, known: bool, named: dict[int, int]) -> None:
+        """The peer's RESUME: replay from the window what it missed, then make it live.
+
+        A peer that knows this session gets the streams it names from where it says, and every
+        other from where it stood when that peer (its egress session) first went live here: a
+        stream that began during the outage, or whose first datagrams died with the link, is
+        not skipped. A fresh peer takes the live stream from now on.
+        """
         peer: _Peer = link.context
         if peer.wanted is not None:
             raise FrameError("a second RESUME on one link")
-        for key, sequence in wanted.items():
+        for key, sequence in named.items():
             source = self._by_key.get(key)
             if source is None:
                 raise FrameError(f"RESUME names {_stream_label(key)}, which this ingress does not join")
@@ -383,11 +403,21 @@ class Ingress(RelayNode):
                     f"{source.sequence}"
                 )
         peer.cancel_timer()
-        peer.wanted = wanted
-        if not wanted:
+        if not known:
+            peer.wanted = {}
             log.info("peer %s starts fresh: it takes the stream from now on", link.name)
-            self._go_live(link)
+            self._go_live(link, fresh=True)
             return
+        joined = self._joined.get(link.session)
+        if joined is None:
+            log.warning(
+                "peer %s resumes a session this ingress has no record of it in (more than %d egress "
+                "sessions since): only the %d stream(s) it names are replayed",
+                link.name,
+                MAX_EGRESS_SESSIONS,
+                len(named),
+            )
+        wanted = peer.wanted = {**(joined or {}), **named}
         self.stats.resumes += 1
         peer.cursor = self.window.start
         peer.started = time.monotonic()
@@ -446,10 +476,18 @@ class Ingress(RelayNode):
             time.monotonic() - peer.started,
             peer.unrecoverable,
         )
-        self._go_live(link)
+        self._go_live(link, fresh=False)
 
-    def _go_live(self, link: Link) -> None:
+    def _go_live(self, link: Link, *, fresh: bool) -> None:
+        """Put the peer on the live stream; a fresh one is recorded as starting here, per stream
+        (what a later resume of its egress session replays the streams it does not name from)."""
         self._live = (*self._live, link)
+        joined = self._joined
+        if fresh or link.session not in joined:
+            joined[link.session] = {key: source.sequence + 1 for key, source in self._by_key.items()}
+        joined.move_to_end(link.session)
+        while len(joined) > MAX_EGRESS_SESSIONS:
+            joined.popitem(last=False)
 
     def _count_oversize(self, source: _Source, count: int) -> None:
         self.stats.drops["oversize"] += count
@@ -482,9 +520,9 @@ class Ingress(RelayNode):
 
     def receive(self, link: Link, data: bytes) -> str | None:
         """An egress sends one RESUME, then only heartbeats and BYE; anything else is a protocol error."""
-        for frame_type, _group, _port, _segment, _sequence, _time_ns, payload in link.decoder.feed(data):
+        for frame_type, _group, _port, _segment, sequence, _time_ns, payload in link.decoder.feed(data):
             if frame_type == RESUME:
-                self._resume(link, decode_resume(payload))
+                self._resume(link, *decode_resume(sequence, payload))
             elif frame_type == FrameType.BYE:
                 return "peer_closed"
             elif frame_type != FrameType.HEARTBEAT:

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from mcastkit.net.sockets import set_tcp_options
-from mcastkit.relay.auth import AuthError, Role, handshake
+from mcastkit.relay.auth import HANDSHAKE_TIMEOUT, AuthError, Role, handshake
 from mcastkit.relay.frame import FrameError, FrameType, encode
 from mcastkit.relay.metrics import RelayStats
 from mcastkit.relay.seal import SEAL_SIZE, SealedDecoder, Sealer, SealKeys
 from mcastkit.relay.throttle import Throttle
+from mcastkit.relay.tls import TlsContexts
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -40,6 +41,9 @@ CONNECT_TIMEOUT = 5.0
 MAX_HANDSHAKES = 128
 #: A handshake whose peer has said nothing this long goes first when one must give way.
 SPEAK_WITHIN = 0.25
+#: Connections the kernel queues for accept (strangers arriving in a burst must not crowd a
+#: real peer's SYN out; the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 1024
 #: Bytes an unauthenticated peer may send before the handshake is judged (it needs < 200).
 HANDSHAKE_BUFFER_LIMIT = 64 * 1024
 
@@ -71,10 +75,10 @@ class Connection(asyncio.Protocol):
             self._on_connect(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx = self._loop.time()
         if self._handler is not None:
-            self._handler(data)
+            self._handler(data)  # it sets ``last_rx`` once what arrived proves to be the peer's
             return
+        self.last_rx = self._loop.time()
         self.received += len(data)
         self._buffer += data
         if len(self._buffer) > HANDSHAKE_BUFFER_LIMIT:
@@ -203,8 +207,12 @@ class RelayNode(ABC):
 
     role: Role
 
-    def __init__(self, *, secret: bytes, stats: RelayStats, heartbeat: float, max_peers: int) -> None:
+    def __init__(
+        self, *, secret: bytes, stats: RelayStats, heartbeat: float, max_peers: int, tls: TlsContexts | None
+    ) -> None:
         self.secret = secret
+        #: the link in TLS (:mod:`mcastkit.relay.tls`), or plain TCP
+        self.tls = tls
         self.stats = stats
         self._throttle = Throttle(log)
         self.heartbeat = heartbeat
@@ -249,7 +257,14 @@ class RelayNode(ABC):
         dialers = [asyncio.create_task(self._dial_forever(host, port)) for host, port in connect]
         try:
             if listen is not None:
-                server = await loop.create_server(lambda: Connection(self._accepted), listen[0], listen[1])
+                server = await loop.create_server(
+                    lambda: Connection(self._accepted),
+                    listen[0],
+                    listen[1],
+                    backlog=LISTEN_BACKLOG,
+                    ssl=self.tls.server if self.tls else None,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.tls else None,
+                )
                 self.listening = server.sockets[0].getsockname()[:2]
                 log.info("listening on %s:%d", *self.listening)
             self.ready.set()
@@ -301,6 +316,7 @@ class RelayNode(ABC):
             # Unauthenticated connections must not lock a real peer out: one gives way.
             victim = self._victim()
             del self._handshaking[victim]
+            self._silent.pop(victim, None)  # its task forgets it a few loop turns later
             self._throttle.warning(
                 "handshake_evicted",
                 "closing %s: unauthenticated, %d handshakes waiting",
@@ -343,7 +359,14 @@ class RelayNode(ABC):
         while not self._stopping.is_set():
             try:
                 _transport, connection = await asyncio.wait_for(
-                    loop.create_connection(Connection, host, port), timeout=CONNECT_TIMEOUT
+                    loop.create_connection(
+                        Connection,
+                        host,
+                        port,
+                        ssl=self.tls.client if self.tls else None,
+                        ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.tls else None,
+                    ),
+                    timeout=CONNECT_TIMEOUT,
                 )
             except (OSError, TimeoutError) as err:
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
@@ -444,11 +467,16 @@ class RelayNode(ABC):
                 log.warning("peer %s gone (%s)", link.name, link.reason)
 
     def _handler(self, link: Link) -> Callable[[bytes], None]:
+        """What handles each chunk after the handshake. The link counts as alive (``last_rx``) when
+        a seal verifies: bytes injected on the path, which never do, cannot keep a dead link up."""
         receive = self.receive
         connection = link.connection
+        decoder = link.decoder
         interval = self.heartbeat
+        clock = asyncio.get_running_loop().time
 
         def on_data(data: bytes) -> None:
+            sealed = decoder.verified
             try:
                 reason = receive(link, data)
             except FrameError as err:
@@ -459,6 +487,8 @@ class RelayNode(ABC):
                 log.exception("internal error on the link to %s; closing it", link.name)
                 link.abort("internal_error")
                 return
+            if decoder.verified != sealed:
+                connection.last_rx = clock()
             if reason is not None:
                 link.abort(reason)
             elif connection.last_rx - link.heartbeat_sent_at >= interval:

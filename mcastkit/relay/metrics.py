@@ -33,7 +33,7 @@ class GroupStats:
     #: of those, datagrams of coalesced bursts (ingress: UDP GRO; egress: RUN frames)
     datagrams_in_runs: int = 0
     bytes_in: int = 0
-    #: ingress: copies owed to peers (one per peer connected on arrival; one when there was none)
+    #: ingress: copies owed to peers (one per live peer on arrival; one when there was none)
     datagrams_due: int = 0
     datagrams_out: int = 0
     bytes_out: int = 0
@@ -93,7 +93,7 @@ _GROUP_COUNTERS = (
     ("bytes_in", "Payload bytes received"),
     (
         "datagrams_due",
-        "Ingress: datagram copies owed to peers, one per peer connected on arrival (one if none was)",
+        "Ingress: datagram copies owed to peers, one per live peer on arrival (one if none was)",
     ),
     (
         "datagrams_out",

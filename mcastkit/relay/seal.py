@@ -1,6 +1,6 @@
 """Integrity after the handshake: every write on a link is sealed, and nothing is acted on unsealed.
 
-Each side derives a key per direction from the shared secret and both handshake nonces; after
+Each side derives a key per direction from the shared secret and both HELLOs; after
 each write (a batch of frames, a heartbeat, a RESUME) the writer adds a SEAL frame whose payload
 is a tag (HMAC-SHA256, 16 bytes) over a per-direction write counter and the bytes of that write. The reader
 holds frames back until the SEAL after them verifies, so a frame injected, altered, dropped,
@@ -46,15 +46,16 @@ class SealKeys:
     receive: bytes
 
 
-def derive_keys(secret: bytes, role: int, nonce: bytes, peer_nonce: bytes) -> SealKeys:
-    """Both sides compute the same two keys: each direction's from its writer's role and nonce."""
+def derive_keys(secret: bytes, role: int, hello: bytes, peer_hello: bytes) -> SealKeys:
+    """Both sides compute the same two keys: each direction's from its writer's role and both
+    HELLO payloads (roles, nonces and session ids), the writer's first."""
 
-    def key(writer_role: int, writer_nonce: bytes, reader_nonce: bytes) -> bytes:
-        material = LABEL + bytes([writer_role]) + writer_nonce + reader_nonce
+    def key(writer_role: int, writer_hello: bytes, reader_hello: bytes) -> bytes:
+        material = LABEL + bytes([writer_role]) + writer_hello + reader_hello
         return hmac.new(secret, material, hashlib.sha256).digest()
 
     peer_role = 3 - role  # ingress 1 <-> egress 2
-    return SealKeys(send=key(role, nonce, peer_nonce), receive=key(peer_role, peer_nonce, nonce))
+    return SealKeys(send=key(role, hello, peer_hello), receive=key(peer_role, peer_hello, hello))
 
 
 class _Tagger:
@@ -96,6 +97,11 @@ class SealedDecoder(Decoder):
     def __init__(self, key: bytes) -> None:
         super().__init__()
         self._tagger = _Tagger(key)
+
+    @property
+    def verified(self) -> int:
+        """Writes whose seal has verified so far."""
+        return self._tagger.counter
 
     def _spans(self, data: bytes) -> Iterator[SpanFrame]:
         end = len(data)
