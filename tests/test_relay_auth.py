@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,56 +116,25 @@ def test_proof_binds_secret_role_and_both_hellos_with_their_sessions() -> None:
 def test_a_session_id_rewritten_on_the_path_fails_the_handshake() -> None:
     """The session id steers the egress's duplicate filter and resume: it cannot be forged."""
 
-    async def scenario() -> tuple[object, object]:
-        results: dict[str, object] = {}
+    def forge_session(hello: bytearray) -> None:
+        hello[-8:] = (666).to_bytes(8, "big")  # the session id: the HELLO's last 8 bytes
 
-        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                results["listener"] = await handshake(
-                    reader, writer, secret=GOOD, role=Role.EGRESS, session=1, dialer=False, timeout=2
-                )
-            except AuthError as err:
-                results["listener"] = err
-            writer.close()
-
-        async def rewriting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            """A hop that changes the session id in the dialer's HELLO (its last 8 bytes)."""
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", listener_port)
-            hello = bytearray(await reader.readexactly(HEADER_SIZE + HELLO.size))
-            hello[-8:] = (666).to_bytes(8, "big")
-            up_writer.write(bytes(hello))
-
-            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                while data := await src.read(4096):
-                    dst.write(data)
-                dst.close()
-
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
-
-        listener = await asyncio.start_server(accepted, "127.0.0.1", 0)
-        listener_port = listener.sockets[0].getsockname()[1]
-        hop = await asyncio.start_server(rewriting, "127.0.0.1", 0)
-        reader, writer = await asyncio.open_connection("127.0.0.1", hop.sockets[0].getsockname()[1])
-        try:
-            results["dialer"] = await handshake(
-                reader, writer, secret=GOOD, role=Role.INGRESS, session=2, dialer=True, timeout=2
-            )
-        except AuthError as err:
-            results["dialer"] = err
-        writer.close()
-        for server in (hop, listener):
-            server.close()
-        return results.get("listener"), results["dialer"]
-
-    listener, dialer = asyncio.run(scenario())
+    listener, dialer = asyncio.run(_pair(GOOD, GOOD, rewrite_hello=forge_session))
     assert isinstance(listener, AuthError) and "does not know the shared secret" in str(listener)
     assert isinstance(dialer, AuthError)
 
 
 async def _pair(
-    listener_secret: bytes, dialer_secret: bytes, *, listener_role: Role = Role.EGRESS
+    listener_secret: bytes,
+    dialer_secret: bytes,
+    *,
+    listener_role: Role = Role.EGRESS,
+    rewrite_hello: Callable[[bytearray], None] | None = None,
 ) -> tuple[object, object]:
-    """Run the handshake between a listener and a dialer; return each side's result or error."""
+    """Run the handshake between a listener and a dialer; return each side's result or error.
+
+    ``rewrite_hello``: the dialer goes through a hop that lets it change the dialer's HELLO frame.
+    """
     results: dict[str, object] = {}
     done = asyncio.Event()
 
@@ -178,9 +148,26 @@ async def _pair(
         writer.close()
         done.set()
 
+    async def hop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert rewrite_hello is not None
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        hello = bytearray(await reader.readexactly(HEADER_SIZE + HELLO.size))
+        rewrite_hello(hello)
+        up_writer.write(bytes(hello))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(4096):
+                dst.write(data)
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
     server = await asyncio.start_server(accepted, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    servers = [server]
+    if rewrite_hello is not None:
+        servers.append(await asyncio.start_server(hop, "127.0.0.1", 0))
+    reader, writer = await asyncio.open_connection("127.0.0.1", servers[-1].sockets[0].getsockname()[1])
     try:
         results["dialer"] = await handshake(
             reader, writer, secret=dialer_secret, role=Role.INGRESS, session=2, dialer=True, timeout=2
@@ -189,7 +176,8 @@ async def _pair(
         results["dialer"] = err
     await asyncio.wait_for(done.wait(), 5)
     writer.close()
-    server.close()
+    for each in servers:
+        each.close()
     return results["listener"], results["dialer"]
 
 

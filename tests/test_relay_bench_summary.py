@@ -6,25 +6,12 @@ The benchmark itself needs the lab (root); these check its pure functions on han
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from bench_support import load_bench
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "relay_bench.py"
-
-
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relay_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("relay_bench")
 
 
 def _run(

@@ -6,28 +6,15 @@ at least 19 of 20 handshakes complete within 5 s, no traceback, and the log stay
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-FLOOD = Path(__file__).resolve().parent.parent / "bench" / "relay_flood.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relay_flood", FLOOD)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_support import load_bench
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("hold", [0.0, 1.0], ids=["recycling", "holding"])
 @pytest.mark.parametrize("role", ["ingress", "egress"])
 def test_a_real_peer_authenticates_under_500_reconnecting_strangers(role: str, hold: float) -> None:
-    result = _load().run(role, strangers=500, attempts=20, hold=hold)
+    result = load_bench("relay_flood").run(role, strangers=500, attempts=20, hold=hold)
     counters = result["relay_counters"]
     pressed = counters.get('disconnects_total{reason="handshake_evicted"}', 0) + counters.get(
         "auth_failures_total", 0

@@ -90,11 +90,12 @@ def parse_header(
 class Decoder:
     """Turns TCP chunks into frames; keeps at most one partial frame between chunks."""
 
-    __slots__ = ("_failed", "_pending")
+    __slots__ = ("_complete", "_failed", "_pending")
 
     def __init__(self) -> None:
         self._pending = b""
         self._failed = False
+        self._complete = 0
 
     @property
     def pending(self) -> int:
@@ -121,6 +122,11 @@ class Decoder:
         return data, self._spans(data)
 
     def _spans(self, data: bytes) -> Iterator[SpanFrame]:
+        yield from self._frames(data)
+        self._pending = data[self._complete :]
+
+    def _frames(self, data: bytes) -> Iterator[SpanFrame]:
+        """Every complete frame of ``data``; then :attr:`_complete` is where the rest begins."""
         end = len(data)
         offset = 0
         try:
@@ -136,7 +142,7 @@ class Decoder:
         except FrameError:
             self._failed = True
             raise
-        self._pending = data[offset:]
+        self._complete = offset
 
 
 def encode_resume(wanted: dict[int, int], *, known: bool) -> bytes:

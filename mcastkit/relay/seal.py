@@ -22,9 +22,7 @@ from mcastkit.relay.frame import (
     FrameError,
     FrameType,
     SpanFrame,
-    check_partial,
     encode,
-    parse_header,
 )
 
 LABEL = b"mcastkit-relay-v3 seal"
@@ -104,34 +102,26 @@ class SealedDecoder(Decoder):
         return self._tagger.counter
 
     def _spans(self, data: bytes) -> Iterator[SpanFrame]:
-        end = len(data)
         view = memoryview(data)
-        offset = sealed = 0  # ``sealed``: where the write being read began
+        sealed = 0  # where the write being read began
         held: list[SpanFrame] = []
-        try:
-            while end - offset >= HEADER_SIZE:
-                frame_type, length, group, port, segment, sequence, time_ns = parse_header(data, offset)
-                start = offset + HEADER_SIZE
-                stop = start + length
-                if stop > end:
-                    break
-                if frame_type == _SEAL:
-                    if length != TAG_SIZE:
-                        raise FrameError(f"SEAL of {length} bytes (expected {TAG_SIZE})")
-                    if not hmac.compare_digest(self._tagger.tag(view[sealed:offset]), view[start:stop]):
-                        raise FrameError(
-                            "integrity check failed: frames were altered, injected or lost on the path"
-                        )
-                    yield from held
-                    held.clear()
-                    sealed = stop
-                else:
-                    held.append((frame_type, group, port, segment, sequence, time_ns, start, stop))
-                offset = stop
-            if end - sealed > MAX_UNSEALED:
-                raise FrameError(f"{end - sealed} bytes without a SEAL (at most {MAX_UNSEALED})")
-            check_partial(data, offset)
-        except FrameError:
+        for frame in self._frames(data):
+            if frame[0] != _SEAL:
+                held.append(frame)
+                continue
+            start, stop = frame[6], frame[7]
+            if stop - start != TAG_SIZE:
+                self._failed = True
+                raise FrameError(f"SEAL of {stop - start} bytes (expected {TAG_SIZE})")
+            if not hmac.compare_digest(
+                self._tagger.tag(view[sealed : start - HEADER_SIZE]), view[start:stop]
+            ):
+                self._failed = True
+                raise FrameError("integrity check failed: frames were altered, injected or lost on the path")
+            yield from held
+            held.clear()
+            sealed = stop
+        if len(data) - sealed > MAX_UNSEALED:
             self._failed = True
-            raise
+            raise FrameError(f"{len(data) - sealed} bytes without a SEAL (at most {MAX_UNSEALED})")
         self._pending = data[sealed:]
