@@ -11,9 +11,7 @@ time on.
 - :class:`BatchSender`: datagrams anywhere in memory, each to its own destination, sent with
   ``sendmmsg``; runs of equal-size datagrams to one destination go as one UDP GSO message
   (the egress relay sends straight out of the TCP chunk it decoded; the probe sender out of
-  its burst buffer);
-- :class:`DatagramRing`: slots of fixed lengths to one destination with headers built once
-  (the probe sender's datagrams of varied sizes).
+  its burst buffer).
 
 The message headers and iovecs live in buffers built once; a call passes prebuilt pointers.
 """
@@ -314,62 +312,6 @@ class BatchSender:
                 control_at,
                 control_length,
             )
-
-
-class DatagramRing:
-    """A ring of datagram slots of fixed lengths, all to one destination, whose message headers
-    are built once: sending ``count`` of them from slot ``first`` is one ``sendmmsg`` with no
-    per-datagram work in Python (the probe sender's datagrams of varied sizes, which no UDP GSO
-    message can carry).
-
-    Slot ``i`` is :attr:`buffer` bytes ``i * stride`` to ``i * stride + lengths[i]``.
-    """
-
-    def __init__(
-        self, sock: socket.socket, destination: Destination, lengths: list[int], stride: int
-    ) -> None:
-        _require()
-        self._fd = sock.fileno()
-        self.destination = destination  # the headers point at its sockaddr
-        self.lengths = lengths
-        self.stride = stride
-        size = len(lengths)
-        self.buffer = (ctypes.c_char * (stride * size))()
-        self._headers = (ctypes.c_char * (_MMSGHDR_SIZE * size))()
-        self._iovecs = (ctypes.c_char * (_IOVEC.size * size))()
-        buffer_at, iovecs_at = ctypes.addressof(self.buffer), ctypes.addressof(self._iovecs)
-        self._headers_at = ctypes.addressof(self._headers)
-        for index, length in enumerate(lengths):
-            _IOVEC.pack_into(self._iovecs, index * _IOVEC.size, buffer_at + index * stride, length)
-            _MESSAGE.pack_into(
-                self._headers,
-                index * _MMSGHDR_SIZE,
-                destination.sockaddr,
-                16,
-                iovecs_at + index * _IOVEC.size,
-                1,
-                0,
-                0,
-            )
-
-    def send(self, first: int, count: int) -> list[tuple[int, int]]:
-        """Send slots ``first`` to ``first + count - 1`` (within the ring); returns (slot, errno)
-        of each the kernel refused (the others were sent)."""
-        assert _sendmmsg is not None and first >= 0 and first + count <= len(self.lengths)
-        refused: list[tuple[int, int]] = []
-        done = 0
-        while done < count:
-            taken = _sendmmsg(
-                self._fd, ctypes.c_void_p(self._headers_at + (first + done) * _MMSGHDR_SIZE), count - done, 0
-            )
-            if taken > 0:
-                done += taken
-                continue
-            code = ctypes.get_errno()
-            if code != errno.EINTR:
-                refused.append((first + done, code))
-                done += 1
-        return refused
 
 
 class DatagramSlots:

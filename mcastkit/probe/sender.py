@@ -10,9 +10,8 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from mcastkit.net.mmsg import BatchSender, DatagramRing, Destination
+from mcastkit.net.mmsg import BatchSender, Destination
 from mcastkit.probe.wire import HEADER, MAGIC, SizeRange
 
 #: Upper bound on one burst: keeps the send timestamp of the last datagram in a burst honest.
@@ -20,11 +19,8 @@ MAX_BURST = 32
 #: The pacing tick: a turn waits until this much of the stream is due, so at 50k msg/s it
 #: sends 5 every 100 µs instead of one at a time (each turn costs more CPU than a datagram).
 TICK_NS = 100_000
-#: Sizes drawn from a range repeat after this many datagrams (a draw per datagram costs more),
-#: or fewer, so that the ring of one slot a datagram (:class:`DatagramRing`) stays within
-#: RING_BYTES.
+#: Sizes drawn from a range repeat after this many datagrams (a draw per datagram costs more).
 SIZE_CYCLE = 4096
-RING_BYTES = 4 * 1024 * 1024
 _PR_SET_TIMERSLACK = 29
 
 
@@ -71,9 +67,8 @@ def send_stream(
     for the same stream id, so a run can be repeated).
 
     Each turn waits until a tick's worth (:data:`TICK_NS`) of datagrams is due, then sends
-    every datagram that is due (up to :data:`MAX_BURST`) with one system call: one UDP GSO
-    message where the kernel takes it (one size: :class:`BatchSender`), else one ``sendmmsg``
-    over headers built once (varied sizes: :class:`DatagramRing`). A sender that fell behind
+    every datagram that is due (up to :data:`MAX_BURST`) with one system call (one UDP GSO
+    message where the kernel takes it: see :class:`BatchSender`). A sender that fell behind
     (descheduled) catches up back to back, :data:`MAX_BURST` at a time, as a real feed does
     after a stall; when the machine cannot sustain the rate the stream runs late and the
     report says what rate it achieved. Datagrams the kernel refuses are counted in the
@@ -81,19 +76,14 @@ def send_stream(
     """
     tighten_timer_slack()
     errors: list[int] = []
+    sender = BatchSender(sock, lambda code, _tag, _length: errors.append(code))
     target = Destination(*destination)
     sizes = _sizes(size, stream_id)
     cycle = len(sizes)
     slot = size.high
+    burst_buffer = (ctypes.c_char * (slot * MAX_BURST))()
+    base = ctypes.addressof(burst_buffer)
     pack_into = HEADER.pack_into
-    if cycle == 1:  # one size: a burst lies back to back and goes as one UDP GSO message
-        sender = BatchSender(sock, lambda code, _tag, _length: errors.append(code))
-        buffer: Any = (ctypes.c_char * (slot * MAX_BURST))()
-        base = ctypes.addressof(buffer)
-        ring = None
-    else:  # varied sizes: datagram n in slot n % cycle of a ring whose headers are built once
-        ring = DatagramRing(sock, target, sizes, slot)
-        buffer = ring.buffer
     # Datagrams a turn waits for: what falls due in one tick (at least one, at most a burst).
     per_turn = min(MAX_BURST, max(1, rate * TICK_NS // 1_000_000_000))
     start = time.monotonic_ns()
@@ -114,17 +104,14 @@ def send_stream(
         burst = min(due, MAX_BURST)
         # One timestamp per burst, taken just before the system call that sends it.
         stamp = clock()
-        if ring is None:
-            for index in range(burst):
-                pack_into(buffer, index * slot, MAGIC, stream_id, sequence + index, stamp)
+        for index in range(burst):
+            pack_into(burst_buffer, index * slot, MAGIC, stream_id, sequence + index, stamp)
+        if cycle == 1:  # one size: the burst lies back to back
             sender.add_run(base, slot, burst * slot, target, None)
-            sender.flush()
         else:
-            first = sequence % cycle
-            burst = min(burst, cycle - first)  # a burst does not wrap around the ring
-            for index in range(first, first + burst):
-                pack_into(buffer, index * slot, MAGIC, stream_id, sequence + index - first, stamp)
-            errors += [code for _slot, code in ring.send(first, burst)]
+            for index in range(burst):
+                sender.add(base + index * slot, sizes[(sequence + index) % cycle], target, None)
+        sender.flush()
         sequence += burst
         if progress is not None and now >= next_progress:
             progress(sequence - len(errors))
@@ -141,5 +128,4 @@ def _sizes(size: SizeRange, stream_id: int) -> list[int]:
     if size.low == size.high:
         return [size.low]
     draw = random.Random(stream_id)
-    cycle = min(SIZE_CYCLE, max(MAX_BURST, RING_BYTES // size.high))
-    return [draw.randint(size.low, size.high) for _ in range(cycle)]
+    return [draw.randint(size.low, size.high) for _ in range(SIZE_CYCLE)]
