@@ -164,7 +164,7 @@ Operation
   and resumes from the replay window; what the window no longer holds shows as gaps.
 - ``--max-peers`` counts authenticated peers only. At most 128 accepted connections may be in
   the handshake at once; each further one closes another (``reason="handshake_evicted"``): the
-  oldest that has sent nothing for 0.25 s, else the oldest that has sent something, else the
+  oldest that has sent nothing for 0.25 s, else the oldest seen to have sent something, else the
   oldest. A real peer sends its HELLO as soon as it connects and completes within a round
   trip, so strangers that connect and say nothing, or say part of a handshake, cannot lock it
   out (``bench/relay_flood.py``: 20 of 20 handshakes under 500 reconnecting strangers).
