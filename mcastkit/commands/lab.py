@@ -111,7 +111,7 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
         )
     sites = ", ".join(f"{site} on CPU {','.join(map(str, cpus))}" for site, cpus in state.cpus.items())
     print(f"cpus: {sites or 'every process on any CPU'}", file=console.out)
-    print(f"nic: GRO {'on' if state.gro else 'off'} on the receiving hosts", file=console.out)
+    print(f"receiving NICs: GRO {'on' if state.gro else 'off'}", file=console.out)
     if state.relay:
         print(f"relay link: {'TLS 1.3' if state.tls else 'TCP'}, sealed", file=console.out)
     print(f"state and logs: {lab.run_dir}", file=console.out)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mcastkit.probe.receiver import ReceiveResult
-from mcastkit.probe.stats import latency_summary, loss_share
+from mcastkit.probe.stats import LossCounts, latency_summary
 
 _KINDS = {int: "a whole number", float: "a number", str: "a string", dict: "an object"}
 
@@ -42,7 +42,7 @@ class Latency:
 
 
 @dataclass(frozen=True)
-class ProbeReport:
+class ProbeReport(LossCounts):
     """What one receiver saw of a finite stream whose sequence numbers run from 0 to ``expected - 1``.
 
     ``lost``, ``loss`` and ``ok`` are derived, never stored, so a report cannot contradict
@@ -69,14 +69,6 @@ class ProbeReport:
     stopped_by: str
     #: The budget the receiver judged by (``--max-loss``); :meth:`ok` can judge by another.
     max_loss: float
-
-    @property
-    def lost(self) -> int:
-        return self.expected - self.unique
-
-    @property
-    def loss(self) -> float:
-        return loss_share(self.lost, self.expected)
 
     def ok(self, max_loss: float | None = None) -> bool:
         """:func:`within_budget` by ``max_loss``, by default the receiver's own ``--max-loss``."""

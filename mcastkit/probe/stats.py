@@ -29,7 +29,24 @@ def latency_summary(samples_ns: Iterable[int]) -> dict[str, float | None]:
     }
 
 
-class StreamStats:
+class LossCounts:
+    """``lost`` and ``loss`` of what knows how many datagrams it ``expected`` and how many
+    distinct ones arrived (``unique``): a receiver's running stats and its final report alike."""
+
+    expected: int
+    unique: int
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.unique
+
+    @property
+    def loss(self) -> float:
+        """The share of the stream that never arrived (0 for an empty stream)."""
+        return self.lost / self.expected if self.expected else 0.0
+
+
+class StreamStats(LossCounts):
     """What one receiver saw of a stream whose sequence numbers run from 0 to ``expected - 1``.
 
     - a *duplicate* is a sequence number seen before;
@@ -68,16 +85,3 @@ class StreamStats:
     @property
     def complete(self) -> bool:
         return self.unique >= self.expected
-
-    @property
-    def lost(self) -> int:
-        return self.expected - self.unique
-
-    @property
-    def loss(self) -> float:
-        return loss_share(self.lost, self.expected)
-
-
-def loss_share(lost: int, expected: int) -> float:
-    """The share of a stream that never arrived (0 for an empty stream)."""
-    return lost / expected if expected else 0.0
