@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
-.PHONY: help setup synth test lint typecheck shellcheck actionlint cfn-lint pytest bench bench-relay clean
+.PHONY: help setup synth test lint typecheck shellcheck actionlint cfn-lint test-packages pytest bench bench-relay bench-stream clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,21 @@ synth: setup ## synthesize every region of $(CONFIG) into cdk.out (no AWS creden
 	cdk synth --quiet -c config=$(CONFIG) > /dev/null
 	mcastkit summary cdk.out
 
-pytest: setup
+# Debian packages some tests use: iptables (the stream lab's induced loss), tshark (an independent
+# MoldUDP64 and SoupBinTCP decoder). Installed as root where apt-get works; elsewhere those tests skip.
+TEST_PACKAGES := iptables tshark
+
+test-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  missing=""; for p in $(TEST_PACKAGES); do command -v $$p > /dev/null || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing for the tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+	      > /dev/null 2>&1 || echo "could not install$$missing: the tests that need them skip"; \
+	  fi; \
+	fi
+
+pytest: setup test-packages
 	pytest
 
 cfn-lint: synth

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.probe",
     "mcastkit.commands.lab",
     "mcastkit.commands.onboard",
+    "mcastkit.commands.stream",
 )
 
 

@@ -4,7 +4,8 @@
 Connect, and an AWS segment (a bridge with IGMP snooping and a querier standing for the TGW
 multicast domain) with the egress relay, member receivers and one receiver that never joins;
 each segment's processes run on their own half of the CPUs, as two hosts would.
-``run`` pushes a probe stream end to end and prints a per-receiver table; ``down`` removes it all.
+``run`` pushes a probe stream end to end and prints a per-receiver table; ``stream`` runs a
+sequenced stream (sequencer, loss, recovery) across the AWS segment; ``down`` removes it all.
 Needs root and iproute2. A :class:`LabError` (exit 3) reaches :func:`mcastkit.cli.main` as it is.
 """
 
@@ -18,6 +19,7 @@ from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_
 from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, OUTAGE_AFTER, Lab, LabPath, StreamReport
+from mcastkit.lab.stream import StreamPathReport, run_stream
 from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import DEFAULT_SIZE
 
@@ -84,6 +86,49 @@ def register(subparsers: Any) -> None:
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.set_defaults(handler=run_run)
 
+    stream = actions.add_parser(
+        "stream", help="a sequenced stream across the TGW stand-in, with loss on the way, recovered"
+    )
+    named(stream)
+    stream.add_argument("--count", type=bounded_int(1), default=20_000)
+    stream.add_argument("--rate", type=bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
+    stream.add_argument(
+        "--size",
+        type=size_range,
+        default=DEFAULT_SIZE,
+        metavar="BYTES|MIN-MAX",
+        help="payload bytes (default 64)",
+    )
+    stream.add_argument(
+        "--loss",
+        type=bounded_float(0.0, 50.0),
+        default=0.0,
+        metavar="PERCENT",
+        help="drop this share of the sequenced packets on the way into each receiver (iptables statistic)",
+    )
+    stream.add_argument(
+        "--source",
+        choices=("relay", "vpc"),
+        default="relay",
+        help="raw datagrams from the datacenter through the relays (default), or from a publisher "
+        "in the VPC (the egress host): no relay between it and the sequencer",
+    )
+    stream.add_argument(
+        "--recovery",
+        choices=("retransmit", "replay"),
+        default="retransmit",
+        help="MoldUDP64 re-request (inside the VPC, default) or SoupBinTCP replay (a customer's way)",
+    )
+    stream.add_argument("--logger", action="store_true", help="also run the bus logger (on rx2)")
+    stream.add_argument(
+        "--receivers",
+        type=bounded_int(0, 7),
+        default=None,
+        help="stream receivers (default: every member but rx1, which runs the sequencer)",
+    )
+    stream.add_argument("--json", action="store_true", help="print the report as JSON")
+    stream.set_defaults(handler=run_stream_path)
+
     down = actions.add_parser("down", help="remove the lab's namespaces, links and processes")
     named(down)
     down.set_defaults(handler=run_down)
@@ -130,6 +175,57 @@ def run_run(args: argparse.Namespace, console: Console) -> ExitStatus:
         console.error("a member missed datagrams or the non-member received some: see the table")
         return ExitStatus.FAILURE
     return ExitStatus.OK
+
+
+def run_stream_path(args: argparse.Namespace, console: Console) -> ExitStatus:
+    report = run_stream(
+        Lab(args.name),
+        count=args.count,
+        rate=args.rate,
+        size=args.size,
+        loss=args.loss / 100,
+        source=args.source,
+        recovery=args.recovery,
+        logger=args.logger,
+        receivers=args.receivers,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()), file=console.out)
+    else:
+        print(render_stream(report), file=console.out)
+    if not report.ok():
+        console.error("a receiver did not get every message in order: see the report")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+def render_stream(report: StreamPathReport) -> str:
+    sender, sequencer = report.sender, report.sequencer
+    lines = [
+        f"stream path ({report.source} source, {report.recovery} recovery, "
+        f"{report.loss:.2%} loss per receiver): "
+        f"sent {sender.get('sent', '?')} x {report.size} B at {sender.get('achieved_rate', '?')}/s",
+        f"sequencer: {sequencer.get('messages', '?')} messages in {sequencer.get('packets', '?')} packets; "
+        f"retransmit {sequencer.get('retransmit', {})}",
+        f"{'receiver':<9} {'delivered':>9} {'recovered':>9} {'unrecov':>8} {'dup':>5} {'dropped':>8} "
+        f"{'requests':>8} {'p99 e2e µs':>10} {'p99 rec µs':>10}",
+    ]
+    rows = dict(report.receivers)
+    if report.logger is not None:
+        rows["logger"] = report.logger
+    for name, r in rows.items():
+        e2e = (r.get("latency_us") or {}).get("p99")
+        recovered = (r.get("recovery_latency_us") or {}).get("p99")
+        lines.append(
+            f"{name:<9} {r.get('delivered', '-'):>9} {r.get('recovered', '-'):>9} "
+            f"{r.get('unrecovered', '-'):>8} "
+            f"{r.get('duplicates', '-'):>5} {report.dropped.get(name, '-'):>8} {r.get('requests', '-'):>8} "
+            f"{_micros(e2e):>10} {_micros(recovered):>10}"
+        )
+    if report.logger is not None:
+        lines.append(f"bus log: {report.logger.get('lines', 0)} lines")
+    lines += [f"problem: {problem}" for problem in report.problems]
+    return "\n".join(lines)
 
 
 def run_down(args: argparse.Namespace, console: Console) -> ExitStatus:

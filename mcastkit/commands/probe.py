@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import signal
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
+from mcastkit.commands.stopping import until_stopped
 from mcastkit.console import Console
 from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
@@ -165,27 +163,6 @@ def _network_errors(handler: _Handler) -> _Handler:
     return run
 
 
-@contextmanager
-def _until_stopped() -> Iterator[Callable[[], bool]]:
-    """A ``keep_running`` that turns false on SIGTERM (docker stop, ECS) or SIGINT (Ctrl-C).
-
-    Handlers can only be set from the main thread; elsewhere (tests) the signals keep theirs.
-    """
-    running = [True]
-
-    def stop(_signum: int, _frame: object) -> None:
-        running[0] = False
-
-    signals = (signal.SIGTERM, signal.SIGINT)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = [signal.signal(signum, stop) for signum in signals] if in_main_thread else []
-    try:
-        yield lambda: running[0]
-    finally:
-        for signum, handler in zip(signals, previous, strict=False):
-            signal.signal(signum, handler)
-
-
 def _progress_line(console: Console, text: str) -> None:
     console.out.write(f"\r{text}\x1b[K")
     console.out.flush()
@@ -201,7 +178,7 @@ def run_send(args: argparse.Namespace, console: Console) -> ExitStatus:
         def progress(sent: int) -> None:
             _progress_line(console, f"sent {sent}/{args.count or 'until stopped'}")
 
-    with sock, _until_stopped() as keep_running:
+    with sock, until_stopped() as keep_running:
         report = send_stream(
             sock,
             args.group,
@@ -311,7 +288,7 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
         )
         console.out.flush()
 
-    with _until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
+    with until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
         monitor_stream(
             sock,
             every=args.report_every,
@@ -330,7 +307,7 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
 def run_echo(args: argparse.Namespace, console: Console) -> ExitStatus:
     interface = resolve_interface(args.interface)
     with (
-        _until_stopped() as keep_running,
+        until_stopped() as keep_running,
         _receiver(args.group, interface, timeout=0.2) as listen,
         _sender(args.reply, interface, args.ttl) as reply,
     ):
