@@ -81,5 +81,10 @@ bench-relay: setup ## relay benchmark in the netns lab (root; 3 repeats x 2 vari
 	python bench/relay_bench.py --install > bench/out/relay.json
 	python bench/relay_bench.py --table bench/out/relay.json
 
+bench-stream: setup ## sequenced-stream benchmark in the netns lab (root; 3 repeats, about 10 min): JSON in bench/out/stream.json
+	mkdir -p bench/out
+	python bench/stream_bench.py > bench/out/stream.json
+	python bench/stream_bench.py --table bench/out/stream.json
+
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ def _build(
     from aws_cdk.assertions import Template
     from cdk_nag import AwsSolutionsChecks
 
+    from mcastkit.onboard.kit import entitled_streams
     from mcastkit.stacks.customer import CustomerStack
 
     app = cdk.App(context=context, outdir=str(outdir))
@@ -33,6 +34,7 @@ def _build(
         app,
         f"venue-md-{customer}-{REGION}-receiver",
         domains=[region.domain(d) for d in entitled.domains_in(REGION)],
+        streams=entitled_streams(config, entitled, REGION),
         env=cdk.Environment(account=entitled.principal, region=REGION),
         **kwargs,
     )
@@ -112,7 +114,8 @@ def test_logical_ids_of_the_attachment_and_associations_stay_stable(alpha: Simpl
 
 def test_receiver_rules_come_from_the_domains(alpha: SimpleNamespace) -> None:
     template = alpha.template
-    (sg,) = template.find_resources("AWS::EC2::SecurityGroup").values()
+    receivers = alpha.stack.get_logical_id(alpha.stack.member_rules.security_group.node.default_child)
+    sg = template.find_resources("AWS::EC2::SecurityGroup")[receivers]
     ingress = sg["Properties"]["SecurityGroupIngress"]
     assert {"CidrIp": "0.0.0.0/32", "IpProtocol": "2"} in [
         {k: r[k] for k in ("CidrIp", "IpProtocol")} for r in ingress
@@ -147,6 +150,65 @@ def test_optional_cluster_uses_the_receiver_subnets(alpha: SimpleNamespace) -> N
         "AWS::AutoScaling::AutoScalingGroup",
         {"VPCZoneIdentifier": [{"Ref": "MarketDataSubnet1"}, {"Ref": "ReferenceDataSubnet1"}]},
     )
+
+
+def test_an_interface_endpoint_to_each_entitled_streams_replay(alpha: SimpleNamespace) -> None:
+    template = alpha.template.to_json()
+    resources = template["Resources"]
+    endpoint = resources["MdSeqReplayEndpoint"]  # a stable logical id: ServiceName is create-only
+    assert endpoint["Type"] == "AWS::EC2::VPCEndpoint"
+    props = endpoint["Properties"]
+    assert props["VpcEndpointType"] == "Interface"
+    assert props["ServiceName"] == {"Ref": "MdSeqEndpointServiceName"}
+    assert props["SubnetIds"] == {"Ref": "MdSeqEndpointSubnets"}
+    assert props["VpcId"] == {"Ref": "VpcId"}
+    assert props["PrivateDnsEnabled"] is False
+    params = template["Parameters"]
+    assert params["MdSeqEndpointSubnets"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    assert params["MdSeqEndpointServiceName"]["AllowedPattern"].startswith("^com\\.amazonaws\\.vpce\\.")
+    # The endpoint admits the replay port from the receivers only; the receivers may send it there.
+    [endpoint_group] = props["SecurityGroupIds"]
+    group_id = endpoint_group["Fn::GetAtt"][0]
+    receivers = alpha.stack.resolve(alpha.stack.member_rules.security_group.security_group_id)
+    ingress = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress" and r["Properties"]["GroupId"] == endpoint_group
+    ]
+    assert [(i["IpProtocol"], i["FromPort"], i["ToPort"], i["SourceSecurityGroupId"]) for i in ingress] == [
+        ("tcp", 17001, 17001, receivers)
+    ]
+    assert "SecurityGroupIngress" not in resources[group_id]["Properties"]
+    egress = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupEgress" and r["Properties"]["GroupId"] == receivers
+    ]
+    assert [(e["FromPort"], e["DestinationSecurityGroupId"]) for e in egress] == [(17001, endpoint_group)]
+    # One endpoint: alpha's other domain (reference-data) has no stream.
+    assert sum(1 for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint") == 1
+    # The output is what `mcastkit stream recv --replay` takes: the endpoint's DNS name and the port.
+    value = template["Outputs"]["MdSeqReplay"]["Value"]["Fn::Join"]
+    assert value[0] == ":" and value[1][1] == "17001"
+    assert {"Fn::GetAtt": ["MdSeqReplayEndpoint", "DnsEntries"]} in [
+        value[1][0]["Fn::Select"][1]["Fn::Split"][1]["Fn::Select"][1]
+    ]
+
+
+def test_no_security_group_keeps_the_default_allow_all_egress(alpha: SimpleNamespace) -> None:
+    for logical_id, resource in alpha.template.to_json()["Resources"].items():
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            assert resource["Properties"].get("SecurityGroupEgress"), logical_id
+
+
+def test_refuses_a_stream_of_a_domain_not_entitled(example_config: Config) -> None:
+    import aws_cdk as cdk
+
+    from mcastkit.stacks.customer import CustomerStack
+
+    region = example_config.regions[REGION]
+    with pytest.raises(ValueError, match=r"streams \['md-seq'\] are not of an entitled domain"):
+        CustomerStack(cdk.App(), "Other", domains=[region.domain("reference-data")], streams=region.streams)
 
 
 def test_synth_makes_no_lookups(alpha: SimpleNamespace) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "mcastkit"
 
 #: What the config package may import from mcastkit: itself and the leaves below it.
-CONFIG_MAY_IMPORT = ("mcastkit.config", "mcastkit.net.addresses", "mcastkit.errors", "mcastkit.exit")
+CONFIG_MAY_IMPORT = (
+    "mcastkit.config",
+    "mcastkit.net.addresses",
+    "mcastkit.errors",
+    "mcastkit.exit",
+    "mcastkit.stream.fsync",
+)
 
 
 def _module_name(path: Path) -> str:

@@ -19,6 +19,7 @@ from mcastkit.onboard.kit import PLACEHOLDER, Kit, parameter_values, readme, wri
 TGW = "tgw-0123456789abcdef0"
 KIT = ["onboard", "kit", "--config", EXAMPLE, "--customer"]
 SHARE = "arn:aws:ram:eu-west-2:123456789012:resource-share/0f3c1a52-6b7e-4d2a-9c1e-1234567890ab"
+SERVICE = "com.amazonaws.vpce.eu-west-2.vpce-svc-0123456789abcdef0"
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -102,7 +103,9 @@ def test_refuses_a_cluster_capacity_that_cannot_be(tmp_path: Path, flags: list[s
 @pytest.fixture(scope="module")
 def beta_kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     """beta-capital's kit in eu-west-2, with the provider's ids recorded: the one real synth here."""
-    config = provider_config(tgw_id=TGW, share_arns={"market-data": SHARE})
+    config = provider_config(
+        tgw_id=TGW, share_arns={"market-data": SHARE}, endpoint_services={"md-seq": SERVICE}
+    )
     return write_kit(config, "beta-capital", REGION, tmp_path_factory.mktemp("beta-kit"))
 
 
@@ -139,10 +142,13 @@ def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
     assert values["TransitGatewayId"] == TGW
     assert values["MarketDataDomainId"] == "tgw-mcast-domain-0aaaaaaaaaaaaaaa1"
     # beta is entitled to one domain: one receiver subnet by default (the same for any number of domains).
-    assert sorted(k for k in values if "Subnet" in k) == ["MarketDataSubnet1"]
+    # ... and the subnets of the interface endpoint of market-data's sequenced stream.
+    assert sorted(k for k in values if "Subnet" in k) == ["MarketDataSubnet1", "MdSeqEndpointSubnets"]
     assert "ReferenceDataDomainId" not in values
     assert kit.unrecorded == []
-    assert kit.placeholders == ["VpcId", "MarketDataSubnet1", "VpcCidr"]
+    assert kit.placeholders == ["VpcId", "MarketDataSubnet1", "VpcCidr", "MdSeqEndpointSubnets"]
+    assert values["MdSeqEndpointServiceName"] == SERVICE
+    assert values["MdSeqEndpointSubnets"] == f"{PLACEHOLDER}your-md-seq-endpoint-subnets-ids"
     assert values["VpcCidr"] == f"{PLACEHOLDER}your-vpc-cidr"
     template = json.loads(kit.template.read_text())
     assert template["Parameters"]["TransitGatewayId"]["Default"] == TGW
@@ -160,6 +166,17 @@ def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
     assert "/etc/sysctl.d/90-igmpv2.conf" in readme
     assert "CAPABILITY_IAM" not in readme
     assert "not recorded" not in readme
+    # The sequenced stream: where the endpoint may go, and how to receive with replay.
+    assert "| md-seq | market-data | md-seq | 239.10.1.10 | 30010 | 17001 |" in readme
+    assert "matched by AZ id" in readme
+    assert (
+        f"aws ec2 describe-vpc-endpoint-services --region eu-west-2 --service-names {SERVICE} "
+        "--query 'ServiceDetails[0].AvailabilityZones'"
+    ) in readme
+    recv = "mcastkit stream recv --group 239.10.1.10:30010 --interface <receiver-ip>"
+    assert f"{recv} --replay <output MdSeqReplay>" in readme
+    assert f"MdSeqEndpointServiceName={SERVICE}" in readme
+    assert template["Parameters"]["MdSeqEndpointServiceName"]["Default"] == SERVICE
 
 
 def test_readme_for_an_ou_customer_with_a_cluster(tmp_path: Path) -> None:

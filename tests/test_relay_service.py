@@ -424,7 +424,9 @@ def test_compute_stacks_compose_the_relay_and_probes_from_the_config(
         assert (compute.probes is None) == (settings.probe is None)
         template = Template.from_stack(compute)
         services = template.find_resources("AWS::ECS::Service")
-        assert len(services) == (1 if settings.relay else 0) + (2 if settings.probe else 0)
+        assert len(services) == (1 if settings.relay else 0) + (2 if settings.probe else 0) + len(
+            settings.streams
+        )
         if compute.relay is not None:
             assert settings.relay is not None
             # Only the relay domain's subnets, found by CIDR, never by position.

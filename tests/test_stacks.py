@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from mcastkit.config import Config, parse_config
-from mcastkit.config.rules import acl_plan, member_acl_room, relay_links
+from mcastkit.config.rules import acl_plan, member_acl_room, relay_links, stream_acl_plan
 from mcastkit.stacks import RegionStacks, add_region_stacks
 
 REGIONS = ["eu-west-2", "ap-northeast-1"]
@@ -252,8 +252,8 @@ def test_customers_never_change_the_network_stack(
 def test_config_counts_the_network_acl_entries_the_stacks_make(
     templates: dict[str, Template], example_config: Config
 ) -> None:
-    """The config checks the ACL quota with acl_plan and the network stack's MemberRules
-    arguments; this keeps the two in step with what is synthesized."""
+    """The config checks the ACL quota with acl_plan (and the relay's and streams' entries) and the
+    network stack's MemberRules arguments; this keeps the two in step with what is synthesized."""
     for region, settings in example_config.regions.items():
         entries = [
             r["Properties"]
@@ -266,4 +266,6 @@ def test_config_counts_the_network_acl_entries_the_stacks_make(
         room = member_acl_room(example_config.quotas, settings)
         plan = acl_plan(settings.domains, https_egress=True, serve_https_to=settings.vpc_cidr, limit=room)
         links = len(relay_links(settings.relay)) if settings.relay else 0
-        assert made == tuple(len(rules) + links for rules in plan), region
+        streams = stream_acl_plan(settings.streams, settings.vpc_cidr)
+        assert made == tuple(len(r) + links + len(s) for r, s in zip(plan, streams, strict=True)), region
+        assert bool(streams[0]) == bool(settings.streams)

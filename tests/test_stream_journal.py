@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -115,5 +116,24 @@ def test_every_fsync_policy_appends_and_closes(tmp_path: Path, policy: Fsync) ->
 def test_an_unusable_directory_is_an_environment_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(JournalError, match="journal .*file"):
+    with pytest.raises(JournalError, match=r"journal .*file"):
         Journal(blocker / "journal", "FEED1")
+
+
+def test_a_second_writer_is_refused_and_a_reader_changes_nothing(tmp_path: Path) -> None:
+    journal = filled(tmp_path, 50)
+    with pytest.raises(JournalError, match=re.escape(f"in use by another sequencer (pid {os.getpid()}")):
+        Journal(tmp_path, "FEED1")
+    [data] = tmp_path.glob("*.journal")
+    with data.open("ab") as f:  # a record being written right now
+        f.write(soup.sequenced(b"half")[:4])
+    reader = Journal.for_reading(tmp_path)
+    assert (reader.next_sequence, reader.read(49, 5)) == (51, [message(49), message(50)])
+    assert data.read_bytes().endswith(soup.sequenced(b"half")[:4])
+    journal.close()
+    Journal(tmp_path, "FEED1").close()  # the lock went with the writer
+
+
+def test_reading_what_is_not_a_journal_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="not a journal"):
+        Journal.for_reading(tmp_path)

@@ -117,9 +117,13 @@ class FakeSocket:
         self.sent.append((data, peer))
 
 
-def retransmitter(journal: Journal, clock: list[float], rate: int = 10**9) -> tuple[Retransmitter, FakeSocket]:
+def retransmitter(
+    journal: Journal, clock: list[float], rate: int = 10**9
+) -> tuple[Retransmitter, FakeSocket]:
     sock = FakeSocket()
-    r = Retransmitter(sock, journal, SESSION, packet_bytes=1400, bytes_per_second=rate, clock=lambda: clock[0])  # type: ignore[arg-type]
+    r = Retransmitter(
+        sock, journal, SESSION, packet_bytes=1400, bytes_per_second=rate, clock=lambda: clock[0]
+    )  # type: ignore[arg-type]
     return r, sock
 
 
@@ -150,7 +154,7 @@ def test_repeats_are_suppressed_per_requester(journal: Journal) -> None:
 
 def test_the_byte_budget_throttles_and_refills(journal: Journal) -> None:
     clock = [0.0]
-    r, sock = retransmitter(journal, clock, rate=2000)
+    r, _ = retransmitter(journal, clock, rate=2000)
     r.handle(mold.encode_request(SESSION, 1, 200), A)  # spends the second's budget
     r.handle(mold.encode_request(SESSION, 300, 5), B)
     assert r.counts.throttled == 1

@@ -30,8 +30,19 @@ def _checksum(header: bytes) -> int:
 
 
 def _ip(protocol: int, source: str, destination: str, body: bytes) -> bytes:
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 8, protocol, 0,
-                         socket.inet_aton(source), socket.inet_aton(destination))  # fmt: skip
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(body),
+        1,
+        0,
+        8,
+        protocol,
+        0,
+        socket.inet_aton(source),
+        socket.inet_aton(destination),
+    )
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
     return b"\x01\x00\x5e\x0a\x01\x01" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + header + body
 
@@ -77,9 +88,19 @@ def test_tshark_reads_moldudp64_packets_heartbeats_and_requests(tmp_path: Path) 
         _udp(mold.heartbeat(SESSION, 1_000_000_000_010)),
         _udp(mold.encode_request(SESSION, 1_000_000_000_008, 2)),
     ]
-    rows = _decode(tmp_path, frames, f"udp.port=={UDP_PORT},moldudp64",
-                   ["moldudp64.session", "moldudp64.sequence", "moldudp64.count", "moldudp64.msglen",
-                    "moldudp64.msgseq", "moldudp64.msgdata"])  # fmt: skip
+    rows = _decode(
+        tmp_path,
+        frames,
+        f"udp.port=={UDP_PORT},moldudp64",
+        [
+            "moldudp64.session",
+            "moldudp64.sequence",
+            "moldudp64.count",
+            "moldudp64.msglen",
+            "moldudp64.msgseq",
+            "moldudp64.msgdata",
+        ],
+    )
     session, sequence, count, lengths, sequences, data = rows[0]
     assert (session.strip(), sequence, count) == ("FEED1", "1000000000007", "3")
     assert lengths.split("|") == ["5", "64", "0"]

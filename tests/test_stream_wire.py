@@ -18,8 +18,11 @@ messages = st.lists(st.binary(max_size=300), max_size=40)
 def test_a_mold_packet_round_trips(sequence: int, batch: list[bytes]) -> None:
     packet = mold.decode(mold.encode(SESSION, sequence, batch))
     assert (packet.session, packet.sequence, packet.messages, packet.end_of_session) == (
-        SESSION, sequence, batch, False,
-    )  # fmt: skip
+        SESSION,
+        sequence,
+        batch,
+        False,
+    )
     assert packet.next_sequence == sequence + len(batch)
 
 
@@ -94,11 +97,14 @@ def test_login_accepted_round_trips() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.binary(max_size=200), max_size=30), st.lists(st.integers(min_value=1, max_value=50), max_size=40))
+@given(
+    st.lists(st.binary(max_size=200), max_size=30),
+    st.lists(st.integers(min_value=1, max_value=50), max_size=40),
+)
 def test_a_soup_stream_splits_the_same_however_it_is_cut(batch: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(soup.sequenced(m) for m in batch) + soup.packet(soup.SERVER_HEARTBEAT)
     reader, got, position = soup.Reader(), [], 0
-    for cut in cuts + [len(stream)]:
+    for cut in [*cuts, len(stream)]:
         got += reader.feed(stream[position : position + cut])
         position += cut
     assert got == [(soup.SEQUENCED, m) for m in batch] + [(soup.SERVER_HEARTBEAT, b"")]

@@ -208,14 +208,14 @@ def render_stream(report: StreamPathReport) -> str:
         f"sequencer: {sequencer.get('messages', '?')} messages in {sequencer.get('packets', '?')} packets; "
         f"retransmit {sequencer.get('retransmit', {})}",
         f"{'receiver':<9} {'delivered':>9} {'recovered':>9} {'unrecov':>8} {'dup':>5} {'dropped':>8} "
-        f"{'requests':>8} {'p99 e2e µs':>10} {'p99 rec µs':>10}",
+        f"{'requests':>8} {'p99 all µs':>10} {'p99 recov':>10}",
     ]
     rows = dict(report.receivers)
     if report.logger is not None:
         rows["logger"] = report.logger
     for name, r in rows.items():
         e2e = (r.get("latency_us") or {}).get("p99")
-        recovered = (r.get("recovery_latency_us") or {}).get("p99")
+        recovered = (r.get("latency_recovered_us") or {}).get("p99")
         lines.append(
             f"{name:<9} {r.get('delivered', '-'):>9} {r.get('recovered', '-'):>9} "
             f"{r.get('unrecovered', '-'):>8} "

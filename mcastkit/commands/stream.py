@@ -13,8 +13,8 @@ import base64
 import json
 import logging
 import socket
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from mcastkit.probe.stats import latency_summary
 from mcastkit.probe.wire import HEADER as PROBE_HEADER
 from mcastkit.probe.wire import MAGIC as PROBE_MAGIC
 from mcastkit.stream import mold
+from mcastkit.stream.fsync import Fsync
 from mcastkit.stream.gaps import DEFAULT_GIVE_UP
-from mcastkit.stream.journal import DEFAULT_ROLL_BYTES, Fsync, Journal
+from mcastkit.stream.journal import DEFAULT_ROLL_BYTES, Journal
 from mcastkit.stream.logger import BusLog, lines
 from mcastkit.stream.sequencer import Sequencer, SequencerSettings
 from mcastkit.stream.subscriber import Replay, Retransmit, Subscriber
@@ -250,6 +251,7 @@ def _sequencer_stats(sequencer: Sequencer) -> dict[str, Any]:
         "next_sequence": sequencer.journal.next_sequence,
         "messages": counts.messages,
         "packets": counts.packets,
+        "cpu_seconds": round(time.process_time(), 3),
         "heartbeats": counts.heartbeats, "too_big": counts.too_big, "send_errors": counts.send_errors,
     }  # fmt: skip
     if sequencer.retransmitter is not None:
@@ -260,17 +262,23 @@ def _sequencer_stats(sequencer: Sequencer) -> dict[str, Any]:
 
 
 class _Latency:
-    """End-to-end latency of probe datagrams carried as messages (one clock: a lab or synced hosts)."""
+    """End-to-end latency of probe datagrams carried as messages (one clock: a lab or synced
+    hosts), of all of them and of those that came by recovery."""
 
     def __init__(self) -> None:
         self.samples: list[int] = []
+        self.recovered: list[int] = []
 
-    def take(self, messages: list[bytes]) -> None:
+    def take(self, first: int, messages: list[bytes], was_recovered: Callable[[int], bool]) -> None:
         now = time.time_ns()
         size = PROBE_HEADER.size
-        for message in messages:
+        for number, message in enumerate(messages, first):
+            recovered = was_recovered(number)
             if len(message) >= size and message[:4] == PROBE_MAGIC:
-                self.samples.append(now - PROBE_HEADER.unpack_from(message)[3])
+                sample = now - PROBE_HEADER.unpack_from(message)[3]
+                self.samples.append(sample)
+                if recovered:
+                    self.recovered.append(sample)
 
 
 def _follow(args: argparse.Namespace, console: Console, write: Any) -> ExitStatus:
@@ -289,7 +297,7 @@ def _follow(args: argparse.Namespace, console: Console, write: Any) -> ExitStatu
     def deliver(first: int, messages: list[bytes]) -> bool:
         if args.count:
             messages = messages[: args.count - delivered[0]]
-        latency.take(messages)
+        latency.take(first, messages, subscriber.gaps.was_recovered)
         write(first, messages)
         delivered[0] += len(messages)
         return not args.count or delivered[0] < args.count
@@ -313,12 +321,15 @@ def _follow(args: argparse.Namespace, console: Console, write: Any) -> ExitStatu
         "recovered": counts.recovered,
         "unrecovered": counts.unrecovered,
         "duplicates": counts.duplicates,
+        "redundant": counts.redundant,
         "gaps": counts.gaps,
         "requests": counts.requests,
         "outstanding": subscriber.gaps.outstanding,
         "seconds": round(time.monotonic() - started, 3),
-        "recovery_latency_us": latency_summary(counts.recovery_latency),
+        "cpu_seconds": round(time.process_time(), 3),
+        "gap_fill_us": latency_summary(counts.gap_fill),
         "latency_us": latency_summary(latency.samples) if latency.samples else None,
+        "latency_recovered_us": latency_summary(latency.recovered) if latency.recovered else None,
     }
     short = bool(args.count) and delivered[0] < args.count
     ok = counts.unrecovered == 0 and not short
@@ -338,7 +349,7 @@ def _follow(args: argparse.Namespace, console: Console, write: Any) -> ExitStatu
 
 
 def _report_text(report: dict[str, Any]) -> str:
-    recovery = report["recovery_latency_us"]
+    recovery = report["gap_fill_us"]
     text = (
         f"{report['group']} session {report['session']}: delivered {report['delivered']}, "
         f"received {report['received']}, recovered {report['recovered']}, "
@@ -393,12 +404,7 @@ def run_log(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 
 def run_show(args: argparse.Namespace, console: Console) -> ExitStatus:
-    if not (args.journal / "SESSION").is_file():
-        raise BadInput(
-            f"{args.journal}: not a journal (no SESSION file); give the sequencer's --journal directory"
-        )
-    session = (args.journal / "SESSION").read_text(encoding="ascii", errors="replace").strip()
-    journal = Journal(args.journal, session, fsync=Fsync.NONE)
+    journal = Journal.for_reading(args.journal)
     try:
         sequence, end = args.start, journal.next_sequence
         if args.count is not None:
@@ -412,8 +418,8 @@ def run_show(args: argparse.Namespace, console: Console) -> ExitStatus:
             messages = journal.read(sequence, min(65_536, end - sequence))
             console.out.write(lines(sequence, messages))
             sequence += len(messages)
-    except BrokenPipeError:
-        sys.stderr.close()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        pass
     finally:
         journal.close()
     return ExitStatus.OK

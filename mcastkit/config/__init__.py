@@ -28,6 +28,7 @@ from mcastkit.config.models import (
     Region,
     Relay,
     SharedIds,
+    Stream,
     Subnet,
 )
 from mcastkit.config.problems import ConfigError, Problem
@@ -47,6 +48,7 @@ __all__ = [
     "Region",
     "Relay",
     "SharedIds",
+    "Stream",
     "Subnet",
     "load_config",
     "parse_config",

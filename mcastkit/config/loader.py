@@ -50,6 +50,7 @@ _SECTIONS: dict[type[BaseModel], str] = {
     _models.Capacity: "capacity",
     _models.Relay: "relay",
     _models.Probe: "probe",
+    _models.Stream: "streams[]",
     _models.SharedIds: "shared",
     _models.Customer: "customers[]",
     _models.Entitlement: "entitlements[]",

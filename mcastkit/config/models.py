@@ -27,6 +27,7 @@ from mcastkit.config import facts
 from mcastkit.config.names import (
     ACCOUNT_ID_PATTERN,
     DOMAIN_ID,
+    ENDPOINT_SERVICE_NAME,
     ENI_ID_PATTERN,
     NAME_PATTERN,
     ORGANIZATION_ID_PATTERN,
@@ -34,11 +35,13 @@ from mcastkit.config.names import (
     RELAY_METRICS_PORT,
     SECRET_ARN_PATTERN,
     SHARE_ARN,
+    STREAM_NAME_MAX,
     TRANSIT_GATEWAY_ID_PATTERN,
     stack_name,
 )
 from mcastkit.config.problems import FieldProblem
 from mcastkit.net.addresses import AddressError, Endpoint, GroupPort, data_group, parse_endpoint
+from mcastkit.stream.fsync import Fsync
 
 INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
 AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
@@ -164,6 +167,9 @@ class Domain(_Model):
     @property
     def igmpv2(self) -> bool:
         return self.mode is DomainMode.IGMPV2
+
+    def group(self, name: str) -> Group:
+        return next(g for g in self.groups if g.name == name)
 
 
 class Subnet(_Model):
@@ -296,6 +302,43 @@ class Probe(_Model):
     rate: int = Field(default=100, ge=1, le=100_000, description="messages per second the sender task paces")
 
 
+class Stream(_Model):
+    """A sequenced stream: raw groups of a domain numbered, journaled and published as MoldUDP64 on a
+    group of its own, with a replay service customers reach through PrivateLink."""
+
+    name: Name = Field(description="the stream, and its MoldUDP64 session (at most 10 characters)")
+    domain: Name
+    inputs: list[Name] = Field(min_length=1, description="groups of the domain the sequencer joins")
+    output: Name = Field(description="the group of the domain the sequenced stream is published on")
+    replay_port: int = Field(
+        default=17001,
+        ge=1024,
+        le=65535,
+        description="TCP port of the SoupBinTCP replay service (customers reach it through PrivateLink)",
+    )
+    retransmit_port: int = Field(
+        default=17002,
+        ge=1024,
+        le=65535,
+        description="UDP port of the MoldUDP64 re-request service (inside the provider VPC only)",
+    )
+    fsync: Fsync = Fsync.INTERVAL
+    ttl: int = Field(default=8, ge=1, le=255)
+    cpu: int = Field(default=512, ge=256)
+    memory_mib: int = Field(default=1024, ge=128)
+
+    @field_validator("name")
+    @classmethod
+    def _session_length(cls, value: str) -> str:
+        if len(value) > STREAM_NAME_MAX:
+            raise FieldProblem(
+                f"{value!r} has {len(value)} characters; a stream's name is its MoldUDP64 session, "
+                f"at most {STREAM_NAME_MAX} ASCII characters",
+                fix=f"shorten it to {STREAM_NAME_MAX} characters or fewer",
+            )
+        return value
+
+
 class SharedIds(_Model):
     """Ids of the provider's resources, recorded after `cdk deploy` for customer hand-off."""
 
@@ -305,6 +348,21 @@ class SharedIds(_Model):
         default_factory=dict,
         description="RAM resource share ARN per domain, for the customer's `mcastkit onboard join`",
     )
+    endpoint_services: dict[Name, str] = Field(
+        default_factory=dict,
+        description="PrivateLink endpoint service name per stream, for the customers' interface endpoints",
+    )
+
+    @field_validator("endpoint_services")
+    @classmethod
+    def _endpoint_services(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, value in values.items():
+            if not ENDPOINT_SERVICE_NAME.fullmatch(value):
+                raise FieldProblem(
+                    f"{value!r} is not an endpoint service name (com.amazonaws.vpce.<region>.vpce-svc-...)",
+                    path=(name,),
+                )
+        return values
 
     @field_validator("share_arns")
     @classmethod
@@ -340,6 +398,7 @@ class Region(_Model):
     domains: list[Domain] = Field(min_length=1)
     relay: Relay | None = None
     probe: Probe | None = None
+    streams: list[Stream] = Field(default_factory=list)
     shared: SharedIds | None = None
 
     @field_validator("vpc_cidr")
@@ -368,11 +427,23 @@ class Region(_Model):
     def subnets_of(self, domain: str) -> list[Subnet]:
         return [s for s in self.subnets if s.domain == domain]
 
+    def streams_of(self, domain: str) -> list[Stream]:
+        return [s for s in self.streams if s.domain == domain]
+
+    def relayed(self, domain: str) -> Domain:
+        """``domain`` with the groups a relay may emit to: all but the streams' outputs, whose one
+        publisher is their sequencer."""
+        outputs = {s.output for s in self.streams_of(domain)}
+        found = self.domain(domain)
+        return found.model_copy(update={"groups": [g for g in found.groups if g.name not in outputs]})
+
     @property
     def host_subnets(self) -> list[Subnet]:
-        """Where the ECS hosts run: the subnets of the domains the relay and the probe serve (an
-        ``awsvpc`` task's interface is in its host's zone, so a host elsewhere could run none)."""
+        """Where the ECS hosts run: the subnets of the domains the relay, the probe and the streams'
+        sequencers serve (an ``awsvpc`` task's interface is in its host's zone, so a host elsewhere
+        could run none)."""
         served = {section.domain for section in (self.relay, self.probe) if section is not None}
+        served |= {stream.domain for stream in self.streams}
         return [s for s in self.subnets if s.domain in served] or list(self.subnets)
 
 

@@ -28,7 +28,14 @@ OU_ARN = re.compile(
     r"^arn:aws[a-z-]*:organizations::(?P<account>\d{12}):ou/(?P<org>o-[a-z0-9]{10,32})/"
     r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$"
 )
+#: A PrivateLink endpoint service's name: ``com.amazonaws.vpce.<region>.<service id>`` (PrivateLink
+#: guide, "Create an endpoint service"; the service id is ``vpce-svc-`` and 17 hex digits).
+ENDPOINT_SERVICE_NAME_PATTERN: Final = r"^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{17}$"
+#: A stream's name is also its MoldUDP64 session: 10 ASCII characters at most (MoldUDP64 1.00,
+#: the header's Session field), and a name as above (construct ids, export names).
+STREAM_NAME_MAX = 10
 TRANSIT_GATEWAY_ID = re.compile(TRANSIT_GATEWAY_ID_PATTERN)
+ENDPOINT_SERVICE_NAME = re.compile(ENDPOINT_SERVICE_NAME_PATTERN)
 DOMAIN_ID = re.compile(DOMAIN_ID_PATTERN)
 OU_ID = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 
@@ -41,10 +48,15 @@ PATTERN_MEANINGS: Final = {
     SECRET_ARN_PATTERN: "must be the complete ARN of a Secrets Manager secret, ending in the "
     "6-character suffix (aws secretsmanager describe-secret --secret-id NAME --query ARN)",
     TRANSIT_GATEWAY_ID_PATTERN: "must be a transit gateway id such as tgw-0123456789abcdef0",
+    ENDPOINT_SERVICE_NAME_PATTERN: "must be an endpoint service name such as "
+    "com.amazonaws.vpce.eu-west-2.vpce-svc-0123456789abcdef0",
 }
 
 #: The port the relay serves ``/metrics`` and ``/healthz`` on in its ECS task.
 RELAY_METRICS_PORT: Final = 9400
+
+#: NFS, which EFS mount targets serve (the sequencer's journal).
+NFS_PORT: Final = 2049
 
 #: CloudFormation stack names: a letter first, then letters, digits and hyphens, 128 at most
 #: (CloudFormation API reference, CreateStack ``StackName``).
@@ -92,3 +104,14 @@ def domain_key(domain: str, attribute: str = "Id") -> str:
 def subnet_parameter(domain: str, index: int) -> str:
     """The customer stack's parameter of the ``index``-th receiver subnet of ``domain``."""
     return f"{pascal(domain)}Subnet{index + 1}"
+
+
+def stream_key(stream: str, attribute: str) -> str:
+    """The network stack's output of a stream's endpoint service (``ServiceId``, ``ServiceName``), and
+    the customer stack's parameter of its name: ``md-seq`` -> ``MdSeqEndpointServiceName``."""
+    return f"{pascal(stream)}EndpointService{attribute}"
+
+
+def endpoint_subnets_parameter(stream: str) -> str:
+    """The customer stack's parameter of the subnets of a stream's interface endpoint."""
+    return f"{pascal(stream)}EndpointSubnets"

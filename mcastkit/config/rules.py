@@ -1,8 +1,9 @@
-"""The firewall plan: which security-group rules and network-ACL entries multicast members
-and the relay's datacenter links need.
+"""The firewall plan: which security-group rules and network-ACL entries multicast members,
+the relay's datacenter links and the sequenced streams need.
 
-Pure planning, no CDK: :class:`mcastkit.constructs.member_rules.MemberRules` and
-:class:`mcastkit.constructs.relay_service.RelayService` build the resources from it, and the
+Pure planning, no CDK: :class:`mcastkit.constructs.member_rules.MemberRules`,
+:class:`mcastkit.constructs.relay_service.RelayService` and
+:class:`mcastkit.constructs.stream_acl.StreamAcl` build the resources from it, and the
 config checks the same plan against the VPC quotas before a synth.
 """
 
@@ -12,7 +13,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mcastkit.config.models import Domain, Quotas, Region, Relay
+from mcastkit.config.models import Domain, Quotas, Region, Relay, Stream
+from mcastkit.config.names import NFS_PORT
 
 #: IP protocol numbers as network ACL entries take them.
 IGMP, TCP, UDP = 2, 6, 17
@@ -31,6 +33,10 @@ RULE_NUMBER_STEP = 10
 #: datacenter link): below the member rules, so the two never collide.
 RELAY_ACL_FIRST_RULE = 50
 RELAY_ACL_LAST_RULE = FIRST_RULE_NUMBER - 1
+#: Network ACL rule numbers of the streams' entries (replay, re-requests, the journal's NFS): below
+#: the relay's.
+STREAM_ACL_FIRST_RULE = 10
+STREAM_ACL_LAST_RULE = RELAY_ACL_FIRST_RULE - 1
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,11 @@ def relay_links(relay: Relay) -> list[RelayLink]:
 
 def member_acl_room(quotas: Quotas, region: Region) -> int:
     """Network ACL entries per direction the members' rules may take in ``region``: the quota
-    less the relay's (one each way per datacenter link), which share the ACL."""
-    return quotas.network_acl_rules - (len(relay_links(region.relay)) if region.relay else 0)
+    less the relay's (one each way per datacenter link) and the streams' (:func:`stream_acl_plan`),
+    which share the ACL."""
+    relay = len(relay_links(region.relay)) if region.relay else 0
+    streams = max(len(rules) for rules in stream_acl_plan(region.streams, region.vpc_cidr))
+    return quotas.network_acl_rules - relay - streams
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,42 @@ def acl_plan(
         if max(len(inbound), len(outbound)) <= limit:
             break
     return inbound, outbound
+
+
+def stream_acl_plan(
+    streams: Sequence[Stream], vpc_cidr: ipaddress.IPv4Network
+) -> tuple[list[AclRule], list[AclRule]]:
+    """The (inbound, outbound) network ACL entries the sequenced streams need in the multicast
+    subnets (the only subnets: the sequencer tasks, the load balancers' nodes and the journals'
+    mount targets are all there), each way with the VPC's CIDR and nothing beyond it:
+
+    * TCP to the replay ports: PrivateLink into the load balancer's nodes, the nodes to the
+      sequencer (and their health checks);
+    * TCP to NFS: the sequencer to its journal's mount target;
+    * UDP on 1024-65535: MoldUDP64 re-requests to the retransmit ports and the answers to the
+      requesters' ports (a requester in these subnets needs both, as the sequencer does).
+
+    The TCP replies on ephemeral ports are already admitted by the members' HTTPS entries (in from
+    anywhere, out to the VPC: :func:`acl_plan` with ``https_egress`` and ``serve_https_to``). Port
+    ranges merge contiguous ports, so several streams need few entries.
+
+    Inferred, not documented: that a consumer's PrivateLink connection reaches the load balancer's
+    nodes, as far as their subnet's ACL is concerned, from addresses of this VPC (the PrivateLink
+    guide says only that targets see the nodes' addresses). If customers' endpoints connect but time
+    out, these entries are the first thing to check.
+    """
+    if not streams:
+        return [], []
+    vpc = str(vpc_cidr)
+    rules: list[AclRule] = []
+    for egress in (False, True):
+        rules += [
+            AclRule(egress=egress, protocol=TCP, cidr=vpc, ports=ports)
+            for ports in port_ranges(s.replay_port for s in streams)
+        ]
+        rules.append(AclRule(egress=egress, protocol=TCP, cidr=vpc, ports=(NFS_PORT, NFS_PORT)))
+        rules.append(AclRule(egress=egress, protocol=UDP, cidr=vpc, ports=EPHEMERAL_PORTS))
+    return [r for r in rules if not r.egress], [r for r in rules if r.egress]
 
 
 def port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mcastkit.config import Capacity, Config, Customer, Region
-from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, kit_stack_name
+from mcastkit.config import Capacity, Config, Customer, Region, Stream
+from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, kit_stack_name, pascal, stream_key
 from mcastkit.errors import BadInput, EnvironmentFailure
 
 PLACEHOLDER = "REPLACE-"
@@ -59,6 +59,13 @@ def select(config: Config, customer_name: str, region: str) -> Customer:
             f"(entitled regions: {', '.join(entitled)})"
         )
     return customer
+
+
+def entitled_streams(config: Config, customer: Customer, region: str) -> list[Stream]:
+    """The sequenced streams of the domains ``customer`` receives in ``region``: the ones whose
+    replay endpoint service allows it (the sharing stack derives both from the same entitlements)."""
+    entitled = set(customer.domains_in(region))
+    return [s for s in config.regions[region].streams if s.domain in entitled]
 
 
 def _customer_stacks() -> ModuleType:
@@ -107,6 +114,8 @@ def synth_template(
             transit_gateway_id=shared.transit_gateway_id if shared else None,
             domain_ids=dict(shared.domain_ids) if shared else None,
             cluster=cluster,
+            streams=entitled_streams(config, customer, region),
+            endpoint_service_names=dict(shared.endpoint_services) if shared else None,
             env=cdk.Environment(account=customer.principal if customer.is_account else None, region=region),
         )
         template: dict[str, Any] = app.synth().get_stack_by_name(stack.stack_name).template
@@ -123,6 +132,8 @@ def parameter_values(
         known[TRANSIT_GATEWAY_ID_KEY] = shared.transit_gateway_id
         for name, domain_id in shared.domain_ids.items():
             known[domain_key(name)] = domain_id
+        for name, service in shared.endpoint_services.items():
+            known[stream_key(name, "Name")] = service
     values: dict[str, str] = {}
     for name, spec in template.get("Parameters", {}).items():
         if name in known:
@@ -133,6 +144,8 @@ def parameter_values(
             values[name] = f"{PLACEHOLDER}your-vpc-cidr"
         elif spec.get("Type") == "AWS::EC2::Subnet::Id":
             values[name] = f"{PLACEHOLDER}your-{_kebab(name)}-id"
+        elif spec.get("Type") == "List<AWS::EC2::Subnet::Id>":
+            values[name] = f"{PLACEHOLDER}your-{_kebab(name)}-ids"
         elif _shared(name):
             values[name] = f"{PLACEHOLDER}provider-{_kebab(name)}-not-yet-recorded"
         elif "Default" in spec:
@@ -175,7 +188,11 @@ def _who(customer: Customer) -> str:
 
 
 def _shared(parameter: str) -> bool:
-    return parameter == TRANSIT_GATEWAY_ID_KEY or parameter.endswith(domain_key(""))
+    return (
+        parameter == TRANSIT_GATEWAY_ID_KEY
+        or parameter.endswith(domain_key(""))
+        or parameter.endswith(stream_key("", "Name"))
+    )
 
 
 def _kebab(name: str) -> str:
@@ -384,5 +401,67 @@ def readme(
         "",
         f"{config.project} sees your receivers as group members in `mcastkit onboard status`.",
         "",
+        *_stream_lines(config, customer, region, values),
     ]
     return "\n".join(lines)
+
+
+def _stream_lines(config: Config, customer: Customer, region: str, values: dict[str, str]) -> list[str]:
+    """The sequenced streams: what they are, where the endpoint may go, how to receive and replay."""
+    streams = entitled_streams(config, customer, region)
+    if not streams:
+        return []
+    region_config = config.regions[region]
+    lines = [
+        "## 4. Sequenced streams: receive, and replay through PrivateLink",
+        "",
+        f"{config.project} numbers these feeds and publishes them as MoldUDP64 on a group of their own. "
+        "A gap (a lost datagram, a late start) is filled by SoupBinTCP replay over TCP, through an "
+        "interface VPC endpoint this stack makes in your VPC (AWS PrivateLink): the Transit Gateway "
+        "carries multicast only, so this is your one path back to the provider (MoldUDP64 re-requests, "
+        "which go unicast, cannot reach it). The endpoint service allows exactly the accounts entitled to "
+        "the stream's domain, yours among them, and accepts the endpoint without a manual step.",
+        "",
+        "| stream | domain | group | address | UDP port | replay TCP port |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for stream in streams:
+        group = region_config.domain(stream.domain).group(stream.output)
+        lines.append(
+            f"| {stream.name} | {stream.domain} | {group.name} | {group.address} | {group.port} "
+            f"| {stream.replay_port} |"
+        )
+    lines += [
+        "",
+        "**Where the endpoint can go.** An interface endpoint can be created only in availability zones "
+        f"where {config.project}'s endpoint service runs, and zones are matched by AZ id (names such as "
+        f"`{region}a` differ between accounts). List the zones, as your account names them, before you "
+        "choose the subnets (parameters ending in `EndpointSubnets`, one subnet per zone, comma-separated; "
+        "any subnets of your VPC, not only the receiver subnets):",
+        "",
+        "```sh",
+        *[
+            f"aws ec2 describe-vpc-endpoint-services --region {region} --service-names "
+            f"{values.get(stream_key(s.name, 'Name'), '<service-name>')} "
+            "--query 'ServiceDetails[0].AvailabilityZones'"
+            for s in streams
+        ],
+        "```",
+        "",
+        "The endpoint's security group admits the replay port from the receivers security group only. "
+        "After the deploy, the stack's output `<Stream>Replay` is the endpoint's DNS name and port. On a "
+        "receiver (IGMPv2 forced, as above):",
+        "",
+        "```sh",
+        *[
+            f"mcastkit stream recv --group {region_config.domain(s.domain).group(s.output).group_port} "
+            f"--interface <receiver-ip> --replay <output {pascal(s.name)}Replay>"
+            for s in streams
+        ],
+        "```",
+        "",
+        "(for example `--replay vpce-0123456789abcdef0-abcdefgh.vpce-svc-0123456789abcdef0."
+        f"{region}.vpce.amazonaws.com:{streams[0].replay_port}`).",
+        "",
+    ]
+    return lines

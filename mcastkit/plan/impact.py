@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mcastkit.config import Config
+from mcastkit.config import Config, Stream
 from mcastkit.config.names import pascal
 from mcastkit.plan.diff import Action, Plan, ResourceChange
 
@@ -21,7 +21,12 @@ _SEVERITY = (
     "AWS::EC2::TransitGatewayMulticastDomain",
     "AWS::RAM::ResourceShare",
     "AWS::EC2::TransitGatewayMulticastDomainAssociation",
+    "AWS::EC2::VPCEndpointService",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer",
+    "AWS::EFS::FileSystem",
 )
+#: Construct id prefixes of a stream's resources (``JournalMdSeq``, ``ReplayEndpointMdSeq``).
+_STREAM_PREFIXES = ("ReplayEndpoint", "Journal")
 _WHOLE_REGION = set(_SEVERITY[:3])
 
 
@@ -46,6 +51,17 @@ def _domain_of(change: ResourceChange, config: Config, region: str) -> str | Non
             name = by_pascal.get(segment.removeprefix(prefix)) if segment.startswith(prefix) else None
             if name:
                 return name
+    stream = _stream_of(change, config, region)
+    return stream.domain if stream else None
+
+
+def _stream_of(change: ResourceChange, config: Config, region: str) -> Stream | None:
+    by_pascal = {pascal(s.name): s for s in config.regions[region].streams}
+    for segment in change.path.split("/"):
+        for prefix in _STREAM_PREFIXES:
+            stream = by_pascal.get(segment.removeprefix(prefix)) if segment.startswith(prefix) else None
+            if stream:
+                return stream
     return None
 
 
@@ -94,6 +110,25 @@ def _loss(change: ResourceChange, config: Config, region: str) -> tuple[str, str
             return (
                 f"domain {domain}: the share (their associations go with it)",
                 "until they accept the new share and associate again",
+                customers,
+            )
+    stream = _stream_of(change, config, region)
+    if stream is None:
+        return None
+    match change.type:
+        case "AWS::EC2::VPCEndpointService":
+            how = "for good" if gone else "until each makes its interface endpoint again (a new service name)"
+            return f"stream {stream.name}'s replay: its endpoint service", how, customers
+        case "AWS::ElasticLoadBalancingV2::LoadBalancer":
+            return (
+                f"stream {stream.name}'s replay: the load balancer behind its endpoint service",
+                "for good" if gone else "while the endpoint service moves to the new one (inferred)",
+                customers,
+            )
+        case "AWS::EFS::FileSystem":
+            return (
+                f"stream {stream.name}'s journal: replays of what was sequenced before",
+                "for good (the old file system is retained, unused)",
                 customers,
             )
     return None

@@ -37,6 +37,29 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
     ),
     "AWS::EC2::RouteTable": ("VpcId",),
     "AWS::EC2::SecurityGroup": ("GroupDescription", "GroupName", "VpcId"),
+    "AWS::EC2::SecurityGroupEgress": (
+        "IpProtocol",
+        "DestinationSecurityGroupId",
+        "ToPort",
+        "CidrIp",
+        "FromPort",
+        "GroupId",
+        "CidrIpv6",
+        "DestinationPrefixListId",
+    ),
+    "AWS::EC2::SecurityGroupIngress": (
+        "GroupName",
+        "IpProtocol",
+        "SourceSecurityGroupId",
+        "SourcePrefixListId",
+        "ToPort",
+        "CidrIp",
+        "SourceSecurityGroupName",
+        "SourceSecurityGroupOwnerId",
+        "FromPort",
+        "GroupId",
+        "CidrIpv6",
+    ),
     "AWS::EC2::Subnet": (
         "VpcId",
         "AvailabilityZone",
@@ -82,6 +105,8 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
         "DnsOptions/PrivateDnsPreference",
         "DnsOptions/PrivateDnsSpecifiedDomains",
     ),
+    "AWS::EC2::VPCEndpointService": (),
+    "AWS::EC2::VPCEndpointServicePermissions": ("ServiceId",),
     "AWS::ECS::CapacityProvider": ("AutoScalingGroupProvider/AutoScalingGroupArn", "Name", "ClusterName"),
     "AWS::ECS::Cluster": ("ClusterName",),
     "AWS::ECS::ClusterCapacityProviderAssociations": ("Cluster",),
@@ -105,6 +130,33 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
         "IpcMode",
         "EphemeralStorage",
     ),
+    "AWS::EFS::AccessPoint": (
+        "FileSystemId",
+        "ClientToken",
+        "PosixUser",
+        "PosixUser/Uid",
+        "PosixUser/Gid",
+        "PosixUser/SecondaryGids",
+        "RootDirectory",
+        "RootDirectory/Path",
+        "RootDirectory/CreationInfo",
+        "RootDirectory/CreationInfo/OwnerUid",
+        "RootDirectory/CreationInfo/OwnerGid",
+        "RootDirectory/CreationInfo/Permissions",
+    ),
+    "AWS::EFS::FileSystem": ("AvailabilityZoneName", "Encrypted", "KmsKeyId", "PerformanceMode"),
+    "AWS::EFS::MountTarget": ("IpAddress", "Ipv6Address", "IpAddressType", "SubnetId", "FileSystemId"),
+    "AWS::ElasticLoadBalancingV2::Listener": ("LoadBalancerArn",),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": ("Name", "Type", "Scheme"),
+    "AWS::ElasticLoadBalancingV2::TargetGroup": (
+        "TargetType",
+        "ProtocolVersion",
+        "Port",
+        "Name",
+        "VpcId",
+        "Protocol",
+        "IpAddressType",
+    ),
     "AWS::IAM::InstanceProfile": ("InstanceProfileName", "Path"),
     "AWS::IAM::Policy": (),
     "AWS::IAM::Role": ("Path", "RoleName"),
@@ -127,9 +179,14 @@ NOT_APPLIED_ON_UPDATE: Final[dict[str, tuple[str, ...]]] = {
 REMOVED_BY_REVOCATION: Final = frozenset({"AWS::RAM::ResourceShare"})
 
 #: Resources whose replacement or removal cuts customers off (or fails outright), so ``plan``
-#: refuses it unless asked to allow it.
+#: refuses it unless asked to allow it. A stream's journal (retained, but a replacement starts an
+#: empty one: nothing sequenced before can be replayed), its load balancer and endpoint service (a
+#: new service has a new name: every customer's interface endpoint must be made again) count too.
 STATEFUL: Final = frozenset(
     {
+        "AWS::EFS::FileSystem",
+        "AWS::EC2::VPCEndpointService",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
         "AWS::EC2::TransitGateway",
         "AWS::EC2::TransitGatewayAttachment",
         "AWS::EC2::TransitGatewayVpcAttachment",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mcastkit.config import Config
-from mcastkit.config.names import domain_key
+from mcastkit.config.names import domain_key, stream_key
 from mcastkit.stacks.compute import ComputeStack
 from mcastkit.stacks.network import NetworkStack
 from mcastkit.stacks.sharing import SharingStack
@@ -48,6 +48,10 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
             name: cdk.Fn.import_value(network.export_name(domain_key(name, "Arn")))
             for name in network.domains
         },
+        endpoint_service_ids={
+            name: cdk.Fn.import_value(network.export_name(stream_key(name, "Id")))
+            for name in network.replay_endpoints
+        },
         env=env,
     )
     sharing.add_dependency(network)
@@ -60,6 +64,8 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         subnets=network.network.subnets,
         security_group=network.member_rules.security_group,
         network_acl=network.member_rules.network_acl,
+        journals=network.journals,
+        replay_endpoints=network.replay_endpoints,
         env=env,
     )
     for stack in (network, sharing, compute):

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Config
+from mcastkit.config.names import pascal
 from mcastkit.constructs.cluster import Igmpv2Cluster
 from mcastkit.constructs.log_key import log_key
 from mcastkit.constructs.probe_tasks import ProbeTasks
 from mcastkit.constructs.relay_service import RelayService, tools_image
+from mcastkit.constructs.replay_endpoint import ReplayEndpoint
+from mcastkit.constructs.sequencer_service import SequencerService
+from mcastkit.constructs.stream_journal import StreamJournal
 from mcastkit.stacks.base import RegionStack
 
 
 class ComputeStack(RegionStack):
-    """The ECS cluster whose tasks (relay, probe, customer feeds) join multicast groups.
+    """The ECS cluster whose tasks (relay, probe, sequencers, customer feeds) join multicast groups.
 
     Attributes:
         cluster: the :class:`Igmpv2Cluster`.
         relay: the :class:`RelayService` when the region has a ``relay:`` section, else ``None``.
         probes: the :class:`ProbeTasks` when the region has a ``probe:`` section, else ``None``.
+        sequencers: :class:`SequencerService` by stream name (each stream's journal and replay
+            endpoint come from the network stack: ``journals``, ``replay_endpoints``).
     """
 
     def __init__(
@@ -36,6 +42,8 @@ class ComputeStack(RegionStack):
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
         network_acl: ec2.INetworkAcl | None = None,
+        journals: Mapping[str, StreamJournal] | None = None,
+        replay_endpoints: Mapping[str, ReplayEndpoint] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -80,7 +88,7 @@ class ComputeStack(RegionStack):
                 vpc=vpc,
                 subnets=subnets_of(settings.relay.domain),
                 relay=settings.relay,
-                domain=settings.domain(settings.relay.domain),
+                domain=settings.relayed(settings.relay.domain),
                 members_security_group=security_group,
                 network_acl=network_acl,
                 capacity_provider=self.cluster.capacity_provider,
@@ -97,6 +105,28 @@ class ComputeStack(RegionStack):
                 probe=settings.probe,
                 domain=settings.domain(settings.probe.domain),
                 members_security_group=security_group,
+                capacity_provider=self.cluster.capacity_provider,
+                image=image,
+                encryption_key=logs_key,
+            )
+        self.sequencers: dict[str, SequencerService] = {}
+        for stream in settings.streams:
+            if journals is None or replay_endpoints is None:
+                raise ValueError(f"stream {stream.name!r}: give the network stack's journals and endpoints")
+            endpoint = replay_endpoints[stream.name]
+            self.sequencers[stream.name] = SequencerService(
+                self,
+                f"Sequencer{pascal(stream.name)}",
+                cluster=self.cluster.cluster,
+                vpc=vpc,
+                vpc_cidr=settings.vpc_cidr,
+                subnets=subnets_of(stream.domain),
+                stream=stream,
+                domain=settings.domain(stream.domain),
+                members_security_group=security_group,
+                journal=journals[stream.name],
+                load_balancer=endpoint.load_balancer,
+                load_balancer_security_group=endpoint.security_group,
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
                 encryption_key=logs_key,

@@ -13,6 +13,11 @@ of them must be in different availability zones.
 
 The attachment and the associations stay ``pendingAcceptance`` until the provider runs
 ``mcastkit onboard accept`` (unless auto-accept is on); CloudFormation waits for them.
+
+For each sequenced stream of an entitled domain, the stack also makes an interface VPC endpoint
+to the provider's replay endpoint service (PrivateLink): the one unicast path a customer has back
+to the provider, for SoupBinTCP replay. The endpoint service admits exactly the entitled accounts
+and needs no acceptance, so the endpoint does not wait for the provider.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from mcastkit.config import Capacity, Domain
+from mcastkit.config import Capacity, Domain, Stream
 from mcastkit.config.names import (
     DOMAIN_ID_PATTERN,
+    ENDPOINT_SERVICE_NAME_PATTERN,
     TRANSIT_GATEWAY_ID_KEY,
     TRANSIT_GATEWAY_ID_PATTERN,
     domain_key,
+    endpoint_subnets_parameter,
     pascal,
+    stream_key,
     subnet_parameter,
 )
 from mcastkit.constructs.cluster import Igmpv2Cluster
@@ -107,6 +115,71 @@ class SharedDomainMembership(Construct):
             ]
 
 
+def replay_endpoint_logical_id(stream: str) -> str:
+    return f"{pascal(stream)}ReplayEndpoint"
+
+
+class StreamReplayEndpoint(Construct):
+    """An interface VPC endpoint to the provider's replay endpoint service of one stream.
+
+    Its security group admits the replay port from ``receivers`` only, and ``receivers`` gains the
+    matching egress rule (the receivers' security group has no other TCP egress than HTTPS). No
+    private DNS: the service has no private name; receivers dial the endpoint's own DNS name
+    (:attr:`dns_name`). An endpoint can be created only in availability zones the provider's load
+    balancer covers, compared by AZ id (PrivateLink guide, "Create an endpoint service"): outside
+    them the create fails naming the subnet's zone.
+
+    Args:
+        vpc: the customer's VPC (imported); vpc_id: its id.
+        service_name: the provider's endpoint service name (``com.amazonaws.vpce...``; a token is fine).
+        subnet_ids: the endpoint's subnets, one per zone (a token of a list parameter is fine).
+        stream: the stream (its name and replay port).
+        receivers: the receivers' security group.
+
+    Attributes:
+        security_group, endpoint (the ``AWS::EC2::VPCEndpoint``), dns_name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        vpc: ec2.IVpc,
+        vpc_id: str,
+        service_name: str,
+        subnet_ids: list[str],
+        stream: Stream,
+        receivers: ec2.ISecurityGroup,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"Replay endpoint of stream {stream.name}: TCP {stream.replay_port} from receivers",
+            allow_all_outbound=False,
+        )
+        receivers.connections.allow_to(
+            self.security_group,
+            ec2.Port.tcp(stream.replay_port),
+            f"replay of stream {stream.name} through PrivateLink",
+        )
+        self.endpoint = ec2.CfnVPCEndpoint(
+            self,
+            "Endpoint",
+            vpc_endpoint_type="Interface",
+            service_name=service_name,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            security_group_ids=[self.security_group.security_group_id],
+            private_dns_enabled=False,
+        )
+        # DnsEntries are "hosted-zone-id:name"; the first is the regional name, in every zone.
+        first = cdk.Fn.select(0, self.endpoint.attr_dns_entries)
+        self.dns_name: str = cdk.Fn.select(1, cdk.Fn.split(":", first))
+
+
 class CustomerStack(cdk.Stack):
     """A customer's side of the provider's multicast in one region.
 
@@ -118,11 +191,16 @@ class CustomerStack(cdk.Stack):
             recorded ids; default: none, the deployer must pass them).
         cluster: capacity of an optional IGMPv2 ECS cluster in the receiver subnets
             (:class:`mcastkit.constructs.Igmpv2Cluster`; default ``None``: no cluster).
+        streams: the sequenced streams of the entitled domains (default none): an interface endpoint
+            to each one's replay service.
+        endpoint_service_names: default values of the endpoint service parameters (the provider's
+            recorded names; default: none, the deployer must pass them).
 
     Attributes:
         membership: the attachment and associations (:class:`SharedDomainMembership`).
         member_rules: the receivers' security group and network ACL (:class:`MemberRules`).
         cluster: the :class:`Igmpv2Cluster`, or ``None``.
+        replay_endpoints: :class:`StreamReplayEndpoint` by stream name.
         parameters: parameter name -> ``CfnParameter``.
     """
 
@@ -136,6 +214,8 @@ class CustomerStack(cdk.Stack):
         transit_gateway_id: str | None = None,
         domain_ids: dict[str, str] | None = None,
         cluster: Capacity | None = None,
+        streams: Sequence[Stream] = (),
+        endpoint_service_names: dict[str, str] | None = None,
         **kwargs: object,
     ) -> None:
         kwargs.setdefault("synthesizer", cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False))
@@ -145,6 +225,9 @@ class CustomerStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         if not domains:
             raise ValueError("CustomerStack needs at least one entitled domain")
+        strays = [s.name for s in streams if s.domain not in {d.name for d in domains}]
+        if strays:
+            raise ValueError(f"streams {strays} are not of an entitled domain")
         per_domain = subnets_per_domain or DEFAULT_SUBNETS_PER_DOMAIN
         if not 1 <= per_domain * len(domains) <= MAX_RECEIVER_SUBNETS:
             raise ValueError(
@@ -231,12 +314,52 @@ class CustomerStack(cdk.Stack):
                 max_capacity=cluster.max,
             )
             cdk.CfnOutput(self, "ReceiverClusterName", value=self.cluster.cluster.cluster_name)
+        self.replay_endpoints: dict[str, StreamReplayEndpoint] = {}
+        for stream in streams:
+            self._replay_endpoint(stream, vpc, vpc_id, (endpoint_service_names or {}).get(stream.name))
         cdk.CfnOutput(self, "TransitGatewayAttachmentId", value=self.membership.attachment.attr_id)
         cdk.CfnOutput(
             self,
             "ReceiverSecurityGroupId",
             value=self.member_rules.security_group.security_group_id,
             description="Attach to receiver instances/tasks",
+        )
+
+    def _replay_endpoint(self, stream: Stream, vpc: ec2.IVpc, vpc_id: str, service_name: str | None) -> None:
+        service = self._parameter(
+            stream_key(stream.name, "Name"),
+            default=service_name,
+            allowed_pattern=ENDPOINT_SERVICE_NAME_PATTERN,
+            constraint_description="an endpoint service name such as "
+            "com.amazonaws.vpce.eu-west-2.vpce-svc-0123456789abcdef0",
+            description=f"The provider's replay endpoint service of stream {stream.name}",
+        )
+        subnets_name = endpoint_subnets_parameter(stream.name)
+        self.parameters[subnets_name] = cdk.CfnParameter(
+            self,
+            subnets_name,
+            type="List<AWS::EC2::Subnet::Id>",
+            description=f"Subnets of the replay endpoint of stream {stream.name}, one per availability zone, "
+            "in zones the provider's endpoint service offers (aws ec2 describe-vpc-endpoint-services)",
+        )
+        endpoint = StreamReplayEndpoint(
+            self,
+            f"{pascal(stream.name)}ReplayEndpoint",
+            vpc=vpc,
+            vpc_id=vpc_id,
+            service_name=service,
+            subnet_ids=self.parameters[subnets_name].value_as_list,
+            stream=stream,
+            receivers=self.member_rules.security_group,
+        )
+        # Stable: the endpoint's service name is create-only, so a new logical id would make a new one.
+        endpoint.endpoint.override_logical_id(replay_endpoint_logical_id(stream.name))
+        self.replay_endpoints[stream.name] = endpoint
+        cdk.CfnOutput(
+            self,
+            f"{pascal(stream.name)}Replay",
+            value=cdk.Fn.join(":", [endpoint.dns_name, str(stream.replay_port)]),
+            description=f"Replay of stream {stream.name}: mcastkit stream recv ... --replay <this>",
         )
 
     def _parameter(self, name: str, **props: object) -> str:

@@ -8,11 +8,14 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mcastkit.config import Config
-from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, export_name, pascal
+from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, export_name, pascal, stream_key
 from mcastkit.config.rules import member_acl_room
 from mcastkit.constructs.datacenter_route import DatacenterRoute
 from mcastkit.constructs.member_rules import MemberRules
 from mcastkit.constructs.multicast_domain import MulticastDomain
+from mcastkit.constructs.replay_endpoint import ReplayEndpoint
+from mcastkit.constructs.stream_acl import StreamAcl
+from mcastkit.constructs.stream_journal import StreamJournal
 from mcastkit.constructs.transit_gateway import MulticastTransitGateway
 from mcastkit.constructs.vpc import MulticastVpc
 from mcastkit.stacks.base import RegionStack
@@ -39,7 +42,9 @@ def _pin(construct: Construct, logical_id: str) -> None:
 
 class NetworkStack(RegionStack):
     """VPC, multicast Transit Gateway and attachment, one domain per configured domain,
-    the members' security group and network ACL, encrypted flow logs.
+    the members' security group and network ACL, encrypted flow logs; per stream, its journal and
+    its replay endpoint service (what outlives the sequencer's tasks, and what customers' endpoints
+    are connected to).
 
     Termination protection is on: deleting this stack deletes the Transit Gateway every
     customer is attached to.
@@ -49,6 +54,8 @@ class NetworkStack(RegionStack):
         transit_gateway: the :class:`MulticastTransitGateway`.
         domains: :class:`MulticastDomain` by configured name.
         member_rules: the :class:`MemberRules` of the multicast subnets.
+        journals, replay_endpoints: :class:`StreamJournal` and :class:`ReplayEndpoint` by stream name.
+        stream_acl: the :class:`StreamAcl`, or ``None`` without streams.
     """
 
     def __init__(self, scope: Construct, id_: str, *, config: Config, region: str, **kwargs: Any) -> None:
@@ -118,6 +125,34 @@ class NetworkStack(RegionStack):
             serve_https_to=settings.vpc_cidr,
             acl_limit=member_acl_room(config.quotas, settings),
         )
+        self.journals: dict[str, StreamJournal] = {}
+        self.replay_endpoints: dict[str, ReplayEndpoint] = {}
+        for stream in settings.streams:
+            self.journals[stream.name] = StreamJournal(
+                self,
+                f"Journal{pascal(stream.name)}",
+                vpc=self.network.vpc,
+                subnets=[subnet_of[s.cidr] for s in settings.subnets_of(stream.domain)],
+                stream=stream.name,
+            )
+            self.replay_endpoints[stream.name] = ReplayEndpoint(
+                self,
+                f"ReplayEndpoint{pascal(stream.name)}",
+                vpc=self.network.vpc,
+                # Every zone of the VPC: customers may put their endpoints in any of them.
+                subnets=self.network.endpoint_subnets,
+                vpc_cidr=settings.vpc_cidr,
+                stream=stream,
+            )
+        self.stream_acl: StreamAcl | None = None
+        if settings.streams:
+            self.stream_acl = StreamAcl(
+                self,
+                "StreamAcl",
+                network_acl=self.member_rules.network_acl,
+                streams=settings.streams,
+                vpc_cidr=settings.vpc_cidr,
+            )
         self._outputs()
 
     def export_name(self, output_id: str) -> str:
@@ -142,3 +177,11 @@ class NetworkStack(RegionStack):
         for name, domain in self.domains.items():
             output(domain_key(name), domain.domain_id, f"multicast domain {name} id")
             output(domain_key(name, "Arn"), domain.domain_arn, f"multicast domain {name} ARN")
+        for name, endpoint in self.replay_endpoints.items():
+            output(stream_key(name, "Id"), endpoint.service_id, f"replay endpoint service of stream {name}")
+            output(
+                stream_key(name, "Name"),
+                endpoint.service_name,
+                f"replay endpoint service of stream {name}: record it under "
+                "regions.<region>.shared.endpoint_services for the customers' hand-off kits",
+            )

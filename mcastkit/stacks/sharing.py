@@ -11,11 +11,15 @@ from constructs import Construct
 from mcastkit.config import Config
 from mcastkit.config.names import pascal
 from mcastkit.constructs.domain_share import DomainShare
+from mcastkit.constructs.replay_access import ReplayAccess
 from mcastkit.stacks.base import RegionStack
 
 
 class SharingStack(RegionStack):
-    """RAM resource shares (Transit Gateway ARN + domain ARN) per domain of a region.
+    """RAM resource shares (Transit Gateway ARN + domain ARN) per domain of a region, and the
+    allowed principals of each stream's replay endpoint service: both from the same entitlements
+    (:meth:`Config.customers_of`), so a customer receives a stream's multicast and may replay it,
+    or neither.
 
     Each share's ARN is a stack output (``<Domain>ShareArn``), which customers need for
     ``mcastkit onboard join``. A domain nobody is entitled to in this region gets no
@@ -26,6 +30,7 @@ class SharingStack(RegionStack):
 
     Attributes:
         shares: :class:`DomainShare` by domain name (only domains with customers).
+        replay_access: :class:`ReplayAccess` by stream name (only streams whose domain has customers).
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class SharingStack(RegionStack):
         region: str,
         transit_gateway_arn: str,
         domain_arns: Mapping[str, str],
+        endpoint_service_ids: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -66,5 +72,16 @@ class SharingStack(RegionStack):
                 description=f"RAM share of multicast domain {domain.name}: record it under "
                 f"regions.{region}.shared.share_arns for the customers' hand-off kits",
             )
-        if not self.shares:
+        self.replay_access: dict[str, ReplayAccess] = {}
+        service_ids = endpoint_service_ids or {}
+        for stream in config.regions[region].streams:
+            customers = config.customers_of(region, stream.domain)
+            if customers:
+                self.replay_access[stream.name] = ReplayAccess(
+                    self,
+                    f"ReplayAccess{pascal(stream.name)}",
+                    service_id=service_ids[stream.name],
+                    accounts=[c.principal for c in customers],
+                )
+        if not self.shares and not self.replay_access:
             cdk.CfnWaitConditionHandle(self, "NoShares")

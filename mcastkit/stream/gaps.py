@@ -8,8 +8,9 @@ rules are tested directly:
 - A range is missing when a later number is seen (a packet, or a heartbeat's next number:
   tail loss). It is asked for after a random back-off (up to ``backoff`` seconds), so
   receivers that missed the same packet do not ask at the same instant, then again after
-  ``retry`` seconds, doubling, until ``give_up`` seconds after it went missing: then it is
-  counted unrecovered and delivery moves past it.
+  ``retry`` seconds, doubling, until ``give_up`` seconds after it went missing or last saw a
+  recovery make progress: then it is counted unrecovered and delivery moves past it. An answer
+  that fills part of a range is followed by the next ask as soon as it stops coming.
 - A message already delivered or already held is a duplicate and is dropped.
 """
 
@@ -23,6 +24,8 @@ DEFAULT_RETRY = 0.1
 DEFAULT_GIVE_UP = 5.0
 #: Messages held out of order at most; past it the oldest gap is given up at once.
 DEFAULT_MAX_HELD = 2_000_000
+#: After a recovered packet, wait this long for the rest of the answer before asking again.
+QUIET = 0.01
 #: Separate ranges asked for one gap at a time at most (the rest at the next retry).
 MAX_ASKS_PER_GAP = 64
 
@@ -34,6 +37,8 @@ class Gap:
     detected: float
     ask_at: float
     tries: int = 0
+    #: When a recovery last brought part of it: it is given up ``give_up`` seconds after that.
+    progress: float = 0.0
 
 
 @dataclass
@@ -43,10 +48,12 @@ class GapCounts:
     recovered: int = 0
     unrecovered: int = 0
     duplicates: int = 0
+    #: Recovered messages that were already there (a replay streams whole ranges).
+    redundant: int = 0
     requests: int = 0
     gaps: int = 0
     #: Nanoseconds from a gap's detection to the delivery of each message that was in it.
-    recovery_latency: list[int] = field(default_factory=list)
+    gap_fill: list[int] = field(default_factory=list)
 
 
 class Gaps:
@@ -71,6 +78,8 @@ class Gaps:
         self.backoff, self.retry, self.give_up, self.max_held = backoff, retry, give_up, max_held
         self._rng = rng or random.Random()
         self._ready: list[tuple[int, list[bytes]]] = []
+        #: The numbers that came by recovery and are not yet delivered (see :meth:`was_recovered`).
+        self._recovered: set[int] = set()
 
     def ready(self) -> list[tuple[int, list[bytes]]]:
         """The runs (first number, messages) deliverable now, in order; each is handed out once."""
@@ -89,14 +98,16 @@ class Gaps:
         self._known(first, now)
         self.high = max(self.high, end)
         if end <= self.next:
-            self.counts.duplicates += len(messages)
+            self._duplicates(len(messages), recovered)
             return
         if first < self.next:
-            self.counts.duplicates += self.next - first
+            self._duplicates(self.next - first, recovered)
             messages = messages[self.next - first :]
             first = self.next
         held = self.held
         fresh = 0
+        if recovered:  # (first is no earlier than next here: nothing already delivered)
+            self._recovered.update(n for n in range(first, end) if n not in held)
         if first == self.next and not held:
             fresh = len(messages)
             self._deliver(first, messages)
@@ -106,16 +117,40 @@ class Gaps:
         else:
             for number, message in enumerate(messages, first):
                 if number in held:
-                    self.counts.duplicates += 1
+                    self._duplicates(1, recovered)
                 else:
                     held[number] = message
                     fresh += 1
         if recovered:
             self.counts.recovered += fresh
+            if fresh:
+                self._progress(first, end, now)
         if held:
             self._drain(now)
             while len(held) > self.max_held and self.gaps:
                 self._abandon(now)
+
+    def was_recovered(self, number: int) -> bool:
+        """Whether delivered ``number`` came by recovery (asked once per number, as it is delivered)."""
+        if number in self._recovered:
+            self._recovered.discard(number)
+            return True
+        return False
+
+    def _progress(self, first: int, end: int, now: float) -> None:
+        """A recovery brought ``first`` to ``end - 1``: ask for the rest of those gaps once the
+        answer has stopped coming (:data:`QUIET` after its last packet), not on the retry timer."""
+        for gap in self.gaps:
+            if gap.start < end and first < gap.end:
+                gap.progress = now
+                gap.tries = 0
+                gap.ask_at = now + QUIET
+
+    def _duplicates(self, count: int, recovered: bool) -> None:
+        if recovered:
+            self.counts.redundant += count
+        else:
+            self.counts.duplicates += count
 
     def heartbeat(self, next_sequence: int, now: float) -> None:
         """A heartbeat: every number below ``next_sequence`` exists."""
@@ -151,7 +186,7 @@ class Gaps:
     def _close_behind(self, number: int, now: float) -> None:
         while self.gaps and self.gaps[0].end <= number:
             gap = self.gaps.pop(0)
-            self.counts.recovery_latency.extend([int((now - gap.detected) * 1e9)] * (gap.end - gap.start))
+            self.counts.gap_fill.extend([int((now - gap.detected) * 1e9)] * (gap.end - gap.start))
         if self.gaps and self.gaps[0].start < number:
             self.gaps[0].start = number
 
@@ -161,7 +196,7 @@ class Gaps:
         """(start, count) ranges to ask for now: every stretch still missing in each gap that is
         due, cut into ranges of at most ``limit`` (0: ask nothing); gives up the gaps open longer
         than ``give_up``, delivering what was held past them."""
-        while self.gaps and now - self.gaps[0].detected >= self.give_up:
+        while self.gaps and now - max(self.gaps[0].detected, self.gaps[0].progress) >= self.give_up:
             self._abandon(now)
         if limit <= 0:
             return []
@@ -191,7 +226,8 @@ class Gaps:
         """When :meth:`due` next has something to do."""
         if not self.gaps:
             return None
-        return min(min(g.ask_at for g in self.gaps), self.gaps[0].detected + self.give_up)
+        first = self.gaps[0]
+        return min(min(g.ask_at for g in self.gaps), max(first.detected, first.progress) + self.give_up)
 
     def _abandon(self, now: float) -> None:
         """Give up the first gap: count what is missing in it, deliver what was held in it."""

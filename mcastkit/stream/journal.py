@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
+import fcntl
 import logging
 import os
 import struct
@@ -28,11 +30,11 @@ import threading
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from mcastkit.errors import BadInput, EnvironmentFailure
 from mcastkit.stream import soup
+from mcastkit.stream.fsync import Fsync
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +44,6 @@ DEFAULT_FSYNC_INTERVAL = 0.1
 #: Bytes a read takes at a time when it walks records.
 _READ_CHUNK = 1 << 20
 FIRST_SEQUENCE = 1
-
-
-class Fsync(StrEnum):
-    """When appended messages reach the disk itself, not just the page cache.
-
-    ``none``: the kernel decides; a process crash loses nothing, a host crash or power loss
-    can lose the last seconds. ``interval``: ``fdatasync`` every 0.1 s from a thread; a host
-    crash loses at most that much. ``always``: ``fdatasync`` before each batch is published;
-    nothing published is ever lost, at the disk's latency per batch. After a host crash with
-    ``none`` or ``interval`` the sequence continues after what survived, so numbers that
-    were published and lost are given again to new messages: receivers must then start over.
-    """
-
-    NONE = "none"
-    INTERVAL = "interval"
-    ALWAYS = "always"
 
 
 class JournalError(EnvironmentFailure):
@@ -97,7 +83,15 @@ class Journal:
         roll_bytes: int = DEFAULT_ROLL_BYTES,
         fsync: Fsync = Fsync.INTERVAL,
         fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
+        writer: bool = True,
     ) -> None:
+        """Open (a writer: create) the journal of ``session`` in ``directory``.
+
+        A writer holds the journal's lock (``flock`` on ``LOCK``; the Linux NFS client, so EFS,
+        carries it to the server as a byte-range lock, which other hosts see) for as long as it
+        is open: a second sequencer on the same directory is refused.
+        A reader (``writer=False``: ``stream show``) takes no lock and changes nothing.
+        """
         self.directory = directory
         self.session = session
         self.roll_bytes = roll_bytes
@@ -108,23 +102,65 @@ class Journal:
         self._closed = False
         self._dirty = False
         self.cut_bytes = 0
+        self.writer = writer
+        self._syncer: threading.Thread | None = None
+        self._lock_fd = -1
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            if writer:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._take_lock(directory / "LOCK")
             self._claim(directory / "SESSION")
             self._open_segments()
         except OSError as err:
+            self._release_lock()
             raise JournalError(f"journal {directory}: {err.strerror}") from None
+        except BaseException:
+            self._release_lock()
+            raise
+        if not writer:
+            return
         last = self._segments[-1]
         self._data_fd = os.open(last.data, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._index_fd = os.open(last.index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._syncer: threading.Thread | None = None
         if fsync is Fsync.INTERVAL:
             self._syncer = threading.Thread(
                 target=self._sync_every, args=(fsync_interval,), name="journal-fsync", daemon=True
             )
             self._syncer.start()
 
+    @classmethod
+    def for_reading(cls, directory: Path) -> Journal:
+        """The journal in ``directory`` as it is now, for reading only."""
+        try:
+            session = (directory / "SESSION").read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            raise BadInput(
+                f"{directory}: not a journal (no SESSION file); give the sequencer's --journal directory"
+            ) from None
+        return cls(directory, session, writer=False)
+
     # -- opening ---------------------------------------------------------------------
+
+    def _take_lock(self, path: Path) -> None:
+        self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(self._lock_fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            self._release_lock()
+            raise JournalError(
+                f"journal {self.directory}: in use by another sequencer (pid {holder} on its host); "
+                "a journal takes one writer: stop that one first"
+            ) from None
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = -1
 
     def _claim(self, path: Path) -> None:
         if path.exists():
@@ -139,6 +175,13 @@ class Journal:
 
     def _open_segments(self) -> None:
         firsts = sorted(int(p.stem) for p in self.directory.glob("*.journal") if p.stem.isdigit())
+        if not firsts and not self.writer:
+            self._segments.append(
+                Segment(FIRST_SEQUENCE, Path(os.devnull), Path(os.devnull), end=FIRST_SEQUENCE)
+            )
+            self._segments[0].sequences.append(FIRST_SEQUENCE)
+            self._segments[0].offsets.append(0)
+            return
         if not firsts:
             self._segments.append(self._new_segment(FIRST_SEQUENCE))
             return
@@ -175,14 +218,17 @@ class Journal:
             data.seek(last_offset)
             tail = data.read()
         count, whole = _whole_records(tail)
-        if last_offset + whole < size:
+        if last_offset + whole < size and not self.writer:
+            size = last_offset + whole  # a reader leaves a torn record (or one being written) be
+        elif last_offset + whole < size:
             cut = size - last_offset - whole
             log.warning("journal %s: cut %d bytes of a torn last record", segment.data.name, cut)
             self.cut_bytes += cut
             os.truncate(segment.data, last_offset + whole)
             size = last_offset + whole
-        with segment.index.open("wb") as index:
-            index.write(b"".join(ENTRY.pack(s, o) for s, o in entries))
+        if self.writer:
+            with segment.index.open("wb") as index:
+                index.write(b"".join(ENTRY.pack(s, o) for s, o in entries))
         segment.sequences.extend(s for s, _ in entries)
         segment.offsets.extend(o for _, o in entries)
         segment.size = size
@@ -204,6 +250,7 @@ class Journal:
 
         With ``fsync=always`` the bytes are on the disk when this returns.
         """
+        assert self.writer, "a journal opened for reading is not appended to"
         record = soup.sequenced
         return self.append_records(b"".join([record(m) for m in messages]), len(messages))
 
@@ -260,6 +307,8 @@ class Journal:
                     os.fdatasync(fd)
 
     def close(self) -> None:
+        if not self.writer:
+            return
         with self._changed:
             self._closed = True
             self._changed.notify_all()
@@ -269,6 +318,7 @@ class Journal:
             os.fdatasync(self._data_fd)
         os.close(self._data_fd)
         os.close(self._index_fd)
+        self._release_lock()
 
     # -- reading ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 #: A request for the same range from the same address within this many seconds is a repeat.
 REPEAT_WINDOW = 0.05
 #: Packets one request is answered with at most; a receiver asks again for the rest.
-MAX_PACKETS_PER_REQUEST = 16
+MAX_PACKETS_PER_REQUEST = 64
 DEFAULT_BYTES_PER_SECOND = 50 * 1024 * 1024
 
 

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 Deliver = Callable[[int, list[bytes]], bool]
 _SLOT = 65_535
-#: Most messages one re-request asks for (the sequencer answers up to 16 packets' worth).
+#: Most messages one re-request asks for (the sequencer answers with up to 64 packets; the rest is asked
+#: for as soon as that answer stops coming).
 ASK_LIMIT = 4096
 
 
@@ -199,10 +200,11 @@ class Subscriber:
             if self._replaying:
                 self.gaps.due(now, limit=0)
                 return
-            asks = self.gaps.due(now)
-            if asks:
-                start, count = asks[0]
-                self._start_replay(start, count)
+            if self.gaps.due(now):
+                # One session from the first missing number to the last: SoupBinTCP replays a
+                # range, not a set, and a session per gap would queue one login behind another.
+                start = self.gaps.gaps[0].start
+                self._start_replay(start, self.gaps.high - start)
             return
         assert self._asker is not None
         if self.session is None:  # nothing heard yet, so nothing missing
@@ -221,12 +223,16 @@ class Subscriber:
         self._replaying = True
 
         def wanted(first: int, messages: list[bytes]) -> bool:
-            self._replayed.put((first, messages))
-            self._wake_w.send(b"r")
+            # The server streams on past what is wanted: keep only that, then log out.
+            live = self._live_first
+            stop = start + count if count is not None else live
+            if stop is not None:
+                messages = messages[: max(0, stop - first)]
+            if messages:
+                self._replayed.put((first, messages))
+                self._wake_w.send(b"r")
             end = first + len(messages)
-            if count is not None:
-                return end < start + count
-            return not self._stop.is_set() and (self._live_first is None or end < self._live_first)
+            return not self._stop.is_set() and (stop is None or end < stop)
 
         def work() -> None:
             try:

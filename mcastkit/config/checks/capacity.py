@@ -35,7 +35,8 @@ def capacity_problems(capacity: Capacity, *, places_tasks: bool = True) -> list[
 
 def placement_problems(region: Region) -> list[Problem]:
     """The hosts at ``capacity.min`` must hold every task in its domain's zones, and a second
-    relay task while a deployment starts the new one before stopping the old (probes stop first)."""
+    relay task while a deployment starts the new one before stopping the old (probes and
+    sequencers stop first)."""
     capacity = region.capacity
     known = [d.name for d in region.domains]
     needed: dict[str, int] = {}
@@ -43,6 +44,10 @@ def placement_problems(region: Region) -> list[Problem]:
         needed[region.relay.domain] = 2 * region.relay.desired_count
     if region.probe and region.probe.domain in known:
         needed[region.probe.domain] = needed.get(region.probe.domain, 0) + region.probe.receivers + 1
+    # One sequencer per stream, stopped before its successor starts (one writer per journal).
+    for stream in region.streams:
+        if stream.domain in known:
+            needed[stream.domain] = needed.get(stream.domain, 0) + 1
     if capacity.interfaces is None or not needed:
         return []
     host_zones = {s.availability_zone for s in region.host_subnets}
@@ -73,6 +78,7 @@ def placement_problems(region: Region) -> list[Problem]:
         if region.relay and region.relay.domain == domain
         else "",
         "the probe receivers and sender" if region.probe and region.probe.domain == domain else "",
+        "a sequencer per stream" if region.streams_of(domain) else "",
     ]
     if enough is None:
         fix = "choose an instance type with more interfaces"

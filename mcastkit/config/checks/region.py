@@ -1,10 +1,11 @@
-"""Checks of one region: zones, subnets, domains and groups, quotas, the probe, recorded ids."""
+"""Checks of one region: zones, subnets, domains and groups, quotas, the probe, the streams, recorded ids."""
 
 from __future__ import annotations
 
 from mcastkit.config.checks.capacity import capacity_problems, placement_problems
 from mcastkit.config.checks.common import names_problems, overlaps, repeats
 from mcastkit.config.checks.relay import relay_problems
+from mcastkit.config.checks.stream import shared_stream_problems, stream_problems
 from mcastkit.config.models import Config, Domain, Quotas, Region
 from mcastkit.config.names import SHARE_ARN, pascal
 from mcastkit.config.problems import Path, Problem
@@ -25,8 +26,10 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
     problems += _subnet_problems(name, region)
     problems += relay_problems(config, region)
     problems += _probe_problems(region)
+    problems += stream_problems(region)
     problems += _unheard_senders(region)
     problems += _shared_problems(config, name, region)
+    problems += shared_stream_problems(name, region)
     return problems
 
 
@@ -248,28 +251,36 @@ def _probe_problems(region: Region) -> list[Problem]:
 
 
 def _unheard_senders(region: Region) -> list[Problem]:
-    """The relay and the probe sender send from any subnet of their domain, and members admit
-    UDP only from the domain's ``source_cidrs``: those subnets must lie inside them."""
+    """The relay, the probe sender and the streams' sequencers send from any subnet of their domain,
+    and members admit UDP only from the domain's ``source_cidrs``: those subnets must lie inside them."""
     problems: list[Problem] = []
     known = [d.name for d in region.domains]
     senders: dict[str, list[str]] = {}
-    for section_name, section in (("relay", region.relay), ("probe", region.probe)):
-        if section is None or section.domain not in known:
+    sections: list[tuple[Path, str, str]] = [
+        ((name,), name, section.domain)
+        for name, section in (("relay", region.relay), ("probe", region.probe))
+        if section is not None
+    ]
+    sections += [(("streams", i), "sequencer", s.domain) for i, s in enumerate(region.streams)]
+    for path, who, domain_name in sections:
+        if domain_name not in known:
             continue
-        domain = region.domain(section.domain)
+        domain = region.domain(domain_name)
         if domain.igmpv2:
-            senders.setdefault(domain.name, []).append(section_name)
+            if who not in senders.get(domain.name, []):
+                senders.setdefault(domain.name, []).append(who)
             continue
         problems.append(
             Problem(
-                (section_name, "domain"),
+                (*path, "domain"),
                 f"{domain.name!r} is a static-sources domain: only registered ENIs may send or "
-                f"receive there, and the {section_name}'s task ENIs change with every deployment",
+                f"receive there, and the {who}'s task ENIs change with every deployment",
                 fix="use an igmpv2 domain",
             )
         )
     for i, domain in enumerate(region.domains):
-        who = " and ".join(senders.get(domain.name, []))
+        names = senders.get(domain.name, [])
+        who = " and ".join(filter(None, [", ".join(names[:-1]), names[-1] if names else ""]))
         for subnet in region.subnets_of(domain.name) if who else []:
             if not any(subnet.cidr.subnet_of(source) for source in domain.source_cidrs):
                 problems.append(
