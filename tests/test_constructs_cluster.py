@@ -97,13 +97,14 @@ def test_launch_template_never_a_launch_configuration(template: Template) -> Non
 
 def test_user_data_runs_the_bootstrap_scripts_in_order_then_joins_the_cluster(template: Template) -> None:
     user_data = _user_data(template)
-    igmp = (BOOTSTRAP_DIR / "igmpv2.sh").read_text().rstrip()
-    agent = (BOOTSTRAP_DIR / "ecs-agent.sh").read_text().rstrip()
-    assert igmp in user_data and agent in user_data
+    for script in ("igmpv2.sh", "socket-buffers.sh", "ecs-agent.sh"):
+        assert (BOOTSTRAP_DIR / script).read_text().rstrip() in user_data
     run_igmp = user_data.index("bash /opt/mcastkit/bootstrap/igmpv2.sh")
+    run_buffers = user_data.index("bash /opt/mcastkit/bootstrap/socket-buffers.sh")
     run_agent = user_data.index("bash /opt/mcastkit/bootstrap/ecs-agent.sh")
     join = user_data.index("ECS_CLUSTER=")
-    assert run_igmp < run_agent < join
+    # The host is ready (IGMPv2, socket buffer ceilings) before the agent starts placing tasks.
+    assert run_igmp < run_buffers < run_agent < join
 
 
 def test_user_data_reads_scripts_from_the_package_not_the_working_directory(

@@ -7,7 +7,8 @@ seen through heartbeats, a sequencer restarted mid-stream, a late joiner replaye
                       retransmit :17002, replay :17001 <-- re-request / replay --
 
 Loss is iptables ``statistic`` in the receiving namespace (or the sending one, so that every
-receiver misses the same packets).
+receiver misses the same packets). Each test's journal is new, so a receiver under loss starts
+``--from 1``: without it, it would start at the first packet that got through.
 """
 
 from __future__ import annotations
@@ -186,7 +187,13 @@ def test_two_percent_loss_is_recovered_in_order(pair: Pair, recovery: str) -> No
     pair.start_sequencer()
     pair.drop(pair.rcv, "INPUT", 0.02)
     receiver = pair.receive(
-        recovery, RETRANSMIT if recovery == "--retransmit" else REPLAY, "--count", "30000", "--quiet"
+        recovery,
+        RETRANSMIT if recovery == "--retransmit" else REPLAY,
+        "--from",
+        "1",
+        "--count",
+        "30000",
+        "--quiet",
     )
     joined(pair.rcv)
     pair.send(30_000, rate=15_000)
@@ -206,7 +213,7 @@ def test_two_percent_loss_is_recovered_in_order(pair: Pair, recovery: str) -> No
 def test_messages_arrive_in_order_with_their_bytes(pair: Pair) -> None:
     pair.start_sequencer()
     pair.drop(pair.rcv, "INPUT", 0.05)
-    receiver = pair.receive("--retransmit", RETRANSMIT, "--count", "3000")
+    receiver = pair.receive("--retransmit", RETRANSMIT, "--from", "1", "--count", "3000")
     joined(pair.rcv)
     pair.send(3000, rate=5000, size="64")
     status, _, text = report(receiver)
@@ -274,7 +281,10 @@ def test_a_late_joiner_by_re_request(pair: Pair) -> None:
 def test_many_receivers_missing_the_same_packets_do_not_storm(pair: Pair) -> None:
     pair.start_sequencer()
     pair.drop(pair.seq, "OUTPUT", 0.02)  # dropped before the wire: every receiver misses the same ones
-    receivers = [pair.receive("--retransmit", RETRANSMIT, "--count", "20000", "--quiet") for _ in range(6)]
+    receivers = [
+        pair.receive("--retransmit", RETRANSMIT, "--from", "1", "--count", "20000", "--quiet")
+        for _ in range(6)
+    ]
     joined(pair.rcv)
     pair.send(20_000, rate=10_000)
     results = [report(r) for r in receivers]

@@ -117,3 +117,11 @@ def test_a_bad_login_is_refused() -> None:
         soup.Login.decode(b"user  " + b"password  " + b"          " + b"x" * 20)
     with pytest.raises(soup.SoupError, match="length 0"):
         soup.split(b"\x00\x00S")
+
+
+def test_the_bus_log_writes_text_as_text_and_anything_else_in_hex() -> None:
+    from mcastkit.stream.logger import lines
+
+    assert lines(41, [b"BUY 100 XBT @ 97000", b"\x00\x01\xff", b"tab\there", b""]) == (
+        "41 19 BUY 100 XBT @ 97000\n42 3 0001ff\n43 8 7461620968657265\n44 0 \n"
+    )

@@ -22,6 +22,7 @@ from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, OUTAGE_AFTER, Lab,
 from mcastkit.lab.stream import StreamPathReport, run_stream
 from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import DEFAULT_SIZE
+from mcastkit.stream.fsync import Fsync
 
 
 def register(subparsers: Any) -> None:
@@ -121,6 +122,13 @@ def register(subparsers: Any) -> None:
     )
     stream.add_argument("--logger", action="store_true", help="also run the bus logger (on rx2)")
     stream.add_argument(
+        "--fsync",
+        type=Fsync,
+        choices=list(Fsync),
+        default=Fsync.INTERVAL,
+        help="the sequencer's (default interval)",
+    )
+    stream.add_argument(
         "--receivers",
         type=bounded_int(0, 7),
         default=None,
@@ -188,6 +196,7 @@ def run_stream_path(args: argparse.Namespace, console: Console) -> ExitStatus:
         recovery=args.recovery,
         logger=args.logger,
         receivers=args.receivers,
+        fsync=args.fsync,
     )
     if args.json:
         print(json.dumps(report.to_dict()), file=console.out)

@@ -14,7 +14,6 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -252,8 +251,10 @@ def _sequencer_stats(sequencer: Sequencer) -> dict[str, Any]:
         "messages": counts.messages,
         "packets": counts.packets,
         "cpu_seconds": round(time.process_time(), 3),
-        "heartbeats": counts.heartbeats, "too_big": counts.too_big, "send_errors": counts.send_errors,
-    }  # fmt: skip
+        "heartbeats": counts.heartbeats,
+        "too_big": counts.too_big,
+        "send_errors": counts.send_errors,
+    }
     if sequencer.retransmitter is not None:
         stats["retransmit"] = vars(sequencer.retransmitter.counts)
     if sequencer.replay is not None:
@@ -269,15 +270,15 @@ class _Latency:
         self.samples: list[int] = []
         self.recovered: list[int] = []
 
-    def take(self, first: int, messages: list[bytes], was_recovered: Callable[[int], bool]) -> None:
+    def take(self, first: int, messages: list[bytes], recovered: set[int]) -> None:
         now = time.time_ns()
-        size = PROBE_HEADER.size
+        size, magic, unpack = PROBE_HEADER.size, PROBE_MAGIC, PROBE_HEADER.unpack_from
+        samples = self.samples
         for number, message in enumerate(messages, first):
-            recovered = was_recovered(number)
-            if len(message) >= size and message[:4] == PROBE_MAGIC:
-                sample = now - PROBE_HEADER.unpack_from(message)[3]
-                self.samples.append(sample)
-                if recovered:
+            if len(message) >= size and message.startswith(magic):
+                sample = now - unpack(message)[3]
+                samples.append(sample)
+                if number in recovered:
                     self.recovered.append(sample)
 
 
@@ -297,7 +298,7 @@ def _follow(args: argparse.Namespace, console: Console, write: Any) -> ExitStatu
     def deliver(first: int, messages: list[bytes]) -> bool:
         if args.count:
             messages = messages[: args.count - delivered[0]]
-        latency.take(first, messages, subscriber.gaps.was_recovered)
+        latency.take(first, messages, subscriber.gaps.take_recovered(first, len(messages)))
         write(first, messages)
         delivered[0] += len(messages)
         return not args.count or delivered[0] < args.count

@@ -17,7 +17,7 @@ from constructs import Construct
 #: mcastkit/bootstrap, found from this file so a synth works from any working directory.
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"
 #: Scripts run at boot, in order: force IGMPv2 first, then configure the ECS agent.
-DEFAULT_BOOTSTRAP_SCRIPTS: tuple[str, ...] = ("igmpv2.sh", "ecs-agent.sh")
+DEFAULT_BOOTSTRAP_SCRIPTS: tuple[str, ...] = ("igmpv2.sh", "socket-buffers.sh", "ecs-agent.sh")
 #: Where user data writes the scripts on the host, so an operator can re-run them.
 HOST_BOOTSTRAP_DIR = "/opt/mcastkit/bootstrap"
 

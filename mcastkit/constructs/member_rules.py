@@ -136,19 +136,26 @@ class MemberRules(Construct):
     def _add_acl_entry(self, rule: AclRule) -> None:
         number = self._next_rule_number[rule.egress]
         self._next_rule_number[rule.egress] = number + RULE_NUMBER_STEP
-        direction = "Egress" if rule.egress else "Ingress"
-        ec2.CfnNetworkAclEntry(
-            self,
-            f"{direction}{number}",
-            network_acl_id=self.network_acl.network_acl_id,
-            rule_number=number,
-            rule_action="allow",
-            egress=rule.egress,
-            protocol=rule.protocol,
-            cidr_block=rule.cidr,
-            port_range=(
-                ec2.CfnNetworkAclEntry.PortRangeProperty(from_=rule.ports[0], to=rule.ports[1])
-                if rule.ports
-                else None
-            ),
-        )
+        acl_entry(self, f"{'Egress' if rule.egress else 'Ingress'}{number}", self.network_acl, number, rule)
+
+
+def acl_entry(
+    scope: Construct, id_: str, network_acl: ec2.INetworkAcl, number: int, rule: AclRule
+) -> ec2.CfnNetworkAclEntry:
+    """``rule`` as an allow entry numbered ``number`` in ``network_acl``: the one way mcastkit
+    writes a network ACL entry (the members', the relay's and the streams')."""
+    return ec2.CfnNetworkAclEntry(
+        scope,
+        id_,
+        network_acl_id=network_acl.network_acl_id,
+        rule_number=number,
+        rule_action="allow",
+        egress=rule.egress,
+        protocol=rule.protocol,
+        cidr_block=rule.cidr,
+        port_range=(
+            ec2.CfnNetworkAclEntry.PortRangeProperty(from_=rule.ports[0], to=rule.ports[1])
+            if rule.ports
+            else None
+        ),
+    )

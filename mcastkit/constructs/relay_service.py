@@ -29,9 +29,11 @@ from mcastkit.config.rules import (
     RELAY_ACL_FIRST_RULE,
     RELAY_ACL_LAST_RULE,
     TCP,
+    AclRule,
     RelayLink,
     relay_links,
 )
+from mcastkit.constructs.member_rules import acl_entry
 
 #: The source checkout that holds the Dockerfile: the build context of the tools image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -380,16 +382,9 @@ class RelayService(Construct):
             if not link.inbound:
                 request, reply = (True, relay_port), (False, ephemeral)
             for egress, (first, last) in (request, reply):
-                entry = ec2.CfnNetworkAclEntry(
-                    self,
-                    f"Acl{'Egress' if egress else 'Ingress'}{number}",
-                    network_acl_id=network_acl.network_acl_id,
-                    rule_number=number,
-                    rule_action="allow",
-                    egress=egress,
-                    protocol=TCP,
-                    cidr_block=link.peer,
-                    port_range=ec2.CfnNetworkAclEntry.PortRangeProperty(from_=first, to=last),
+                rule = AclRule(egress=egress, protocol=TCP, cidr=link.peer, ports=(first, last))
+                entry = acl_entry(
+                    self, f"Acl{'Egress' if egress else 'Ingress'}{number}", network_acl, number, rule
                 )
                 cdk.Validations.of(entry).acknowledge(
                     cdk.Acknowledgment(

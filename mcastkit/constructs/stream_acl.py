@@ -10,7 +10,8 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Stream
-from mcastkit.config.rules import STREAM_ACL_FIRST_RULE, STREAM_ACL_LAST_RULE, AclRule, stream_acl_plan
+from mcastkit.config.rules import STREAM_ACL_FIRST_RULE, STREAM_ACL_LAST_RULE, stream_acl_plan
+from mcastkit.constructs.member_rules import acl_entry
 
 
 class StreamAcl(Construct):
@@ -48,7 +49,11 @@ class StreamAcl(Construct):
                     f"{STREAM_ACL_FIRST_RULE}-{STREAM_ACL_LAST_RULE}; use contiguous replay ports"
                 )
             for number, rule in enumerate(rules, start=STREAM_ACL_FIRST_RULE):
-                self.entries.append(self._entry(network_acl, number, rule))
+                self.entries.append(
+                    acl_entry(
+                        self, f"{'Egress' if rule.egress else 'Ingress'}{number}", network_acl, number, rule
+                    )
+                )
         cdk.Validations.of(self).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-VPC3",
@@ -56,21 +61,4 @@ class StreamAcl(Construct):
                 "these entries admit only the streams' replay TCP, the journals' NFS and MoldUDP64 "
                 "re-requests, each way with the VPC's own CIDR.",
             )
-        )
-
-    def _entry(self, network_acl: ec2.INetworkAcl, number: int, rule: AclRule) -> ec2.CfnNetworkAclEntry:
-        return ec2.CfnNetworkAclEntry(
-            self,
-            f"{'Egress' if rule.egress else 'Ingress'}{number}",
-            network_acl_id=network_acl.network_acl_id,
-            rule_number=number,
-            rule_action="allow",
-            egress=rule.egress,
-            protocol=rule.protocol,
-            cidr_block=rule.cidr,
-            port_range=(
-                ec2.CfnNetworkAclEntry.PortRangeProperty(from_=rule.ports[0], to=rule.ports[1])
-                if rule.ports
-                else None
-            ),
         )

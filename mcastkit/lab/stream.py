@@ -28,6 +28,7 @@ from mcastkit.lab.session import JOIN_WAIT, Lab, _last_json, _listening, _read, 
 from mcastkit.lab.topology import EGRESS_ADDRESS, SOURCE_ADDRESS
 from mcastkit.net.addresses import GroupPort
 from mcastkit.probe.wire import SizeRange
+from mcastkit.stream.fsync import Fsync
 
 StreamSource = Literal["relay", "vpc"]
 Recovery = Literal["retransmit", "replay"]
@@ -36,14 +37,13 @@ STREAM_GROUP = GroupPort("239.1.2.1", 5101)
 VPC_RAW_GROUP = GroupPort("239.1.1.2", 5002)
 RETRANSMIT_PORT, REPLAY_PORT = 17002, 17001
 SESSION = "LAB"
-#: The lab's links have a 1,500-byte MTU (a Transit Gateway's is 8,500): packets fit it unfragmented.
-LAB_PACKET_BYTES = 1472
 
 
 @dataclass
 class StreamPathReport:
     source: str
     recovery: str
+    fsync: str
     count: int
     rate: int
     size: str
@@ -79,6 +79,7 @@ def run_stream(
     recovery: Recovery = "retransmit",
     logger: bool = False,
     receivers: int | None = None,
+    fsync: Fsync = Fsync.INTERVAL,
 ) -> StreamPathReport:
     """Sequence ``count`` datagrams sent at ``rate``/s; ``receivers`` (default: every member but
     the sequencer's host) receive the stream, ``logger`` runs the bus logger on the first of them."""
@@ -104,6 +105,11 @@ def run_stream(
     )
     raw = state.group_port if source == "relay" else VPC_RAW_GROUP
     run_dir = lab.run_dir / "stream"
+    # The bus log in memory where there is a tmpfs: in the lab the logger's disk would be the
+    # sequencer's (a deployment's logger is on a host of its own), and writing 1 GB of log next to
+    # the journal stalled the journal's writes (measured: the sequencer lost 2 % of its input).
+    shm = Path("/dev/shm")
+    bus_log = (shm if shm.is_dir() else run_dir) / f"mcastkit-{lab.name}-bus.log"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     send_seconds = count / rate if rate else count / 200_000
@@ -122,7 +128,7 @@ def run_stream(
                     "--out", str(STREAM_GROUP), "--session", SESSION, "--journal", str(run_dir / "journal"),
                     "--retransmit", f"{host.address}:{RETRANSMIT_PORT}",
                     "--replay", f"{host.address}:{REPLAY_PORT}",
-                    "--packet-bytes", str(LAB_PACKET_BYTES), "--ttl", "1",
+                    "--ttl", "1", "--fsync", str(fsync),
                 ),
                 log=run_dir / "sequencer.log",
                 cpus=state.site_cpus("aws"),
@@ -132,12 +138,15 @@ def run_stream(
             )
             for receiver in lossy if loss else []:
                 _drop(receiver.namespace, "-A", loss)
+            # Each run's journal is new: the receivers start at 1, so that a first packet lost on the
+            # way is recovered too (without --from, a receiver starts at the first packet it sees).
             for receiver in followers:
                 spawned[receiver.name] = netns.spawn(
                     receiver.namespace,
                     netns.mcastkit_command(
                         "stream", "recv", "--group", str(STREAM_GROUP), "--interface", receiver.address,
-                        f"--{recovery}", endpoint, "--count", str(count), "--timeout", f"{listen:.0f}",
+                        f"--{recovery}", endpoint, "--from", "1", "--count", str(count),
+                        "--timeout", f"{listen:.0f}",
                         "--quiet", "--json",
                     ),
                     log=run_dir / f"{receiver.name}.out",
@@ -148,16 +157,22 @@ def run_stream(
                     hosts[0].namespace,
                     netns.mcastkit_command(
                         "stream", "log", "--group", str(STREAM_GROUP), "--interface", hosts[0].address,
-                        f"--{recovery}", endpoint, "--count", str(count), "--timeout", f"{listen:.0f}",
-                        "--json", "--output", str(run_dir / "bus.log"),
+                        f"--{recovery}", endpoint, "--from", "1", "--count", str(count),
+                        "--timeout", f"{listen:.0f}",
+                        "--json", "--output", str(bus_log),
                     ),
                     log=run_dir / "logger.out",
                     cpus=state.site_cpus("aws"),
                 )  # fmt: skip
             tgw = layout.ns("tgw")
+            # Both ends, as for a probe stream: each socket holds its membership (the bridge's entry
+            # can be the previous run's, still there; a receiver that joined late would start
+            # after the first messages), and the bridge has snooped it.
             _wait_for(
                 lambda: (
-                    {r.bridge_port for r in lossy} <= topology.joined_ports(tgw, STREAM_GROUP.group)
+                    all(topology.joined_locally(r.namespace, STREAM_GROUP.group) for r in lossy)
+                    and topology.joined_locally(host.namespace, raw.group)
+                    and {r.bridge_port for r in lossy} <= topology.joined_ports(tgw, STREAM_GROUP.group)
                     and host.bridge_port in topology.joined_ports(tgw, raw.group)
                 ),
                 "the receivers and the sequencer to join (bridge snooping table)",
@@ -204,9 +219,10 @@ def run_stream(
     logger_report = None
     if logger:
         logger_report = _last_json(_read(run_dir / "logger.out")) or {}
-        logger_report["lines"] = _count_lines(run_dir / "bus.log")
+        logger_report["lines"] = _count_lines(bus_log)
+        bus_log.unlink(missing_ok=True)
     return StreamPathReport(
-        source=source, recovery=recovery, count=count, rate=rate, size=str(size), loss=loss,
+        source=source, recovery=recovery, fsync=str(fsync), count=count, rate=rate, size=str(size), loss=loss,
         sender=_last_json(sender_output) or {}, sequencer=sequencer or {}, receivers=reports, dropped=dropped,
         socket_buffer_drops={n: udp_receive_buffer_errors(ns) - drops_before[n] for n, ns in watched.items()},
         logger=logger_report, problems=problems,

@@ -11,7 +11,8 @@
                                               [rx1] 10.77.2.21, [rx2] ...  members --+
                                               [rx<n+1>] never joins -----------------+
 
-Every name starts with the lab name, so two labs (or a lab and a test) do not collide.
+Every name starts with the lab name, so two labs (or a lab and a test) do not collide. The
+AWS segment's links have the Transit Gateway's MTU (8,500); the datacenter's, 1,500.
 The bridge's querier sends from 0.0.0.0, as the Transit Gateway does.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from mcastkit.lab import netns
 from mcastkit.lab.netns import LabError
+from mcastkit.net.limits import TGW_MTU
 
 BOOTSTRAP_IGMPV2 = Path(__file__).resolve().parent.parent / "bootstrap" / "igmpv2.sh"
 #: A device line of /proc/net/igmp: "2\teth0      :     1      V2".
@@ -158,9 +160,11 @@ def _build(layout: Layout, gro: bool) -> None:
     hosts = [(dx, "vpc0", VPC_ROUTER, "dx"), (egress, "eth0", EGRESS_ADDRESS, "egress")]
     hosts += [(r.namespace, "eth0", r.address, r.bridge_port) for r in layout.receivers]
     for namespace, device, address, port in hosts:
+        # The Transit Gateway's MTU (8,500): what its members may send as one datagram.
         netns.ip(
-            "link", "add", device, "type", "veth", "peer", "name", port, "netns", tgw, namespace=namespace
-        )
+            "link", "add", device, "mtu", str(TGW_MTU), "type", "veth", "peer", "name", port,
+            "mtu", str(TGW_MTU), "netns", tgw, namespace=namespace,
+        )  # fmt: skip
         netns.ip("address", "add", f"{address}/24", "dev", device, namespace=namespace)
         netns.ip("link", "set", device, "up", namespace=namespace)
         netns.ip("link", "set", port, "master", "br0", "up", namespace=tgw)

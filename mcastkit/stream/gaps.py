@@ -78,7 +78,7 @@ class Gaps:
         self.backoff, self.retry, self.give_up, self.max_held = backoff, retry, give_up, max_held
         self._rng = rng or random.Random()
         self._ready: list[tuple[int, list[bytes]]] = []
-        #: The numbers that came by recovery and are not yet delivered (see :meth:`was_recovered`).
+        #: The numbers that came by recovery and are not yet delivered (see :meth:`take_recovered`).
         self._recovered: set[int] = set()
 
     def ready(self) -> list[tuple[int, list[bytes]]]:
@@ -130,12 +130,15 @@ class Gaps:
             while len(held) > self.max_held and self.gaps:
                 self._abandon(now)
 
-    def was_recovered(self, number: int) -> bool:
-        """Whether delivered ``number`` came by recovery (asked once per number, as it is delivered)."""
-        if number in self._recovered:
-            self._recovered.discard(number)
-            return True
-        return False
+    def take_recovered(self, first: int, count: int) -> set[int]:
+        """Which of the delivered numbers ``first`` to ``first + count - 1`` came by recovery
+        (asked once, as they are delivered: they are forgotten)."""
+        recovered = self._recovered
+        if not recovered:
+            return set()
+        found = {n for n in range(first, first + count) if n in recovered}
+        recovered -= found
+        return found
 
     def _progress(self, first: int, end: int, now: float) -> None:
         """A recovery brought ``first`` to ``end - 1``: ask for the rest of those gaps once the

@@ -100,6 +100,7 @@ class Journal:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._closed = False
+        self._closing = threading.Event()
         self._dirty = False
         self.cut_bytes = 0
         self.writer = writer
@@ -295,11 +296,10 @@ class Journal:
         log.info("journal: began segment %s", segment.data.name)
 
     def _sync_every(self, interval: float) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._closed, timeout=interval)
-                if self._closed:
-                    return
+        # On a timer of its own, not on the append condition: waking at every append (to find
+        # nothing to do) cost the sequencer a quarter of its time in lock hand-overs.
+        while not self._closing.wait(interval):
+            with self._lock:
                 dirty, self._dirty = self._dirty, False
                 fd = self._data_fd
             if dirty:
@@ -309,6 +309,7 @@ class Journal:
     def close(self) -> None:
         if not self.writer:
             return
+        self._closing.set()
         with self._changed:
             self._closed = True
             self._changed.notify_all()

@@ -9,17 +9,20 @@ group; ``mcastkit stream show`` from a journal directory.
 
 from __future__ import annotations
 
+import re
 from typing import TextIO
+
+#: A byte that is not printable ASCII (space to tilde): found early in binary messages, so the
+#: search stops there.
+_UNPRINTABLE = re.compile(rb"[^\x20-\x7e]")
 
 
 def lines(first: int, messages: list[bytes]) -> str:
     """The lines of ``messages`` numbered from ``first``."""
     out = []
+    unprintable = _UNPRINTABLE.search
     for number, message in enumerate(messages, first):
-        if message.isascii() and message.decode("ascii").isprintable():
-            text = message.decode("ascii")
-        else:
-            text = message.hex()
+        text = message.hex() if unprintable(message) else message.decode("ascii")
         out.append(f"{number} {len(message)} {text}\n")
     return "".join(out)
 

@@ -29,6 +29,12 @@ from mcastkit.stream.retransmit import Retransmitter
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 1.0
+#: Each input socket's receive buffer: at 200k msg/s of 64-512 B, about half a second of the feed,
+#: so that the sequencer waiting a moment (scheduled away, or on a journal write) loses nothing.
+#: Without root (an ECS task) the kernel caps it at the host's net.core.rmem_max, which the hosts'
+#: bootstrap raises to 64 MiB. (A receiving thread of its own, to keep draining the sockets while a
+#: write waits, was measured: GIL hand-overs per batch cost 3-8 times the CPU per message.)
+INPUT_BUFFER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -52,7 +58,7 @@ class SequencerSettings:
     packet_bytes: int = MAX_DATAGRAM
     retransmit: Endpoint | None = None
     replay: Endpoint | None = None
-    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    buffer_bytes: int = INPUT_BUFFER_BYTES
 
 
 class Sequencer:
@@ -80,7 +86,7 @@ class Sequencer:
             # One byte more than the largest message: a longer datagram shows up as truncated.
             self._inputs.append((sock, mmsg.DatagramSlots(sock, capacity=self.largest + 1), str(group)))
             self.counts.by_input[str(group)] = 0
-        self._out = open_sender(s.interface, ttl=s.ttl, loop=False, buffer_bytes=s.buffer_bytes,
+        self._out = open_sender(s.interface, ttl=s.ttl, loop=False, buffer_bytes=DEFAULT_BUFFER_BYTES,
                                 connect=(str(s.output.group), s.output.port))  # fmt: skip
         self._sockets.append(self._out)
         if s.retransmit is not None:
@@ -117,7 +123,7 @@ class Sequencer:
             poller.close()
 
     def _reader(self, slots: mmsg.DatagramSlots, name: str) -> Callable[[], None]:
-        view, largest = slots.view, self.largest
+        view, largest, stride = slots.view, self.largest, slots.stride
 
         def read() -> None:
             while True:
@@ -125,13 +131,13 @@ class Sequencer:
                 if not received:
                     return
                 messages = []
-                for (offset, size, _count), (_length, truncated, _segment) in zip(
-                    slots.runs(received), received, strict=True
-                ):
+                # One datagram a slot (the input sockets do not ask for GRO runs).
+                for index, (size, truncated, _segment) in enumerate(received):
                     if truncated or size > largest:
                         self.counts.too_big += 1
                         continue
-                    messages.append(bytes(view[offset : offset + size]))
+                    start = index * stride
+                    messages.append(bytes(view[start : start + size]))
                 if messages:
                     self.counts.by_input[name] += len(messages)
                     self.publish(messages)
