@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from mcastkit.net.addresses import AddressError, GroupPort, parse_group
 from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE, SizeRange
+from mcastkit.stream.fsync import Fsync
 
 
 def _limits(low: float, high: float | None) -> str:
@@ -72,3 +73,8 @@ def group_port(text: str) -> GroupPort:
         return parse_group(text, flag="")
     except AddressError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_fsync(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--fsync {none,interval,always}``: when the sequencer's journal reaches the disk."""
+    parser.add_argument("--fsync", type=Fsync, choices=list(Fsync), default=Fsync.INTERVAL, help=help_text)

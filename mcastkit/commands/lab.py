@@ -15,14 +15,13 @@ import argparse
 import json
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
+from mcastkit.commands.args import add_fsync, bounded_float, bounded_int, group_port, size_range
 from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, OUTAGE_AFTER, Lab, LabPath, StreamReport
 from mcastkit.lab.stream import StreamPathReport, run_stream
 from mcastkit.lab.topology import check_lab_name
 from mcastkit.probe.wire import DEFAULT_SIZE
-from mcastkit.stream.fsync import Fsync
 
 
 def register(subparsers: Any) -> None:
@@ -121,13 +120,7 @@ def register(subparsers: Any) -> None:
         help="MoldUDP64 re-request (inside the VPC, default) or SoupBinTCP replay (a customer's way)",
     )
     stream.add_argument("--logger", action="store_true", help="also run the bus logger (on rx2)")
-    stream.add_argument(
-        "--fsync",
-        type=Fsync,
-        choices=list(Fsync),
-        default=Fsync.INTERVAL,
-        help="the sequencer's (default interval)",
-    )
+    add_fsync(stream, "the sequencer's (default interval)")
     stream.add_argument(
         "--receivers",
         type=bounded_int(0, 7),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port
+from mcastkit.commands.args import add_fsync, bounded_float, bounded_int, group_port
 from mcastkit.commands.stopping import until_stopped
 from mcastkit.console import Console
 from mcastkit.errors import BadInput, EnvironmentFailure
@@ -28,7 +28,6 @@ from mcastkit.probe.stats import latency_summary
 from mcastkit.probe.wire import HEADER as PROBE_HEADER
 from mcastkit.probe.wire import MAGIC as PROBE_MAGIC
 from mcastkit.stream import mold
-from mcastkit.stream.fsync import Fsync
 from mcastkit.stream.gaps import DEFAULT_GIVE_UP
 from mcastkit.stream.journal import DEFAULT_ROLL_BYTES, Journal
 from mcastkit.stream.logger import BusLog, lines
@@ -92,13 +91,7 @@ def register(subparsers: Any) -> None:
         metavar="HOST:PORT",
         help="serve SoupBinTCP login and replay on this TCP address",
     )
-    seq.add_argument(
-        "--fsync",
-        type=Fsync,
-        choices=list(Fsync),
-        default=Fsync.INTERVAL,
-        help="when the journal reaches the disk: none, interval (0.1 s, default), always",
-    )
+    add_fsync(seq, "when the journal reaches the disk: none, interval (0.1 s, default), always")
     seq.add_argument(
         "--roll-bytes",
         type=bounded_int(1 << 20),

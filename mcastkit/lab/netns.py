@@ -153,14 +153,19 @@ def reap() -> None:
             return
 
 
+def wait_exit(pids: Sequence[int], seconds: float) -> None:
+    """Wait up to ``seconds`` for every process in ``pids`` to end (reaping our own children)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        reap()
+        time.sleep(0.05)
+
+
 def stop(pids: Sequence[int], *, grace: float = 3.0) -> None:
     """SIGTERM, then SIGKILL whatever still runs after ``grace`` seconds."""
     for pid in pids:
         _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
-        reap()
-        time.sleep(0.05)
+    wait_exit(pids, grace)
     for pid in pids:
         if alive(pid):
             _signal(pid, signal.SIGKILL)

@@ -497,11 +497,7 @@ class Lab:
                         timeout=send_seconds * 4 + 30,
                         cpus=state.site_cpus(origin),
                     )  # fmt: skip
-                member_pids = [spawned[r.name] for r in members]
-                deadline = time.monotonic() + listen_seconds + 5
-                while time.monotonic() < deadline and any(netns.alive(pid) for pid in member_pids):
-                    netns.reap()
-                    time.sleep(0.05)
+                netns.wait_exit([spawned[r.name] for r in members], listen_seconds + 5)
             finally:
                 netns.stop(list(spawned.values()))
 

@@ -133,8 +133,11 @@ def run_stream(
                 log=run_dir / "sequencer.log",
                 cpus=state.site_cpus("aws"),
             )  # fmt: skip
-            _wait_for(
-                lambda: _listening(host.namespace, REPLAY_PORT), "the sequencer", run_dir / "sequencer.log"
+            lab._wait(
+                lambda: _listening(host.namespace, REPLAY_PORT),
+                "the sequencer",
+                "stream/sequencer",
+                JOIN_WAIT,
             )
             for receiver in lossy if loss else []:
                 _drop(receiver.namespace, "-A", loss)
@@ -168,7 +171,7 @@ def run_stream(
             # Both ends, as for a probe stream: each socket holds its membership (the bridge's entry
             # can be the previous run's, still there; a receiver that joined late would start
             # after the first messages), and the bridge has snooped it.
-            _wait_for(
+            lab._wait(
                 lambda: (
                     all(topology.joined_locally(r.namespace, STREAM_GROUP.group) for r in lossy)
                     and topology.joined_locally(host.namespace, raw.group)
@@ -176,7 +179,8 @@ def run_stream(
                     and host.bridge_port in topology.joined_ports(tgw, raw.group)
                 ),
                 "the receivers and the sequencer to join (bridge snooping table)",
-                run_dir / "sequencer.log",
+                "stream/sequencer",
+                JOIN_WAIT,
             )
             sender_ns, sender_address = (
                 (layout.ns("src"), SOURCE_ADDRESS)
@@ -194,11 +198,7 @@ def run_stream(
                 # publisher is a host of its own, not a share of the sequencer's.
                 cpus=state.site_cpus("datacenter"),
             )  # fmt: skip
-            waiting = [pid for name, pid in spawned.items() if name != "sequencer"]
-            deadline = time.monotonic() + listen + 5
-            while time.monotonic() < deadline and any(netns.alive(pid) for pid in waiting):
-                netns.reap()
-                time.sleep(0.05)
+            netns.wait_exit([pid for name, pid in spawned.items() if name != "sequencer"], listen + 5)
         finally:
             netns.stop(list(spawned.values()))
             dropped = {r.name: _drop(r.namespace, "-D", loss) for r in (lossy if loss else [])}
@@ -250,15 +250,6 @@ def _sequencer_stats(log: str) -> dict[str, Any] | None:
             stats: dict[str, Any] = json.loads(line.split(" stopped: ", 1)[1])
             return stats
     return None
-
-
-def _wait_for(condition: Any, what: str, log: Path, timeout: float = JOIN_WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise LabError(f"timed out waiting for {what}; its log ends:\n{_read(log)[-600:]}")
 
 
 def _count_lines(path: Path) -> int:
