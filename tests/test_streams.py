@@ -92,6 +92,20 @@ def test_exactly_one_sequencer_stopped_before_its_successor(
     assert (registration["ContainerName"], registration["ContainerPort"]) == ("Sequencer", 17001)
 
 
+def test_the_sequencer_starts_after_its_journals_nfs_rule(
+    london: RegionStacks, templates: dict[str, dict[str, Any]]
+) -> None:
+    resources = templates["compute"]["Resources"]
+    nfs_rules = [
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and resource["Properties"].get("FromPort") == 2049
+    ]
+    assert nfs_rules, "the journal's NFS ingress rule is made in the compute stack"
+    assert set(nfs_rules) <= set(_sequencer(london, templates)["DependsOn"])
+
+
 def test_the_command_is_the_sequencers_and_its_cli_accepts_it(
     london: RegionStacks, templates: dict[str, dict[str, Any]]
 ) -> None:

@@ -86,7 +86,7 @@ class Igmpv2Cluster(Construct):
         log_retention: retention of the cluster's log group (default one month).
         encryption_key: the key of the cluster's log group (default none: the service key).
         bootstrap_scripts: file names in ``mcastkit/bootstrap`` run at boot, in order
-            (default ``igmpv2.sh``, ``ecs-agent.sh``).
+            (default ``igmpv2.sh``, ``socket-buffers.sh``, ``ecs-agent.sh``).
 
     Attributes:
         cluster, launch_template, instance_role, auto_scaling_group, capacity_provider,

@@ -389,8 +389,9 @@ class RelayService(Construct):
                 cdk.Validations.of(entry).acknowledge(
                     cdk.Acknowledgment(
                         id="AwsSolutions-VPC3",
-                        reason="The multicast subnets' network ACL (MemberRules) admits only multicast "
-                        "and HTTPS; these entries admit only the relay's TCP link to the datacenter.",
+                        reason="The multicast subnets' network ACL (MemberRules) admits multicast, HTTPS "
+                        "to the endpoints and its return traffic; these entries admit only the relay's "
+                        "TCP link to the datacenter.",
                     )
                 )
                 entries.append(entry)

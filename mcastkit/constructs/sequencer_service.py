@@ -77,11 +77,12 @@ class SequencerService(Construct):
 
     **Exactly one sequencer, never two.** Desired count 1, and a deployment stops the old task before
     it starts the new one (minimum healthy 0 %, maximum 100 %): two sequencers would append to one
-    journal and number the same datagrams twice. The stream has a gap for as long as the swap takes
-    (receivers see the sequence numbers jump and recover them by replay); the relay, whose feed must
-    not stop, overlaps instead. (That ECS never runs the new task while the old one is still
-    stopping is inferred from how the maximum percent counts tasks, not documented as a guarantee;
-    the sequencer should also lock its journal.)
+    journal and number the same datagrams twice. The stream pauses for as long as the swap takes: the
+    raw datagrams published meanwhile are not numbered, and the new sequencer continues the
+    numbering from the journal (receivers see a pause, no gap); the relay, whose feed must not stop,
+    overlaps instead. (That ECS never runs the new task while the old one is still stopping is
+    inferred from how the maximum percent counts tasks, not documented as a guarantee; the
+    sequencer also locks its journal, so a second one exits.)
 
     Security groups, least privilege: the members' (IGMP, UDP from the domain's ``source_cidrs`` to
     its groups, UDP to the groups) carries the multicast in and out; this construct's own admits the
@@ -276,5 +277,8 @@ class SequencerService(Construct):
             enable_ecs_managed_tags=True,
         )
         self.service.attach_to_network_target_group(self.target_group)
+        # Its rules first (the journal's NFS ingress is one of them, made under this group): a task
+        # started before it would time out mounting the journal and count against the circuit breaker.
+        self.service.node.add_dependency(self.security_group)
         if capacity_provider is not None:
             wait_for_capacity_providers(self.service, cluster)

@@ -57,7 +57,8 @@ class StreamAcl(Construct):
         cdk.Validations.of(self).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-VPC3",
-                reason="The multicast subnets' network ACL (MemberRules) admits only multicast and HTTPS; "
+                reason="The multicast subnets' network ACL (MemberRules) admits multicast, HTTPS to the "
+                "endpoints and its return traffic; "
                 "these entries admit only the streams' replay TCP, the journals' NFS and MoldUDP64 "
                 "re-requests, each way with the VPC's own CIDR.",
             )

@@ -157,7 +157,8 @@ class StreamReplayEndpoint(Construct):
             self,
             "SecurityGroup",
             vpc=vpc,
-            description=f"Replay endpoint of stream {stream.name}: TCP {stream.replay_port} from receivers",
+            # No port in the description: it is create-only, and a port change must not replace the group.
+            description=f"Replay endpoint of stream {stream.name}: the replay port from the receivers",
             allow_all_outbound=False,
         )
         receivers.connections.allow_to(
