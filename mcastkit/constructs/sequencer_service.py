@@ -173,11 +173,18 @@ class SequencerService(Construct):
         self.security_group.add_egress_rule(
             ec2.Peer.ipv4(str(vpc_cidr)), ec2.Port.tcp(NFS_PORT), f"NFS to the journal of {stream.name}"
         )
-        journal.security_group.add_ingress_rule(
-            self.security_group,
-            ec2.Port.tcp(NFS_PORT),
-            f"NFS from the sequencer of {stream.name}",
-            remote_rule=True,  # made beside this group, in its stack: the journal's stack is deployed first
+        # Made here, in this stack (the journal's stack is deployed first), as a resource the service
+        # can wait for: a task started before it would time out mounting the journal and count
+        # against the circuit breaker.
+        self.journal_rule = ec2.CfnSecurityGroupIngress(
+            self,
+            "JournalNfs",
+            group_id=journal.security_group.security_group_id,
+            source_security_group_id=self.security_group.security_group_id,
+            ip_protocol="tcp",
+            from_port=NFS_PORT,
+            to_port=NFS_PORT,
+            description=f"NFS from the sequencer of {stream.name}",
         )
 
         self.log_group = log_group or logs.LogGroup(
@@ -277,8 +284,6 @@ class SequencerService(Construct):
             enable_ecs_managed_tags=True,
         )
         self.service.attach_to_network_target_group(self.target_group)
-        # Its rules first (the journal's NFS ingress is one of them, made under this group): a task
-        # started before it would time out mounting the journal and count against the circuit breaker.
-        self.service.node.add_dependency(self.security_group)
+        self.service.node.add_dependency(self.journal_rule)
         if capacity_provider is not None:
             wait_for_capacity_providers(self.service, cluster)
