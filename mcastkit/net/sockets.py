@@ -17,6 +17,11 @@ _IP_MULTICAST_ALL = 49
 #: SO_RCVBUFFORCE, SO_SNDBUFFORCE (linux/socket.h): as root, beyond net.core.[rw]mem_max.
 _FORCE = {socket.SO_RCVBUF: 33, socket.SO_SNDBUF: 32}
 DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024
+#: A receive buffer for a process that must not lose a busy feed (the stream sequencer, receivers,
+#: the bus logger): at 200k msg/s of 64-512 B, about half a second, so that a moment scheduled away
+#: or waiting on a write loses nothing. Without root (an ECS task) the kernel caps it at the host's
+#: net.core.rmem_max, which the hosts' bootstrap raises to 64 MiB.
+FEED_BUFFER_BYTES = 32 * 1024 * 1024
 
 
 class SocketSetupError(EnvironmentFailure, OSError):

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from mcastkit.net import mmsg
 from mcastkit.net.addresses import Endpoint, GroupPort
 from mcastkit.net.limits import MAX_DATAGRAM
-from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, SocketSetupError, open_receiver, open_sender
+from mcastkit.net.sockets import (
+    DEFAULT_BUFFER_BYTES,
+    FEED_BUFFER_BYTES,
+    SocketSetupError,
+    open_receiver,
+    open_sender,
+)
 from mcastkit.stream import mold, soup
 from mcastkit.stream.journal import Journal
 from mcastkit.stream.replay import ReplayServer
@@ -29,12 +35,9 @@ from mcastkit.stream.retransmit import Retransmitter
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 1.0
-#: Each input socket's receive buffer: at 200k msg/s of 64-512 B, about half a second of the feed,
-#: so that the sequencer waiting a moment (scheduled away, or on a journal write) loses nothing.
-#: Without root (an ECS task) the kernel caps it at the host's net.core.rmem_max, which the hosts'
-#: bootstrap raises to 64 MiB. (A receiving thread of its own, to keep draining the sockets while a
-#: write waits, was measured: GIL hand-overs per batch cost 3-8 times the CPU per message.)
-INPUT_BUFFER_BYTES = 32 * 1024 * 1024
+#: (A receiving thread of its own, to keep draining the input sockets while a journal write waits,
+#: was measured: GIL hand-overs per batch cost 3-8 times the CPU per message. The input sockets
+#: get FEED_BUFFER_BYTES instead.)
 
 
 @dataclass
@@ -58,7 +61,7 @@ class SequencerSettings:
     packet_bytes: int = MAX_DATAGRAM
     retransmit: Endpoint | None = None
     replay: Endpoint | None = None
-    buffer_bytes: int = INPUT_BUFFER_BYTES
+    buffer_bytes: int = FEED_BUFFER_BYTES
 
 
 class Sequencer:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from mcastkit.net import mmsg
 from mcastkit.net.addresses import Endpoint, GroupPort
-from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_receiver
+from mcastkit.net.sockets import FEED_BUFFER_BYTES, open_receiver
 from mcastkit.stream import mold
 from mcastkit.stream.gaps import DEFAULT_GIVE_UP, Gaps
 from mcastkit.stream.replay import ReplayError, replay
@@ -66,7 +66,7 @@ class Subscriber:
         start: int | None = None,
         session: str | None = None,
         give_up: float = DEFAULT_GIVE_UP,
-        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        buffer_bytes: int = FEED_BUFFER_BYTES,
     ) -> None:
         self.recovery = recovery
         self.gaps = Gaps(start, give_up=give_up)
