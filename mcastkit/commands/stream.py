@@ -30,7 +30,7 @@ from mcastkit.probe.wire import MAGIC as PROBE_MAGIC
 from mcastkit.stream import mold
 from mcastkit.stream.gaps import DEFAULT_GIVE_UP
 from mcastkit.stream.journal import DEFAULT_ROLL_BYTES, Journal
-from mcastkit.stream.logger import BusLog, lines
+from mcastkit.stream.logger import lines
 from mcastkit.stream.sequencer import Sequencer, SequencerSettings
 from mcastkit.stream.subscriber import Replay, Retransmit, Subscriber
 
@@ -388,13 +388,13 @@ def run_recv(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 def run_log(args: argparse.Namespace, console: Console) -> ExitStatus:
     if args.output is None:
-        return _follow(args, console, BusLog(console.out).write)
+        return _follow(args, console, lambda first, messages: console.out.write(lines(first, messages)))
     try:
         output = args.output.open("a", encoding="ascii", buffering=1 << 20)
     except OSError as err:
         raise EnvironmentFailure(f"--output {args.output}: {err.strerror}") from None
     with output:
-        return _follow(args, console, BusLog(output).write)
+        return _follow(args, console, lambda first, messages: output.write(lines(first, messages)))
 
 
 def run_show(args: argparse.Namespace, console: Console) -> ExitStatus:

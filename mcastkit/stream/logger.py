@@ -10,7 +10,6 @@ group; ``mcastkit stream show`` from a journal directory.
 from __future__ import annotations
 
 import re
-from typing import TextIO
 
 #: A byte that is not printable ASCII (space to tilde): found early in binary messages, so the
 #: search stops there.
@@ -25,16 +24,3 @@ def lines(first: int, messages: list[bytes]) -> str:
         text = message.hex() if unprintable(message) else message.decode("ascii")
         out.append(f"{number} {len(message)} {text}\n")
     return "".join(out)
-
-
-class BusLog:
-    """Writes lines to ``out`` in large writes; flushed at most every ``flush_every`` seconds."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.messages = 0
-
-    def write(self, first: int, messages: list[bytes]) -> bool:
-        self.out.write(lines(first, messages))
-        self.messages += len(messages)
-        return True

@@ -27,7 +27,7 @@ from mcastkit.net.sockets import (
     open_receiver,
     open_sender,
 )
-from mcastkit.stream import mold, soup
+from mcastkit.stream import mold
 from mcastkit.stream.journal import Journal
 from mcastkit.stream.replay import ReplayServer
 from mcastkit.stream.retransmit import Retransmitter
@@ -180,6 +180,3 @@ def _bind_udp(endpoint: Endpoint) -> socket.socket:
         raise SocketSetupError(err.errno, f"--retransmit {endpoint}: {err.strerror}") from None
     sock.setblocking(False)
     return sock
-
-
-__all__ = ["Sequencer", "SequencerCounts", "SequencerSettings", "soup"]
