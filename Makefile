@@ -36,13 +36,18 @@ synth: setup ## synthesize every region of $(CONFIG) into cdk.out (no AWS creden
 	cdk synth --quiet -c config=$(CONFIG) > /dev/null
 	mcastkit summary cdk.out
 
-# Debian packages some tests use: iptables (the stream lab's induced loss), tshark (an independent
-# MoldUDP64 and SoupBinTCP decoder). Installed as root where apt-get works; elsewhere those tests skip.
-TEST_PACKAGES := iptables tshark
+# Debian packages some tests use, each with a file that shows it is there: iptables (the stream
+# lab's induced loss), tshark (an independent MoldUDP64 and SoupBinTCP decoder), the CNI plugins
+# (the EKS pods' network chain: host-device, tuning), curl (the EKS node's boot script). Installed as
+# root where apt-get works; elsewhere those tests skip.
+TEST_PACKAGES := iptables:/usr/sbin/iptables tshark:/usr/bin/tshark \
+  containernetworking-plugins:/usr/lib/cni/host-device curl:/usr/bin/curl
 
 test-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
-	  missing=""; for p in $(TEST_PACKAGES); do command -v $$p > /dev/null || missing="$$missing $$p"; done; \
+	  missing=""; for entry in $(TEST_PACKAGES); do \
+	    [ -e "$${entry#*:}" ] || missing="$$missing $${entry%%:*}"; \
+	  done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing for the tests"; \
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
@@ -56,9 +61,11 @@ pytest: setup test-packages
 cfn-lint: synth
 	cfn-lint --non-zero-exit-code error -- cdk.out/*.template.json
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check (the CNI plugin as the Python 3.9 an EKS node has)
 	ruff check mcastkit tests bench app.py
 	ruff format --check mcastkit tests bench app.py
+	ruff check --target-version py39 mcastkit/eks/cni/mcastkit-eni-ipam
+	ruff format --check mcastkit/eks/cni/mcastkit-eni-ipam
 
 typecheck: setup
 	mypy

@@ -2,10 +2,12 @@
 """CDK entry point: the only place that reads context and the environment."""
 
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 
 from mcastkit.config import ConfigError, load_config
+from mcastkit.eks.manifests import write_manifests
 from mcastkit.exit import ExitStatus
 from mcastkit.stacks import add_region_stacks
 
@@ -17,7 +19,9 @@ except ConfigError as err:
     print(err.render(), file=sys.stderr)
     sys.exit(ExitStatus.BAD_INPUT)
 
-for region in config.regions:
-    add_region_stacks(app, config, region)
-
-app.synth()
+stacks = [add_region_stacks(app, config, region) for region in config.regions]
+assembly = app.synth()
+# The Kubernetes side of each EKS stack, for `kubectl apply` (see the README's EKS section).
+for region_stacks in stacks:
+    if (eks := region_stacks.eks) is not None:
+        write_manifests(Path(assembly.directory) / "eks" / eks.region, eks.manifests)

@@ -95,11 +95,12 @@ def test_the_config_package_is_at_the_bottom() -> None:
     assert not (PACKAGE / "rules.py").exists()
 
 
-def test_the_data_plane_and_the_config_load_no_cdk_and_no_boto3() -> None:
+def test_the_data_plane_the_config_and_the_eks_manifests_load_no_cdk_and_no_boto3() -> None:
     heavy = {"aws_cdk", "boto3", "botocore", "jsii", "constructs"}
     script = (
         "import json, sys\n"
         "import mcastkit.relay, mcastkit.probe, mcastkit.config, mcastkit.lab\n"
+        "import mcastkit.eks.network, mcastkit.eks.manifests\n"
         "from mcastkit.config import load_config\n"
         "load_config('config/example.yaml')\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))\n"

@@ -252,6 +252,11 @@ def _reorder(data: dict[str, Any]) -> None:
     subnets[0], subnets[1] = subnets[1], subnets[0]
 
 
+def _eks_node_zone(data: dict[str, Any]) -> None:
+    _add_subnet(data)
+    _london(data)["eks"]["node_subnets"].append({"cidr": "10.20.52.0/24", "availability_zone": "eu-west-2d"})
+
+
 def _entitle(data: dict[str, Any]) -> None:
     data["customers"][1]["entitlements"][0]["domains"].append("reference-data")
 
@@ -278,6 +283,15 @@ MATRIX: list[tuple[str, Change, bool, set[str], str]] = [
      {"MulticastDomainReferenceData", "DomainReferenceDataAssociation", "NetworkSubnet102010024Subnet", "ShareReferenceData",
       "NetworkSubnet102010024RouteTable", "MembersEgress", "MembersIngress", "MembersNetworkAclDefaultAssociation"},
      "alpha-trading loses domain reference-data"),
+    # EKS: a zone of nodes is a launch template and a group of its own; the cluster gains a subnet
+    # in place (ResourcesVpcConfig is not create-only). Nothing in the other zones changes.
+    ("eks-add-node-zone", _eks_node_zone, True, set(), ""),
+    ("eks-more-nodes", lambda d: _london(d)["eks"].update(nodes_per_zone=3), True, set(), ""),
+    ("eks-add-admin", lambda d: _london(d)["eks"]["admin_roles"].append("arn:aws:iam::111111111111:role/oncall"),
+     True, set(), ""),
+    # A new version: the cluster upgrades in place, new launch template versions roll the nodes.
+    ("eks-upgrade-kubernetes", lambda d: _london(d)["eks"].update(kubernetes_version="1.36"), True, set(), ""),
+    ("eks-change-instance-type", lambda d: _london(d)["eks"].update(instance_type="c6in.2xlarge"), True, set(), ""),
     ("toggle-auto-accept", lambda d: _london(d)["domains"][1].update(auto_accept_shared_associations=True), False,
      {"MulticastDomainReferenceData", "DomainReferenceDataAssociation"}, "Options cannot change after creation"),
 ]
@@ -315,7 +329,7 @@ def test_a_routine_change(
     result = plan(
         synthesized(before),
         synthesized(after),
-        order=[old_config.stack_name(REGION, k) for k in ("network", "sharing", "compute")],
+        order=[old_config.stack_name(REGION, k) for k in ("network", "sharing", "compute", "eks")],
     )
     gone = {c.logical_id for c in result.changes if c.action in (Action.REPLACE, Action.REMOVE)}
     assert {prefix for prefix in replaced if any(g.startswith(prefix) for g in gone)} == replaced, gone
@@ -340,10 +354,11 @@ def test_removing_a_domain_deploys_sharing_before_network(
     before = _base()
     after = copy.deepcopy(before)
     _remove_domain(after)
-    stacks = [f"venue-md-{REGION}-{k}" for k in ("network", "sharing", "compute")]
+    stacks = [f"venue-md-{REGION}-{k}" for k in ("network", "sharing", "compute", "eks")]
     result = plan(synthesized(before), synthesized(after), order=stacks)
-    # The compute stack's hosts are only in the relay's and probe's domain: it reads nothing that goes.
-    assert result.order == [stacks[1], stacks[0], stacks[2]]
+    # The compute stack's hosts are only in the relay's and probe's domain, the EKS nodes in the
+    # pods' (market-data): neither reads anything that goes.
+    assert result.order == [stacks[1], stacks[0], stacks[2], stacks[3]]
     assert {e.name for e in result.exports if e.locked} == {
         f"venue-md-{REGION}-network-ReferenceDataDomainArn"
     }

@@ -95,7 +95,7 @@ def test_the_checks_can_fail(example_app: SimpleNamespace) -> None:
     """The checkers are not vacuous: needs that the templates do not meet are reported as unmet."""
     region = next(iter(example_app.stacks))
     for missing in (
-        Prerequisite(Need.INTERFACE_ENDPOINT, "ec2", "", ""),
+        Prerequisite(Need.INTERFACE_ENDPOINT, "sqs", "", ""),
         Prerequisite(Need.HOST_ACTION, "ec2:DescribeTags", "", ""),
         Prerequisite(Need.EXECUTION_ACTION, "kms:Decrypt", "", ""),
         Prerequisite(Need.AGENT_SETTING_ABSENT, "ECS_AWSVPC_BLOCK_IMDS", "", ""),

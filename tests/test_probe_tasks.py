@@ -14,8 +14,9 @@ from ecs_support import ClusterStack, bare_service_args, findings_under, region_
 
 from mcastkit import config
 from mcastkit.cli import build_parser
-from mcastkit.constructs.probe_tasks import MEMORY_MIB, ProbeTasks
+from mcastkit.constructs.probe_tasks import ProbeTasks
 from mcastkit.constructs.relay_service import TOOLS_USER
+from mcastkit.probe.sizing import MEMORY_MIB
 
 
 def _region(**probe: Any) -> config.Region:

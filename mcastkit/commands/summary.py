@@ -19,6 +19,7 @@ HEADLINE_TYPES = {
     "AWS::RAM::ResourceShare": "shares",
     "AWS::ECS::Cluster": "clusters",
     "AWS::ECS::Service": "services",
+    "AWS::EKS::Cluster": "eks",
 }
 
 
@@ -70,4 +71,10 @@ def run(args: argparse.Namespace, console: Console) -> ExitStatus:
     total = sum(sum(s["resources"].values()) for s in stacks)
     regions = len({s["region"] for s in stacks})
     print(f"{len(stacks)} stacks, {total} resources in {regions} region(s): {assembly}/", file=console.out)
+    for manifests in sorted((assembly / "eks").glob("*/")):
+        print(
+            f"EKS {manifests.name}: Kubernetes objects in {manifests}/, applied after `cdk deploy` "
+            '(README, "EKS: pods on the multicast network")',
+            file=console.out,
+        )
     return ExitStatus.OK

@@ -109,6 +109,56 @@ INSTANCE_TYPES: Final[dict[str, tuple[int, str]]] = {
     "c7gn.2xlarge": (4, "arm64"),
 }
 
+#: IPv4 addresses per interface and vCPUs of the same instance types, for EKS nodes' pod capacity:
+#: the addresses from the same vpc_ip_resource_limit.go (``IPv4Limit``), the vCPUs from EC2's
+#: instance type pages. The VPC CNI gives each pod one secondary address of an interface it manages.
+IPV4_PER_INTERFACE_AND_VCPUS: Final[dict[str, tuple[int, int]]] = {
+    "c5n.large": (10, 2),
+    "c5n.xlarge": (15, 4),
+    "c5n.2xlarge": (15, 8),
+    "c5n.4xlarge": (30, 16),
+    "c5n.9xlarge": (30, 36),
+    "c6in.large": (10, 2),
+    "c6in.xlarge": (15, 4),
+    "c6in.2xlarge": (15, 8),
+    "c6in.4xlarge": (30, 16),
+    "c6in.8xlarge": (30, 32),
+    "c6i.large": (10, 2),
+    "c6i.xlarge": (15, 4),
+    "c6i.2xlarge": (15, 8),
+    "c6i.4xlarge": (30, 16),
+    "c7i.large": (10, 2),
+    "c7i.xlarge": (15, 4),
+    "c7i.2xlarge": (15, 8),
+    "m6i.large": (10, 2),
+    "m6i.xlarge": (15, 4),
+    "m6i.2xlarge": (15, 8),
+    "m7i.large": (10, 2),
+    "m7i.xlarge": (15, 4),
+    "r6i.large": (10, 2),
+    "r6i.xlarge": (15, 4),
+    "c6gn.large": (10, 2),
+    "c6gn.xlarge": (15, 4),
+    "c7gn.large": (10, 2),
+    "c7gn.xlarge": (15, 4),
+    "c7gn.2xlarge": (15, 8),
+}
+#: The EKS recommended pod ceiling per node: 110 below 30 vCPUs, 250 from 30 (EKS user guide,
+#: "Amazon EKS recommended maximum Pods for each Amazon EC2 instance type"; nodeadm applies it).
+EKS_MAX_PODS_SMALL: Final = 110
+EKS_MAX_PODS_LARGE: Final = 250
+EKS_MAX_PODS_VCPU_THRESHOLD: Final = 30
+#: EKS places its control-plane interfaces in the cluster's subnets, which must span at least two
+#: availability zones (EKS user guide, "View Amazon EKS networking requirements for VPC and subnets").
+EKS_CLUSTER_ZONES_MIN: Final = 2
+#: Kubernetes versions whose manifests mcastkit validates offline (kubernetes-validate's schemas)
+#: and for which the EKS AMI is built (awslabs/amazon-eks-ami templates/al2023, variables-1.3x.json).
+#: EKS refuses a version that left its support at deploy; 1.36 is listed by the EKS user guide, its
+#: AMI templates postdate the snapshot mcastkit read (inferred available).
+EKS_KUBERNETES_VERSIONS: Final = ("1.33", "1.34", "1.35", "1.36")
+#: The default: the newest version whose AMI templates mcastkit has seen.
+EKS_DEFAULT_KUBERNETES_VERSION: Final = "1.35"
+
 # Multicast groups are checked by mcastkit.net.addresses.data_group, shared with the command line.
 
 #: A VPC's primary CIDR is /16 to /28 (VPC user guide, "VPC CIDR blocks"), and so is a subnet's

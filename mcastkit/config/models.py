@@ -29,6 +29,7 @@ from mcastkit.config.names import (
     DOMAIN_ID,
     ENDPOINT_SERVICE_NAME,
     ENI_ID_PATTERN,
+    IAM_ROLE_ARN_PATTERN,
     NAME_PATTERN,
     ORGANIZATION_ID_PATTERN,
     OU_ARN,
@@ -104,6 +105,39 @@ def _availability_zone(value: str) -> str:
     if not AVAILABILITY_ZONE.fullmatch(value):
         raise FieldProblem(f"{value!r} is not an availability zone name such as eu-west-2a")
     return value
+
+
+def _quoted_version(value: Any) -> Any:
+    """YAML reads an unquoted 1.30 as the number 1.3: refuse numbers, never guess the version."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        written = getattr(value, "source", str(value))
+        raise FieldProblem(
+            f"{written} is a number to YAML, not a version (it reads 1.30 as 1.3)",
+            fix=f'write it in quotes, e.g. "{facts.EKS_DEFAULT_KUBERNETES_VERSION}"',
+        )
+    return value
+
+
+def _nitro_instance_type(value: str) -> str:
+    match = INSTANCE_TYPE.fullmatch(value)
+    if not match:
+        raise FieldProblem(f"{value!r} is not an EC2 instance type such as c6in.large")
+    if match["family"] in facts.NON_NITRO_FAMILIES and match["size"] != "metal":
+        raise FieldProblem(
+            f"{value} is not a Nitro instance type; non-Nitro instances cannot send "
+            "multicast through a Transit Gateway",
+            fix="choose e.g. c6in, m6i or c7i",
+        )
+    return value
+
+
+def architecture_of(instance_type: str) -> str:
+    """``x86_64`` or ``arm64`` (Graviton families have a ``g`` after the generation: c7gn, m7g)."""
+    known = facts.INSTANCE_TYPES.get(instance_type)
+    if known:
+        return known[1]
+    graviton = re.match(r"^[a-z]+\d+g", instance_type) or instance_type.startswith("a1.")
+    return "arm64" if graviton else "x86_64"
 
 
 def _sized(value: IPv4Network, what: str, bounds: tuple[int, int]) -> IPv4Network:
@@ -216,26 +250,12 @@ class Capacity(_Model):
 
     @property
     def architecture(self) -> str:
-        """``x86_64`` or ``arm64`` (Graviton families have a ``g`` after the generation: c7gn, m7g)."""
-        known = facts.INSTANCE_TYPES.get(self.instance_type)
-        if known:
-            return known[1]
-        graviton = re.match(r"^[a-z]+\d+g", self.instance_type) or self.instance_type.startswith("a1.")
-        return "arm64" if graviton else "x86_64"
+        return architecture_of(self.instance_type)
 
     @field_validator("instance_type")
     @classmethod
     def _nitro(cls, value: str) -> str:
-        match = INSTANCE_TYPE.fullmatch(value)
-        if not match:
-            raise FieldProblem(f"{value!r} is not an EC2 instance type such as c6in.large")
-        if match["family"] in facts.NON_NITRO_FAMILIES and match["size"] != "metal":
-            raise FieldProblem(
-                f"{value} is not a Nitro instance type; non-Nitro instances cannot send "
-                "multicast through a Transit Gateway",
-                fix="choose e.g. c6in, m6i or c7i",
-            )
-        return value
+        return _nitro_instance_type(value)
 
 
 class Relay(_Model):
@@ -339,6 +359,113 @@ class Stream(_Model):
         return value
 
 
+class NodeSubnet(_Model):
+    """A subnet for EKS nodes' primary interfaces and their pods' VPC CNI addresses: no multicast
+    domain, not in the Transit Gateway attachment."""
+
+    cidr: Cidr
+    availability_zone: AvailabilityZone
+
+    @field_validator("cidr")
+    @classmethod
+    def _subnet_size(cls, value: IPv4Network) -> IPv4Network:
+        return _sized(value, "subnet", facts.SUBNET_PREFIX_RANGE)
+
+
+class EndpointAccess(StrEnum):
+    """Who reaches the cluster's Kubernetes API: the VPC only, or also listed public CIDRs."""
+
+    PRIVATE = "private"
+    PUBLIC_AND_PRIVATE = "public-and-private"
+
+
+class EksProbe(_Model):
+    """The probe as Kubernetes workloads on the pods' multicast network."""
+
+    group: Name
+    receivers: int = Field(default=1, ge=1, le=20)
+    rate: int = Field(default=100, ge=1, le=100_000, description="messages per second the sender pod paces")
+
+
+class Eks(_Model):
+    """An EKS cluster whose pods join a domain's multicast subnets: each node has a second ENI in the
+    domain's subnet of its zone, which one pod at a time holds (Multus with host-device)."""
+
+    domain: Name = Field(description="the domain whose multicast subnets the pods join")
+    kubernetes_version: Annotated[str, BeforeValidator(_quoted_version)] = Field(
+        default=facts.EKS_DEFAULT_KUBERNETES_VERSION
+    )
+    instance_type: str = "c6in.xlarge"
+    nodes_per_zone: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="nodes in each zone where the domain has a multicast subnet and a node subnet exists",
+    )
+    node_subnets: list[NodeSubnet] = Field(
+        min_length=1, description="the nodes' and pods' unicast subnets, one per zone, at least two zones"
+    )
+    endpoint: EndpointAccess = EndpointAccess.PRIVATE
+    public_access_cidrs: list[Cidr] = Field(
+        default_factory=list, description="only with endpoint: public-and-private"
+    )
+    admin_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="outside the VPC, where kubectl runs from to reach the private endpoint (HTTPS)",
+    )
+    admin_roles: list[Annotated[str, StringConstraints(pattern=IAM_ROLE_ARN_PATTERN)]] = Field(
+        min_length=1, description="IAM roles given cluster-admin (EKS access entries)"
+    )
+    max_pods: int | None = Field(
+        default=None, ge=2, le=737, description="pods per node, for an instance type not in mcastkit's table"
+    )
+    ami: str | None = Field(
+        default=None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="pin the nodes' AMI (default: the latest EKS-optimized AL2023, resolved at each deploy)",
+    )
+    probe: EksProbe | None = None
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in facts.EKS_KUBERNETES_VERSIONS:
+            raise FieldProblem(
+                f"{value!r} is not a Kubernetes version mcastkit validates its manifests for",
+                fix=f"choose one of {', '.join(facts.EKS_KUBERNETES_VERSIONS)} (write it in quotes)",
+            )
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _nitro(cls, value: str) -> str:
+        return _nitro_instance_type(value)
+
+    @property
+    def pods_per_node(self) -> int | None:
+        """The kubelet's max pods: what the VPC CNI can address with every interface but the
+        multicast one, ``(interfaces - 1) x (addresses - 1) + 2`` (the primary address of each
+        interface is not a pod's; the host-network pods, kube-proxy and aws-node, need none), within
+        EKS's recommended ceiling. nodeadm's own figure would count the multicast ENI too."""
+        if self.max_pods is not None:
+            return self.max_pods
+        interfaces = facts.INSTANCE_TYPES.get(self.instance_type)
+        addresses = facts.IPV4_PER_INTERFACE_AND_VCPUS.get(self.instance_type)
+        if interfaces is None or addresses is None:
+            return None
+        per_interface, vcpus = addresses
+        ceiling = (
+            facts.EKS_MAX_PODS_LARGE
+            if vcpus >= facts.EKS_MAX_PODS_VCPU_THRESHOLD
+            else facts.EKS_MAX_PODS_SMALL
+        )
+        return min(ceiling, (interfaces[0] - 1) * (per_interface - 1) + 2)
+
+    @property
+    def architecture(self) -> str:
+        return architecture_of(self.instance_type)
+
+
 class SharedIds(_Model):
     """Ids of the provider's resources, recorded after `cdk deploy` for customer hand-off."""
 
@@ -399,6 +526,7 @@ class Region(_Model):
     relay: Relay | None = None
     probe: Probe | None = None
     streams: list[Stream] = Field(default_factory=list)
+    eks: Eks | None = None
     shared: SharedIds | None = None
 
     @field_validator("vpc_cidr")
@@ -430,10 +558,20 @@ class Region(_Model):
     def streams_of(self, domain: str) -> list[Stream]:
         return [s for s in self.streams if s.domain == domain]
 
+    def eks_node_zones(self) -> list[str]:
+        """Zones where EKS nodes run: a node subnet there and a multicast subnet of the pods'
+        domain (a node's multicast ENI is in its own zone), in the order of ``node_subnets``."""
+        if self.eks is None:
+            return []
+        multicast = {s.availability_zone for s in self.subnets_of(self.eks.domain)}
+        return [s.availability_zone for s in self.eks.node_subnets if s.availability_zone in multicast]
+
     def relayed(self, domain: str) -> Domain:
         """``domain`` with the groups a relay may emit to: all but the streams' outputs, whose one
-        publisher is their sequencer."""
+        publisher is their sequencer, and the EKS probe's group, whose one publisher is its pod."""
         outputs = {s.output for s in self.streams_of(domain)}
+        if self.eks and self.eks.probe and self.eks.domain == domain:
+            outputs.add(self.eks.probe.group)
         found = self.domain(domain)
         return found.model_copy(update={"groups": [g for g in found.groups if g.name not in outputs]})
 

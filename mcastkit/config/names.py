@@ -18,6 +18,8 @@ ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
 TRANSIT_GATEWAY_ID_PATTERN: Final = r"^tgw-[0-9a-f]{8,17}$"
 DOMAIN_ID_PATTERN: Final = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
 ENI_ID_PATTERN: Final = r"^eni-[0-9a-f]{8,17}$"
+#: An IAM role's ARN (IAM user guide, "IAM identifiers"): a path of its own is allowed.
+IAM_ROLE_ARN_PATTERN: Final = r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
 SECRET_ARN_PATTERN: Final = (
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 )
@@ -48,6 +50,7 @@ PATTERN_MEANINGS: Final = {
     SECRET_ARN_PATTERN: "must be the complete ARN of a Secrets Manager secret, ending in the "
     "6-character suffix (aws secretsmanager describe-secret --secret-id NAME --query ARN)",
     TRANSIT_GATEWAY_ID_PATTERN: "must be a transit gateway id such as tgw-0123456789abcdef0",
+    IAM_ROLE_ARN_PATTERN: "must be an IAM role ARN such as arn:aws:iam::111111111111:role/platform-admin",
     ENDPOINT_SERVICE_NAME_PATTERN: "must be an endpoint service name such as "
     "com.amazonaws.vpce.eu-west-2.vpce-svc-0123456789abcdef0",
 }
@@ -64,7 +67,7 @@ STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 STACK_NAME_MAX = 128
 
 #: The provider's stacks in each region, in deploy order.
-PROVIDER_STACK_KINDS: Final = ("network", "sharing", "compute")
+PROVIDER_STACK_KINDS: Final = ("network", "sharing", "compute", "eks")
 
 
 def pascal(name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
@@ -22,8 +22,17 @@ DEFAULT_BOOTSTRAP_SCRIPTS: tuple[str, ...] = ("igmpv2.sh", "socket-buffers.sh", 
 HOST_BOOTSTRAP_DIR = "/opt/mcastkit/bootstrap"
 
 
-def bootstrap_user_data(scripts: Sequence[str], *, directory: Path = BOOTSTRAP_DIR) -> ec2.UserData:
-    """User data that writes each bootstrap script to the host and runs it.
+def bootstrap_user_data(
+    scripts: Sequence[str],
+    *,
+    directory: Path = BOOTSTRAP_DIR,
+    environment: Mapping[str, str] | None = None,
+    header_comments: bool = True,
+) -> ec2.UserData:
+    """User data that writes each bootstrap script to the host and runs it, with ``environment``
+    exported (values may be tokens; they must not need shell quoting). ``header_comments=False``
+    leaves out each script's leading comment block (the repository keeps it) where user data's
+    16 KB are short.
 
     Each script runs in its own ``bash`` so its ``set -euo pipefail`` and variables stay
     its own; a failing script stops the boot sequence and the instance never joins the
@@ -32,12 +41,16 @@ def bootstrap_user_data(scripts: Sequence[str], *, directory: Path = BOOTSTRAP_D
     """
     user_data = ec2.UserData.for_linux()
     user_data.add_commands("set -euo pipefail", f"mkdir -p {HOST_BOOTSTRAP_DIR}")
+    for key, value in (environment or {}).items():
+        user_data.add_commands(f"export {key}={value}")
     for name in scripts:
         path = directory / name
         try:
             body = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ValueError(f"bootstrap script {path}: {err.strerror}") from None
+        if not header_comments:
+            body = _without_header(body)
         target = f"{HOST_BOOTSTRAP_DIR}/{name}"
         delimiter = "MCASTKIT_SCRIPT_END"
         if delimiter in body:
@@ -48,6 +61,14 @@ def bootstrap_user_data(scripts: Sequence[str], *, directory: Path = BOOTSTRAP_D
             f"bash {target}",
         )
     return user_data
+
+
+def _without_header(script: str) -> str:
+    """``script`` without the comment lines that follow its first line (the shebang)."""
+    first, *rest = script.splitlines()
+    while rest and rest[0].startswith("#"):
+        rest.pop(0)
+    return "\n".join([first, *rest]) + "\n"
 
 
 def _machine_image(region: str, architecture: str, ami: str | None) -> ec2.IMachineImage:

@@ -8,7 +8,6 @@ a minute, for as long as the services run.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -26,11 +25,8 @@ from mcastkit.constructs.relay_service import (
     tools_image,
     wait_for_capacity_providers,
 )
+from mcastkit.probe.sizing import MEMORY_MIB, receiver_memory_mib
 
-#: What a probe container needs besides a receiver's latency samples (8 bytes per datagram
-#: of one interval; the limit allows twice that).
-MEMORY_MIB = 128
-LATENCY_SAMPLE_BYTES = 8
 #: Seconds per receiver report, by default; the shortest allowed.
 REPORT_SECONDS = 60
 MIN_REPORT_SECONDS = 1
@@ -139,9 +135,8 @@ class ProbeTasks(Construct):
 
         receive = ["probe", "recv", "--group", target, "--interface", TASK_INTERFACE]
         receive += ["--count", "0", "--report-every", str(report_seconds), "--json"]
-        samples_mib = math.ceil(2 * probe.rate * report_seconds * LATENCY_SAMPLE_BYTES / 2**20)
         self.receiver_task_definition, self.receiver_container = task(
-            "Receiver", receive, MEMORY_MIB + samples_mib
+            "Receiver", receive, receiver_memory_mib(probe.rate, report_seconds)
         )
         send = ["probe", "send", "--group", target, "--interface", TASK_INTERFACE, "--ttl", str(ttl)]
         send += ["--rate", str(probe.rate), "--count", "0", "--size", str(size), "--json"]

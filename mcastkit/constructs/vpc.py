@@ -11,7 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mcastkit.config import Subnet
+from mcastkit.config import NodeSubnet, Subnet
 from mcastkit.config.names import pascal
 from mcastkit.constructs.log_key import allow_cloudwatch_logs
 
@@ -25,6 +25,15 @@ DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
     ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
     ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
     ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+)
+#: What EKS nodes call besides (EKS user guide, "Deploy private clusters with limited internet
+#: access"): EC2, for the VPC CNI, nodeadm and the nodes' multicast ENIs; ECR and CloudWatch Logs
+#: are already there, and the nodes' configuration names the cluster's endpoint (no EKS API call).
+EKS_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
+    ec2.InterfaceVpcEndpointAwsService.EC2,
+    ec2.InterfaceVpcEndpointAwsService.SSM,
+    ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
+    ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES,
 )
 
 
@@ -54,6 +63,8 @@ class MulticastVpc(Construct):
         availability_zones: zone names, pinned so a synth needs no lookup.
         subnets: the multicast subnets (CIDR, zone, domain); order decides which subnet
             of a zone hosts the endpoints.
+        node_subnets: subnets of no domain, for EKS nodes and their pods' VPC CNI addresses (not in
+            the Transit Gateway attachment; their network ACL is the VPC's default).
         interface_endpoints: AWS services to reach privately (default
             :data:`DEFAULT_INTERFACE_ENDPOINTS`); empty for none.
         s3_gateway_endpoint: add the S3 gateway endpoint ECR needs (default ``True``).
@@ -62,6 +73,7 @@ class MulticastVpc(Construct):
     Attributes:
         vpc: the VPC.
         subnets: one ``ec2.Subnet`` per configured subnet, in config order.
+        node_subnets: one ``ec2.Subnet`` per node subnet, in config order.
         endpoint_subnets: the first subnet of each zone.
         flow_log_key, flow_log_group, flow_log: flow log resources.
         endpoints: the interface endpoints by service short name.
@@ -76,6 +88,7 @@ class MulticastVpc(Construct):
         cidr: IPv4Network,
         availability_zones: Sequence[str],
         subnets: Sequence[Subnet],
+        node_subnets: Sequence[NodeSubnet] = (),
         interface_endpoints: Sequence[ec2.InterfaceVpcEndpointAwsService] = DEFAULT_INTERFACE_ENDPOINTS,
         s3_gateway_endpoint: bool = True,
         flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -91,17 +104,8 @@ class MulticastVpc(Construct):
             enable_dns_hostnames=True,
             enable_dns_support=True,
         )
-        self.subnets: list[ec2.ISubnet] = [
-            ec2.PrivateSubnet(
-                self,
-                f"Subnet{pascal(str(spec.cidr))}",
-                vpc_id=self.vpc.vpc_id,
-                availability_zone=spec.availability_zone,
-                cidr_block=str(spec.cidr),
-                map_public_ip_on_launch=False,
-            )
-            for spec in subnets
-        ]
+        self.subnets: list[ec2.ISubnet] = [self._subnet(spec) for spec in subnets]
+        self.node_subnets: list[ec2.ISubnet] = [self._subnet(spec) for spec in node_subnets]
         self.endpoint_subnets = first_subnet_per_zone(self.subnets)
         self._add_flow_log(flow_log_retention)
         self._drop_redundant_dependency()
@@ -132,8 +136,18 @@ class MulticastVpc(Construct):
             self.vpc.add_gateway_endpoint(
                 "EndpointS3",
                 service=ec2.GatewayVpcEndpointAwsService.S3,
-                subnets=[ec2.SubnetSelection(subnets=self.subnets)],
+                subnets=[ec2.SubnetSelection(subnets=[*self.subnets, *self.node_subnets])],
             )
+
+    def _subnet(self, spec: Subnet | NodeSubnet) -> ec2.ISubnet:
+        return ec2.PrivateSubnet(
+            self,
+            f"Subnet{pascal(str(spec.cidr))}",
+            vpc_id=self.vpc.vpc_id,
+            availability_zone=spec.availability_zone,
+            cidr_block=str(spec.cidr),
+            map_public_ip_on_launch=False,
+        )
 
     def _add_flow_log(self, retention: logs.RetentionDays) -> None:
         self.flow_log_key = kms.Key(

@@ -1,9 +1,13 @@
-"""Count, at layer 2, the frames of one group that reach an interface, joined or not.
+"""Watch an interface at layer 2: the frames of one group that reach it, joined or not, and the
+IGMP messages on it.
 
 A host that has not joined a group drops its datagrams in the IP layer, so a UDP socket
 cannot tell whether the switch (here the bridge) sent them at all. A packet socket can:
 this is how the lab proves that IGMP snooping keeps a group away from non-members.
-Run as ``python -m mcastkit.lab.sniff IFNAME GROUP PORT SECONDS``; prints JSON.
+Run as ``python -m mcastkit.lab.sniff IFNAME GROUP PORT SECONDS``, or ``... igmp IFNAME SECONDS``
+for the IGMP messages. Each prints ``listening`` on stderr once capturing, then on SIGTERM or after
+SECONDS one JSON line on stdout: the frame count, or the IGMP messages seen (type and IP
+destination), which is how a test tells an IGMPv2 report (0x16) from an IGMPv3 one (0x22).
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator
 
 _ETH_P_IP = 0x0800
+_IPPROTO_IGMP = 2
 _IPPROTO_UDP = 17
+#: IGMP message types (RFC 2236, RFC 3376).
+IGMP_TYPES = {0x11: "query", 0x12: "v1-report", 0x16: "v2-report", 0x17: "v2-leave", 0x22: "v3-report"}
 
 
 def is_group_datagram(frame: bytes, group: bytes, port: int) -> bool:
@@ -30,9 +38,20 @@ def is_group_datagram(frame: bytes, group: bytes, port: int) -> bool:
     return bool(destination_port == port)
 
 
-def count_frames(interface: str, group: str, port: int, seconds: float) -> int:
-    """Frames for ``group:port`` arriving on ``interface`` during ``seconds`` (or until SIGTERM)."""
-    packed_group = socket.inet_aton(group)
+def igmp_message(frame: bytes) -> dict[str, str] | None:
+    """The IGMP message an Ethernet frame carries: its type and IP destination, or None."""
+    if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00" or frame[14 + 9] != _IPPROTO_IGMP:
+        return None
+    kind = frame[14 + (frame[14] & 0x0F) * 4]
+    return {
+        "type": IGMP_TYPES.get(kind, f"0x{kind:02x}"),
+        "destination": socket.inet_ntoa(frame[14 + 16 : 14 + 20]),
+    }
+
+
+def _incoming_frames(interface: str, seconds: float) -> Iterator[bytes]:
+    """Frames arriving on ``interface`` (not sent by it) during ``seconds`` or until SIGTERM; prints
+    ``listening`` on stderr once the capture has started."""
     stopping = [False]
 
     def stop(_signum: int, _frame: object) -> None:
@@ -42,21 +61,36 @@ def count_frames(interface: str, group: str, port: int, seconds: float) -> int:
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP)) as sock:
         sock.bind((interface, 0))
         sock.settimeout(0.1)
-        seen = 0
+        print("listening", file=sys.stderr, flush=True)
         deadline = time.monotonic() + seconds
         while not stopping[0] and time.monotonic() < deadline:
             try:
                 frame, address = sock.recvfrom(65535)
             except TimeoutError:
                 continue
-            if address[2] == socket.PACKET_OUTGOING:
-                continue
-            if is_group_datagram(frame, packed_group, port):
-                seen += 1
-    return seen
+            if address[2] != socket.PACKET_OUTGOING:
+                yield frame
+
+
+def count_frames(interface: str, group: str, port: int, seconds: float) -> int:
+    """Frames for ``group:port`` arriving on ``interface`` during ``seconds`` (or until SIGTERM)."""
+    packed_group = socket.inet_aton(group)
+    frames = _incoming_frames(interface, seconds)
+    return sum(1 for frame in frames if is_group_datagram(frame, packed_group, port))
+
+
+def igmp_messages(interface: str, seconds: float) -> list[dict[str, str]]:
+    """IGMP messages arriving on ``interface`` during ``seconds`` (or until SIGTERM), in order."""
+    frames = _incoming_frames(interface, seconds)
+    return [message for frame in frames if (message := igmp_message(frame))]
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["igmp"]:
+        interface, seconds = argv[1:]
+        messages = igmp_messages(interface, float(seconds))
+        print(json.dumps({"interface": interface, "igmp": messages}), flush=True)
+        return 0
     interface, group, port, seconds = argv
     seen = count_frames(interface, group, int(port), float(seconds))
     print(json.dumps({"interface": interface, "group": f"{group}:{port}", "frames": seen}), flush=True)

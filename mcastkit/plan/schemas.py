@@ -130,6 +130,18 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
         "IpcMode",
         "EphemeralStorage",
     ),
+    "AWS::EKS::AccessEntry": ("PrincipalArn", "ClusterName", "Type"),
+    "AWS::EKS::Addon": ("ClusterName", "AddonName", "NamespaceConfig"),
+    "AWS::EKS::Cluster": (
+        "OutpostConfig",
+        "EncryptionConfig",
+        "KubernetesNetworkConfig/IpFamily",
+        "KubernetesNetworkConfig/ServiceIpv4Cidr",
+        "AccessConfig/BootstrapClusterCreatorAdminPermissions",
+        "Name",
+        "RoleArn",
+        "BootstrapSelfManagedAddons",
+    ),
     "AWS::EFS::AccessPoint": (
         "FileSystemId",
         "ClientToken",
@@ -181,9 +193,12 @@ REMOVED_BY_REVOCATION: Final = frozenset({"AWS::RAM::ResourceShare"})
 #: Resources whose replacement or removal cuts customers off (or fails outright), so ``plan``
 #: refuses it unless asked to allow it. A stream's journal (retained, but a replacement starts an
 #: empty one: nothing sequenced before can be replayed), its load balancer and endpoint service (a
-#: new service has a new name: every customer's interface endpoint must be made again) count too.
+#: new service has a new name: every customer's interface endpoint must be made again) count too,
+#: and so does the EKS cluster (its name is fixed, so a replacement fails on the name; and every
+#: workload on it would go).
 STATEFUL: Final = frozenset(
     {
+        "AWS::EKS::Cluster",
         "AWS::EFS::FileSystem",
         "AWS::EC2::VPCEndpointService",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",

@@ -13,19 +13,21 @@ import aws_cdk as cdk
 from mcastkit.config import Config
 from mcastkit.config.names import domain_key, stream_key
 from mcastkit.stacks.compute import ComputeStack
+from mcastkit.stacks.eks import EksStack
 from mcastkit.stacks.network import NetworkStack
 from mcastkit.stacks.sharing import SharingStack
 
-__all__ = ["ComputeStack", "NetworkStack", "RegionStacks", "SharingStack", "add_region_stacks"]
+__all__ = ["ComputeStack", "EksStack", "NetworkStack", "RegionStacks", "SharingStack", "add_region_stacks"]
 
 
 @dataclass(frozen=True)
 class RegionStacks:
-    """The three stacks of one region."""
+    """The stacks of one region (``eks`` only with an ``eks:`` section)."""
 
     network: NetworkStack
     sharing: SharingStack
     compute: ComputeStack
+    eks: EksStack | None = None
 
 
 def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks:
@@ -68,7 +70,21 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         replay_endpoints=network.replay_endpoints,
         env=env,
     )
-    for stack in (network, sharing, compute):
-        cdk.Tags.of(stack).add("mcastkit:project", config.project)
-        cdk.Tags.of(stack).add("mcastkit:region", region)
-    return RegionStacks(network=network, sharing=sharing, compute=compute)
+    eks = None
+    if config.regions[region].eks:
+        eks = EksStack(
+            app,
+            config.stack_name(region, "eks"),
+            config=config,
+            region=region,
+            vpc=network.network.vpc,
+            subnets=network.network.subnets,
+            node_subnets=network.network.node_subnets,
+            security_group=network.member_rules.security_group,
+            env=env,
+        )
+    for stack in (network, sharing, compute, eks):
+        if stack is not None:
+            cdk.Tags.of(stack).add("mcastkit:project", config.project)
+            cdk.Tags.of(stack).add("mcastkit:region", region)
+    return RegionStacks(network=network, sharing=sharing, compute=compute, eks=eks)

@@ -17,7 +17,7 @@ from mcastkit.constructs.replay_endpoint import ReplayEndpoint
 from mcastkit.constructs.stream_acl import StreamAcl
 from mcastkit.constructs.stream_journal import StreamJournal
 from mcastkit.constructs.transit_gateway import MulticastTransitGateway
-from mcastkit.constructs.vpc import MulticastVpc
+from mcastkit.constructs.vpc import DEFAULT_INTERFACE_ENDPOINTS, EKS_INTERFACE_ENDPOINTS, MulticastVpc
 from mcastkit.stacks.base import RegionStack
 
 #: Logical ids of the stateful resources. Changing one replaces the resource (a new
@@ -74,6 +74,12 @@ class NetworkStack(RegionStack):
             cidr=settings.vpc_cidr,
             availability_zones=settings.availability_zones,
             subnets=settings.subnets,
+            node_subnets=settings.eks.node_subnets if settings.eks else (),
+            interface_endpoints=(
+                (*DEFAULT_INTERFACE_ENDPOINTS, *EKS_INTERFACE_ENDPOINTS)
+                if settings.eks
+                else DEFAULT_INTERFACE_ENDPOINTS
+            ),
         )
         _pin(self.network.vpc, VPC_LOGICAL_ID)
         subnet_of = dict(zip((s.cidr for s in settings.subnets), self.network.subnets, strict=True))

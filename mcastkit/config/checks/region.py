@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mcastkit.config.checks.capacity import capacity_problems, placement_problems
 from mcastkit.config.checks.common import names_problems, overlaps, repeats
+from mcastkit.config.checks.eks import eks_problems
 from mcastkit.config.checks.relay import relay_problems
 from mcastkit.config.checks.stream import shared_stream_problems, stream_problems
 from mcastkit.config.models import Config, Domain, Quotas, Region
@@ -27,6 +28,7 @@ def region_problems(config: Config, name: str, region: Region) -> list[Problem]:
     problems += relay_problems(config, region)
     problems += _probe_problems(region)
     problems += stream_problems(region)
+    problems += eks_problems(region)
     problems += _unheard_senders(region)
     problems += _shared_problems(config, name, region)
     problems += shared_stream_problems(name, region)
@@ -251,18 +253,27 @@ def _probe_problems(region: Region) -> list[Problem]:
 
 
 def _unheard_senders(region: Region) -> list[Problem]:
-    """The relay, the probe sender and the streams' sequencers send from any subnet of their domain,
-    and members admit UDP only from the domain's ``source_cidrs``: those subnets must lie inside them."""
+    """The relay, the probe sender, the streams' sequencers and the EKS pods send from any subnet of
+    their domain, and members admit UDP only from the domain's ``source_cidrs``: those subnets must
+    lie inside them. None of them can be in a static domain, whose members are registered ENIs."""
     problems: list[Problem] = []
     known = [d.name for d in region.domains]
     senders: dict[str, list[str]] = {}
-    sections: list[tuple[Path, str, str]] = [
-        ((name,), name, section.domain)
+    # (path, who sends, domain, why their ENIs cannot be registered)
+    sections: list[tuple[Path, str, str, str]] = [
+        ((name,), name, section.domain, f"the {name}'s task ENIs change with every deployment")
         for name, section in (("relay", region.relay), ("probe", region.probe))
         if section is not None
     ]
-    sections += [(("streams", i), "sequencer", s.domain) for i, s in enumerate(region.streams)]
-    for path, who, domain_name in sections:
+    sections += [
+        (("streams", i), "sequencer", s.domain, "the sequencer's task ENIs change with every deployment")
+        for i, s in enumerate(region.streams)
+    ]
+    if region.eks:
+        sections.append(
+            (("eks",), "EKS pods", region.eks.domain, "the nodes' multicast ENIs are created at each launch")
+        )
+    for path, who, domain_name, why in sections:
         if domain_name not in known:
             continue
         domain = region.domain(domain_name)
@@ -274,7 +285,7 @@ def _unheard_senders(region: Region) -> list[Problem]:
             Problem(
                 (*path, "domain"),
                 f"{domain.name!r} is a static-sources domain: only registered ENIs may send or "
-                f"receive there, and the {who}'s task ENIs change with every deployment",
+                f"receive there, and {why}",
                 fix="use an igmpv2 domain",
             )
         )
@@ -288,7 +299,7 @@ def _unheard_senders(region: Region) -> list[Problem]:
                         ("domains", i, "source_cidrs"),
                         f"subnet {subnet.cidr} of domain {domain.name!r} is not inside its source_cidrs "
                         f"{', '.join(str(c) for c in domain.source_cidrs)}: members would drop what the "
-                        f"{who} send{'s' if ' and ' not in who else ''}",
+                        f"{who} send{'' if ' and ' in who or who.endswith('pods') else 's'}",
                         fix=f"add {subnet.cidr} to source_cidrs",
                     )
                 )
