@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,7 +40,10 @@ NODE_INTERFACES = {
 }
 
 
-def _handler(interfaces: dict[str, dict[str, str]]) -> type[BaseHTTPRequestHandler]:
+def imds_handler(lookup: Callable[[str], str | None]) -> type[BaseHTTPRequestHandler]:
+    """An IMDSv2 request handler: a token first, then ``lookup(path below /latest/meta-data/)``
+    (``None``: 404)."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args: Any) -> None:
             pass
@@ -62,25 +65,36 @@ def _handler(interfaces: dict[str, dict[str, str]]) -> type[BaseHTTPRequestHandl
             if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
                 self._answer(401)
                 return
-            prefix = "/latest/meta-data/network/interfaces/macs/"
-            if not self.path.startswith(prefix):
+            value = lookup(self.path.removeprefix("/latest/meta-data/"))
+            if value is None:
                 self._answer(404)
-                return
-            parts = [part for part in self.path[len(prefix) :].split("/") if part]
-            if not parts:
-                self._answer(200, "\n".join(f"{mac}/" for mac in interfaces))
-            elif len(parts) == 2 and parts[1] in interfaces.get(parts[0], {}):
-                self._answer(200, interfaces[parts[0]][parts[1]])
             else:
-                self._answer(404)
+                self._answer(200, value)
 
     return Handler
+
+
+def interfaces_lookup(interfaces: dict[str, dict[str, str]]) -> Callable[[str], str | None]:
+    """Metadata of the network interfaces ``interfaces`` (MAC -> their metadata) only."""
+
+    def lookup(path: str) -> str | None:
+        prefix = "network/interfaces/macs/"
+        if not path.startswith(prefix):
+            return None
+        parts = [part for part in path[len(prefix) :].split("/") if part]
+        if not parts:
+            return "\n".join(f"{mac}/" for mac in interfaces)
+        if len(parts) == 2:
+            return interfaces.get(parts[0], {}).get(parts[1])
+        return None
+
+    return lookup
 
 
 @contextmanager
 def serving(interfaces: dict[str, dict[str, str]]) -> Iterator[str]:
     """A fake IMDSv2 on loopback in this process; yields its endpoint URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(interfaces))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), imds_handler(interfaces_lookup(interfaces)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -140,6 +154,6 @@ def run_chain(
 
 if __name__ == "__main__":
     port, interfaces = int(sys.argv[1]), json.loads(sys.argv[2])
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(interfaces))
+    server = ThreadingHTTPServer(("127.0.0.1", port), imds_handler(interfaces_lookup(interfaces)))
     print("ready", flush=True)
     server.serve_forever()

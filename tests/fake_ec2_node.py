@@ -17,15 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import boto3
+from cni_support import imds_handler  # this script's directory is on sys.path
 from moto.server import ThreadedMotoServer
 
 REGION = "eu-west-2"
 ZONE = "eu-west-2a"
-TOKEN = "fake-imdsv2-token"
 
 
 def main() -> None:
@@ -77,28 +77,7 @@ def main() -> None:
             }.get(parts[1])
         return None
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-        def _answer(self, status: int, body: str = "") -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_PUT(self) -> None:
-            self._answer(200 if self.path == "/latest/api/token" else 404, TOKEN)
-
-        def do_GET(self) -> None:
-            if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-                self._answer(401)
-                return
-            value = metadata(self.path.removeprefix("/latest/meta-data/"))
-            self._answer(404) if value is None else self._answer(200, value)
-
-    imds = ThreadingHTTPServer(("127.0.0.1", imds_port), Handler)
+    imds = ThreadingHTTPServer(("127.0.0.1", imds_port), imds_handler(metadata))
     threading.Thread(target=imds.serve_forever, daemon=True).start()
 
     def hot_plug() -> None:

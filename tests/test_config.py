@@ -84,7 +84,13 @@ def _rename_domain(old: str, new: str) -> Mutation:
 
     def mutate(data: dict[str, Any]) -> None:
         london = _london(data)
-        for section in (*london["domains"], *london["subnets"], london["relay"], london["probe"], london["eks"]):
+        for section in (
+            *london["domains"],
+            *london["subnets"],
+            london["relay"],
+            london["probe"],
+            london["eks"],
+        ):
             for key in ("name", "domain"):
                 if section.get(key) == old:
                     section[key] = new
@@ -394,6 +400,9 @@ BAD_INPUTS: list[Case] = [
          "regions.eu-west-2.eks.kubernetes_version", 'write it in quotes'),
     Case("eks-admin-role-not-an-arn", _london_set("eks", "admin_roles", value=["platform-admin"]),
          "regions.eu-west-2.eks.admin_roles[0]", "must be an IAM role ARN"),
+    Case("eks-admin-role-twice",
+         _london_set("eks", "admin_roles", value=["arn:aws:iam::111111111111:role/a", "arn:aws:iam::111111111111:role/a"]),
+         "regions.eu-west-2.eks.admin_roles[1]", "is listed twice"),
     Case("eks-no-admin-role", _london_set("eks", "admin_roles", value=[]),
          "regions.eu-west-2.eks.admin_roles", "at least 1"),
     Case("eks-public-endpoint-open-to-all", _london_set("eks", "endpoint", value="public-and-private"),

@@ -30,7 +30,7 @@ from mcastkit.cli import build_parser
 from mcastkit.commands.probe import run_recv, run_send
 from mcastkit.config import facts
 from mcastkit.eks import manifests as m
-from mcastkit.eks.network import NETWORK_NAME, NODE_LABEL, POD_INTERFACE, multicast_network, node_config
+from mcastkit.eks.network import NETWORK_NAME, NODE_LABEL, POD_INTERFACE, multicast_network
 
 #: The newest Kubernetes version EKS offers in standard support (EKS user guide, "Review release notes
 #: for Kubernetes versions on standard support", lists 1.36; its EKS release date, June 2026, and so
@@ -404,13 +404,6 @@ def test_the_probe_pods_meet_the_restricted_standard(
         assert context["capabilities"] == {"drop": ["ALL"]}
         # The read-only root: /tmp is the one writable place, as on ECS.
         assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-
-
-def test_the_pods_select_the_label_the_nodes_get() -> None:
-    flags = node_config(
-        cluster="c", endpoint="https://e", certificate_authority="ca", cidr="10.100.0.0/16", max_pods=9
-    )
-    assert f"--node-labels={NODE_LABEL}={m.NODE_LABEL_VALUE}" in flags
 
 
 def test_the_dockerfile_runs_as_the_uid_the_pods_declare() -> None:

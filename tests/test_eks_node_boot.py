@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from netns_support import needs_netns, new_namespace
 
 from mcastkit.constructs.cluster import BOOTSTRAP_DIR
-from mcastkit.eks.network import NODE_DEVICE
+from mcastkit.eks.network import NODE_DEVICE, NODE_LABEL, NODE_LABEL_VALUE
 
 SCRIPT = BOOTSTRAP_DIR / "eks-multicast-eni.sh"
 AWS_CLI = Path(sys.executable).with_name("aws")
@@ -73,6 +74,8 @@ class FakeNode:
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[FakeNode]:
     imds_port, ec2_port = _free_ports(2)
+    nodeadm = tmp_path / "eks"
+    (nodeadm / "nodeadm").mkdir(parents=True)  # as on the EKS AMI
     with new_namespace("eksnode") as namespace:
         process = subprocess.Popen(
             ["ip", "netns", "exec", namespace, sys.executable, str(FAKE_NODE), str(imds_port), str(ec2_port)],
@@ -89,9 +92,11 @@ def node(tmp_path: Path) -> Iterator[FakeNode]:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "MCASTKIT_IMDS_ENDPOINT": f"http://127.0.0.1:{imds_port}",
                 "MCASTKIT_NETWORKD_DIR": str(tmp_path / "network"),
+                "MCASTKIT_NODEADM_DIR": str(nodeadm),
                 "MCASTKIT_ENI_SUBNET": ids["subnet"],
                 "MCASTKIT_ENI_SECURITY_GROUP": ids["security_group"],
                 "MCASTKIT_CLUSTER": "venue-md-eu-west-2",
+                "MCASTKIT_NODE_LABEL": f"{NODE_LABEL}={NODE_LABEL_VALUE}",
                 "MCASTKIT_WAIT_SECONDS": "20",
             }
             yield FakeNode(namespace, process, ids, env)
@@ -133,6 +138,17 @@ def test_boot_attaches_names_and_unmanages_the_multicast_eni(node: FakeNode, tmp
     assert f"MACAddress={eni['MacAddress']}" in network and "Unmanaged=yes" in network
     link_file = (tmp_path / "network" / "05-mcastkit-multicast-eni.link").read_text()
     assert f"MACAddress={eni['MacAddress']}" in link_file and f"Name={NODE_DEVICE}" in link_file
+    # nodeadm's cache of interface managers: the ENI is the CNI's, so its udev rule configures
+    # nothing and its boot hook expects the link unmanaged at the next boot.
+    cache = tmp_path / "eks" / "nodeadm" / "udev-net-manager" / node.ids["instance"] / NODE_DEVICE
+    assert cache.read_text().strip() == "cni"
+    # Only now does the node get the multicast label (nodeadm-run merges the drop-in).
+    dropin = (tmp_path / "eks" / "nodeadm.d" / "50-mcastkit-multicast-eni.yaml").read_text()
+    assert yaml.safe_load(dropin) == {
+        "apiVersion": "node.eks.aws/v1alpha1",
+        "kind": "NodeConfig",
+        "spec": {"kubelet": {"flags": [f"--node-labels={NODE_LABEL}={NODE_LABEL_VALUE}"]}},
+    }
 
     # A reboot runs the script again (a user data re-run, or by hand): nothing new is created.
     again = node.boot()
@@ -144,11 +160,13 @@ def test_boot_attaches_names_and_unmanages_the_multicast_eni(node: FakeNode, tmp
 @pytest.mark.netns
 @needs_netns
 @needs_aws_cli
-def test_boot_failures_are_one_line_each(node: FakeNode) -> None:
+def test_boot_failures_are_one_line_each(node: FakeNode, tmp_path: Path) -> None:
     refused = node.boot(MCASTKIT_ENI_SUBNET="subnet-0000000000000dead")
     assert refused.returncode == 1
     assert "could not create the multicast ENI in subnet-0000000000000dead" in refused.stderr
     assert not [e for e in node.enis() if e["Attachment"]["DeviceIndex"] == 1]
+    # No ENI, no label: no multicast pod is placed on this node.
+    assert not (tmp_path / "eks" / "nodeadm.d").exists()
 
     unset = node.boot(MCASTKIT_ENI_SUBNET="")
     assert unset.returncode == 1
@@ -156,4 +174,4 @@ def test_boot_failures_are_one_line_each(node: FakeNode) -> None:
 
     no_metadata = node.boot(MCASTKIT_IMDS_ENDPOINT="http://127.0.0.1:9")
     assert no_metadata.returncode == 1
-    assert "no region in the instance metadata at http://127.0.0.1:9" in no_metadata.stderr
+    assert "no instance id in the instance metadata at http://127.0.0.1:9" in no_metadata.stderr

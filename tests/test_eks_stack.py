@@ -18,7 +18,7 @@ from mcastkit.config import Config
 from mcastkit.config.names import pascal
 from mcastkit.constructs.eks_cluster import CLUSTER_ADMIN_POLICY, CONTROL_PLANE_LOGS
 from mcastkit.constructs.eks_nodes import EKS_BOOTSTRAP_SCRIPTS, NODE_POLICIES, USER_DATA_LIMIT
-from mcastkit.eks.network import IPAM_PLUGIN, NODE_LABEL, ami_parameter
+from mcastkit.eks.network import IPAM_PLUGIN, NODE_LABEL, NODE_LABEL_VALUE, ami_parameter
 
 REGION = "eu-west-2"
 CLUSTER = "venue-md-eu-west-2"
@@ -131,11 +131,15 @@ def test_a_group_per_zone_of_the_pods_domain_in_its_node_subnet(
         assert len(props["VPCZoneIdentifier"]) == 1
         rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
         assert (rolling["MaxBatchSize"], rolling["MinInstancesInService"]) == (1, 2)
+        assert rolling["PauseTime"] == "PT5M" and "ReplaceUnhealthy" in rolling["SuspendProcesses"]
         # The add-on's configuration and the nodes' access entry exist before any node boots.
         assert addon in group["DependsOn"]
         assert any(d.startswith("NodesAccessEntry") for d in group["DependsOn"])
         tags = {t["Key"]: (t["Value"], t["PropagateAtLaunch"]) for t in props["Tags"]}
         assert tags[f"kubernetes.io/cluster/{CLUSTER}"] == ("owned", True)
+    # One zone after the other on a rolling update.
+    first, second = sorted(groups)
+    assert first in groups[second]["DependsOn"]
 
 
 def _launch_templates(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -187,7 +191,11 @@ def test_user_data_joins_the_cluster_and_sets_up_the_multicast_eni(
         assert "certificateAuthority: <GetAtt Cluster3DA9CCBA.CertificateAuthorityData>" in text
         assert "cidr: 10.100.0.0/16" in text
         assert "maxPods: 44" in text
-        assert f"--node-labels={NODE_LABEL}=true" in text
+        # The label comes from the boot script's nodeadm drop-in, once the node holds its ENI; the
+        # multicast pods and Multus select exactly it.
+        node_config = text[text.index("kind: NodeConfig") : text.index("Content-Type: text/x-shellscript")]
+        assert "node-labels" not in node_config
+        assert f"export MCASTKIT_NODE_LABEL={NODE_LABEL}={NODE_LABEL_VALUE}" in text
         assert 'Content-Type: text/x-shellscript; charset="utf-8"' in text
         order = [text.index(f"bash /opt/mcastkit/bootstrap/{name}") for name in EKS_BOOTSTRAP_SCRIPTS]
         assert order == sorted(order)
@@ -201,6 +209,18 @@ def test_user_data_joins_the_cluster_and_sets_up_the_multicast_eni(
         # EC2 takes 16 KB of user data before base64; tokens resolve to under 2 KB (the CA).
         assert len(text.encode()) + 2048 < USER_DATA_LIMIT
     assert len(subnets) == 2, "each zone's template names its own multicast subnet"
+
+
+def test_the_pods_and_multus_select_the_label_the_nodes_get(example_app: Any) -> None:
+    manifests = example_app.stacks[REGION].eks.manifests
+    selectors = [
+        obj["spec"]["template"]["spec"]["nodeSelector"]
+        for objects in manifests.values()
+        for obj in objects
+        if obj["kind"] in ("DaemonSet", "Deployment")
+    ]
+    assert len(selectors) == 3  # Multus, the receivers, the sender
+    assert all(selector == {NODE_LABEL: NODE_LABEL_VALUE} for selector in selectors)
 
 
 def test_node_role_and_no_kubectl_handler(templates: dict[str, dict[str, Any]]) -> None:

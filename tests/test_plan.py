@@ -376,6 +376,20 @@ def test_a_kit_gains_a_domain_without_replacing_its_attachment() -> None:
     assert result.refused == [] and result.safe
 
 
+def test_removing_the_first_eks_admin_removes_its_entry_only(
+    synthesized: Callable[[dict[str, Any]], Templates],
+) -> None:
+    """Access entries are named after their role: the principal is create-only, and an entry named
+    by its place in the list would be replaced by the next role's, which EKS refuses."""
+    before = _base()
+    _london(before)["eks"]["admin_roles"].append("arn:aws:iam::111111111111:role/oncall")
+    after = copy.deepcopy(before)
+    _london(after)["eks"]["admin_roles"].pop(0)
+    result = plan(synthesized(before), synthesized(after), order=[f"venue-md-{REGION}-eks"])
+    assert [(c.type, c.action) for c in result.changes] == [("AWS::EKS::AccessEntry", Action.REMOVE)]
+    assert result.safe
+
+
 # The command ---------------------------------------------------------------------------------------
 
 

@@ -206,17 +206,23 @@ class Domain(_Model):
         return next(g for g in self.groups if g.name == name)
 
 
-class Subnet(_Model):
-    """A multicast subnet: pinned to an AZ and associated with exactly one domain."""
+class NodeSubnet(_Model):
+    """A subnet pinned to an AZ. As such, one for EKS nodes' primary interfaces and their pods' VPC
+    CNI addresses: no multicast domain, not in the Transit Gateway attachment."""
 
     cidr: Cidr
     availability_zone: AvailabilityZone
-    domain: Name
 
     @field_validator("cidr")
     @classmethod
     def _subnet_size(cls, value: IPv4Network) -> IPv4Network:
         return _sized(value, "subnet", facts.SUBNET_PREFIX_RANGE)
+
+
+class Subnet(NodeSubnet):
+    """A multicast subnet: pinned to an AZ and associated with exactly one domain."""
+
+    domain: Name
 
 
 class Capacity(_Model):
@@ -357,19 +363,6 @@ class Stream(_Model):
                 fix=f"shorten it to {STREAM_NAME_MAX} characters or fewer",
             )
         return value
-
-
-class NodeSubnet(_Model):
-    """A subnet for EKS nodes' primary interfaces and their pods' VPC CNI addresses: no multicast
-    domain, not in the Transit Gateway attachment."""
-
-    cidr: Cidr
-    availability_zone: AvailabilityZone
-
-    @field_validator("cidr")
-    @classmethod
-    def _subnet_size(cls, value: IPv4Network) -> IPv4Network:
-        return _sized(value, "subnet", facts.SUBNET_PREFIX_RANGE)
 
 
 class EndpointAccess(StrEnum):

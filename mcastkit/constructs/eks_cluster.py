@@ -3,6 +3,7 @@ access entries, and the VPC CNI add-on configured for nodes that hold an ENI it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from ipaddress import IPv4Network
@@ -151,10 +152,13 @@ class MulticastEksCluster(Construct):
         grant = self.role.node.try_find_child("DefaultPolicy")
         if grant is not None:
             self.cluster.node.add_dependency(grant)
-        for index, role in enumerate(admin_roles):
+        for role in admin_roles:
+            # Named by the role, not its place in the list: the principal is create-only, so an id
+            # by position would make removing the first role replace the second's entry, which
+            # EKS refuses while the old one (the same principal) still exists.
             eks.CfnAccessEntry(
                 self,
-                f"Admin{index}",
+                f"Admin{hashlib.sha256(role.encode()).hexdigest()[:12]}",
                 cluster_name=self.cluster.ref,
                 principal_arn=role,
                 type="STANDARD",

@@ -18,7 +18,14 @@ from constructs import Construct
 from mcastkit.config.names import pascal
 from mcastkit.constructs.cluster import bootstrap_user_data
 from mcastkit.constructs.eks_cluster import MulticastEksCluster
-from mcastkit.eks.network import IPAM_PLUGIN, IPAM_PLUGIN_NAME, ami_parameter, node_config
+from mcastkit.eks.network import (
+    IPAM_PLUGIN,
+    IPAM_PLUGIN_NAME,
+    NODE_LABEL,
+    NODE_LABEL_VALUE,
+    ami_parameter,
+    node_config,
+)
 
 #: Boot scripts of ``mcastkit/bootstrap``, in order: IGMPv2 on the node (pods created later inherit
 #: it; the pods' tuning step covers the others), socket buffers, then the multicast ENI (attached,
@@ -33,6 +40,11 @@ NODE_POLICIES = (
     "AmazonEKS_CNI_Policy",
     "AmazonSSMManagedInstanceCore",
 )
+#: Between two node replacements of a rolling update: a node boots and joins in a few minutes
+#: (inferred; nothing here timed it on EKS).
+ROLLING_PAUSE = "PT5M"
+#: Auto Scaling's own replacements and rebalancing stay off while CloudFormation replaces nodes.
+ROLLING_SUSPEND = ["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"]
 #: User data is at most 16 KB before base64 (EC2 user guide, "Run commands when you launch an
 #: EC2 instance with user data input").
 USER_DATA_LIMIT = 16 * 1024
@@ -72,7 +84,8 @@ class MulticastNodes(Construct):
     ``ami``), IMDSv2 with hop limit 1 (pods cannot reach the node's credentials), encrypted gp3 root
     volume, the cluster security group; nodeadm joins them with the max pods of the VPC CNI's
     interfaces and the multicast label; the IPAM plugin is written to /opt/cni/bin. A new launch
-    template version replaces nodes one at a time, starting the new one first.
+    template version replaces nodes one at a time, starting the new one first, five minutes apart,
+    one zone after the other (nodes are not drained first: Kubernetes reschedules their pods).
 
     Attributes:
         role, instance_profile, access_entry, launch_templates and groups (by zone).
@@ -128,6 +141,7 @@ class MulticastNodes(Construct):
                     "MCASTKIT_ENI_SUBNET": zone.multicast_subnet.subnet_id,
                     "MCASTKIT_ENI_SECURITY_GROUP": multicast_security_group.security_group_id,
                     "MCASTKIT_CLUSTER": cluster.name,
+                    "MCASTKIT_NODE_LABEL": f"{NODE_LABEL}={NODE_LABEL_VALUE}",
                 },
             )
             template = ec2.CfnLaunchTemplate(
@@ -182,9 +196,17 @@ class MulticastNodes(Construct):
             )
             group.cfn_options.update_policy = CfnUpdatePolicy(
                 auto_scaling_rolling_update=CfnAutoScalingRollingUpdate(
-                    max_batch_size=1, min_instances_in_service=nodes_per_zone
+                    max_batch_size=1,
+                    min_instances_in_service=nodes_per_zone,
+                    # No signal (the nodes have no CloudFormation endpoint): a pause long enough for
+                    # a new node to boot and join before the next old one goes.
+                    pause_time=ROLLING_PAUSE,
+                    suspend_processes=ROLLING_SUSPEND,
                 )
             )
+            # One zone at a time: a new AMI or user data never takes every zone's nodes at once.
+            if self.groups:
+                group.add_dependency(list(self.groups.values())[-1])
             # The VPC CNI's configuration (no spare ENI) and the nodes' access entry are in place
             # before the first node boots.
             group.add_dependency(cluster.vpc_cni)

@@ -139,7 +139,7 @@ class MulticastVpc(Construct):
                 subnets=[ec2.SubnetSelection(subnets=[*self.subnets, *self.node_subnets])],
             )
 
-    def _subnet(self, spec: Subnet | NodeSubnet) -> ec2.ISubnet:
+    def _subnet(self, spec: NodeSubnet) -> ec2.ISubnet:
         return ec2.PrivateSubnet(
             self,
             f"Subnet{pascal(str(spec.cidr))}",

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import yaml
 
-from mcastkit.eks.network import NETWORK_NAME, NODE_LABEL, POD_INTERFACE, multicast_network
+from mcastkit.eks.network import NETWORK_NAME, NODE_LABEL, NODE_LABEL_VALUE, POD_INTERFACE, multicast_network
 from mcastkit.probe.sizing import MEMORY_MIB, receiver_memory_mib
 
 #: One Kubernetes object, as ``kubectl apply`` reads it.
@@ -38,9 +38,6 @@ MULTUS_FILE: Final = "00-multus.yaml"
 NETWORK_FILE: Final = "10-network.yaml"
 PROBE_FILE: Final = "20-probe.yaml"
 
-#: The value of the node label (:data:`mcastkit.eks.network.NODE_LABEL`) the multicast nodes get from
-#: their kubelet flags (``--node-labels``): Multus and every pod that holds a multicast ENI run only there.
-NODE_LABEL_VALUE: Final = "true"
 #: The same key on a pod, with this value, marks the pod that holds its node's multicast ENI: the
 #: pods' anti-affinity on it keeps a second holder off the node (host-device can move the one ENI
 #: into one pod only; a second pod's CNI ADD would fail and leave the pod stuck creating).

@@ -49,9 +49,10 @@ def multicast_network(*, igmpv2: bool = True) -> dict[str, Any]:
     return {"cniVersion": CNI_VERSION, "name": NETWORK_NAME, "plugins": plugins}
 
 
-#: The label every node with a multicast ENI carries (its kubelet flags), which the multicast pods
-#: and Multus select.
+#: The label every node that holds its multicast ENI carries (its kubelet flags, from the boot
+#: script's nodeadm drop-in), which the multicast pods and Multus select.
 NODE_LABEL: Final = "mcastkit.io/multicast-eni"
+NODE_LABEL_VALUE: Final = "true"
 #: The two service ranges EKS itself chooses between (EKS API reference, ``serviceIpv4Cidr``).
 SERVICE_CIDRS: Final = ("10.100.0.0/16", "172.20.0.0/16")
 
@@ -76,7 +77,8 @@ def ami_parameter(kubernetes_version: str, architecture: str) -> str:
 
 def node_config(*, cluster: str, endpoint: str, certificate_authority: str, cidr: str, max_pods: int) -> str:
     """The nodeadm ``NodeConfig`` of a node (``application/node.eks.aws`` user data part): the cluster
-    it joins, the pods it may hold (the VPC CNI's interfaces only) and the multicast label.
+    it joins and the pods it may hold (the VPC CNI's interfaces only). The multicast label is not
+    here: the boot script adds it in a drop-in once the node holds its ENI.
 
     The values may be CloudFormation tokens (the cluster's endpoint and certificate), so this is
     text, not YAML dumped from a dict."""
@@ -94,8 +96,6 @@ def node_config(*, cluster: str, endpoint: str, certificate_authority: str, cidr
             "  kubelet:",
             "    config:",
             f"      maxPods: {max_pods}",
-            "    flags:",
-            f"      - --node-labels={NODE_LABEL}=true",
             "",
         ]
     )

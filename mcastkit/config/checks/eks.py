@@ -138,7 +138,10 @@ def _access_problems(eks: Eks) -> list[Problem]:
                 fix="remove public_access_cidrs, or set endpoint: public-and-private",
             )
         ]
-    problems = []
+    problems = [
+        Problem(("admin_roles", i), f"{eks.admin_roles[i]} is listed twice", fix="list each role once")
+        for i, _ in repeats(eks.admin_roles)
+    ]
     for i, cidr in enumerate([*eks.public_access_cidrs, *eks.admin_cidrs]):
         field, index = (
             ("public_access_cidrs", i)
