@@ -16,6 +16,7 @@ import pytest
 
 from mcastkit.config import Config
 from mcastkit.config.names import pascal
+from mcastkit.constructs.cluster import BOOTSTRAP_DIR
 from mcastkit.constructs.eks_cluster import CLUSTER_ADMIN_POLICY, CONTROL_PLANE_LOGS
 from mcastkit.constructs.eks_nodes import EKS_BOOTSTRAP_SCRIPTS, NODE_POLICIES, USER_DATA_LIMIT
 from mcastkit.eks.network import IPAM_PLUGIN, NODE_LABEL, NODE_LABEL_VALUE, ami_parameter
@@ -203,9 +204,17 @@ def test_user_data_joins_the_cluster_and_sets_up_the_multicast_eni(
         match = re.search(r"export MCASTKIT_ENI_SUBNET=(\S+)", text)
         assert match and match[1] == "<Import>"  # the zone's multicast subnet, from the network stack
         subnets.add(json.dumps(data["UserData"], sort_keys=True))
-        # The IPAM plugin, byte for byte.
-        packed = re.search(r"<<'MCASTKIT_PLUGIN_END' \| gunzip > \S+\n(\S+)\nMCASTKIT_PLUGIN_END", text)
-        assert packed and gzip.decompress(base64.b64decode(packed[1])) == IPAM_PLUGIN.read_bytes()
+        # The scripts and the IPAM plugin, byte for byte (gzip in base64: user data is small).
+        files = {
+            target: gzip.decompress(base64.b64decode(encoded))
+            for target, encoded in re.findall(
+                r"<<'MCASTKIT_PACKED_END' \| gunzip > (\S+)\.new\n(\S+)\nMCASTKIT_PACKED_END", text
+            )
+        }
+        assert files == {
+            f"/opt/mcastkit/bootstrap/{name}": (BOOTSTRAP_DIR / name).read_bytes()
+            for name in EKS_BOOTSTRAP_SCRIPTS
+        } | {"/opt/cni/bin/mcastkit-eni-ipam": IPAM_PLUGIN.read_bytes()}
         # EC2 takes 16 KB of user data before base64; tokens resolve to under 2 KB (the CA).
         assert len(text.encode()) + 2048 < USER_DATA_LIMIT
     assert len(subnets) == 2, "each zone's template names its own multicast subnet"

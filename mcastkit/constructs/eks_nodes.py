@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +14,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mcastkit.config.names import pascal
-from mcastkit.constructs.cluster import bootstrap_user_data
+from mcastkit.constructs.cluster import bootstrap_user_data, packed_file
 from mcastkit.constructs.eks_cluster import MulticastEksCluster
 from mcastkit.eks.network import (
     IPAM_PLUGIN,
@@ -57,18 +55,6 @@ class NodeZone:
     availability_zone: str
     node_subnet: ec2.ISubnet
     multicast_subnet: ec2.ISubnet
-
-
-def ipam_plugin_install() -> list[str]:
-    """Shell commands that write the IPAM plugin to the node (gzip and base64: user data is small)."""
-    packed = base64.b64encode(gzip.compress(IPAM_PLUGIN.read_bytes(), mtime=0)).decode()
-    target = f"{CNI_BIN}/{IPAM_PLUGIN_NAME}"
-    return [
-        f"mkdir -p {CNI_BIN}",
-        f"base64 -d <<'MCASTKIT_PLUGIN_END' | gunzip > {target}.new\n{packed}\nMCASTKIT_PLUGIN_END",
-        f"chmod 0755 {target}.new",
-        f"mv {target}.new {target}",
-    ]
 
 
 class MulticastNodes(Construct):
@@ -232,8 +218,8 @@ class MulticastNodes(Construct):
                 ),
             )
         )
-        script = bootstrap_user_data(EKS_BOOTSTRAP_SCRIPTS, environment=environment, header_comments=False)
-        script.add_commands(*ipam_plugin_install())
+        script = bootstrap_user_data(EKS_BOOTSTRAP_SCRIPTS, environment=environment, packed=True)
+        script.add_commands(*packed_file(f"{CNI_BIN}/{IPAM_PLUGIN_NAME}", IPAM_PLUGIN.read_bytes()))
         # As text, not in base64 transfer encoding (a third larger): user data is at most 16 KB.
         user_data.add_part(
             ec2.MultipartBody.from_raw_body(content_type=ec2.MultipartBody.SHELL_SCRIPT, body=script.render())
