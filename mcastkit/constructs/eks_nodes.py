@@ -69,7 +69,8 @@ class MulticastNodes(Construct):
     Nodes: the EKS-optimized Amazon Linux 2023 AMI (an SSM parameter resolved at each deploy, or
     ``ami``), IMDSv2 with hop limit 1 (pods cannot reach the node's credentials), encrypted gp3 root
     volume, the cluster security group; nodeadm joins them with the max pods of the VPC CNI's
-    interfaces and the multicast label; the IPAM plugin is written to /opt/cni/bin. A new launch
+    interfaces, and the multicast label once the boot script holds the ENI (its nodeadm drop-in);
+    the IPAM plugin is written to /opt/cni/bin. A new launch
     template version replaces nodes one at a time, starting the new one first, five minutes apart,
     one zone after the other (nodes are not drained first: Kubernetes reschedules their pods).
 
