@@ -254,5 +254,21 @@ def test_synth_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(kit_module, "synth_template", broken)
     code, _, err = _run([*KIT, "beta-capital", "--region", REGION, "--out", str(tmp_path)])
     assert code == ExitStatus.ENVIRONMENT
-    expected = "cannot synthesize the customer template (needs Node.js 22 on PATH): node: not found"
+    expected = "cannot synthesize the customer template: node: not found"
     assert err == f"mcastkit: error: {expected}\n"
+
+
+def test_an_old_node_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsii on the machine's Node 20 (a venv activated, no pinned Node first on PATH): the kit
+    command says which Node and what to do, before jsii starts (no banner, no traceback)."""
+    old = tmp_path / "node"
+    old.write_text("#!/bin/sh\necho v20.20.2\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("JSII_NODE", str(old))
+    code, _, err = _run([*KIT, "beta-capital", "--region", REGION, "--out", str(tmp_path / "kit")])
+    assert code == ExitStatus.ENVIRONMENT
+    assert err.startswith(
+        f"mcastkit: error: {old} is Node 20: the CDK's runtime (jsii) needs Node 22 or 24; "
+    )
+    assert err.count("\n") == 1 and "!!" not in err
+    assert not (tmp_path / "kit").exists(), "nothing written"

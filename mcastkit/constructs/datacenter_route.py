@@ -82,5 +82,5 @@ class DatacenterRoute(Construct):
                     gateway_id=gateway_id if router is ec2.RouterType.GATEWAY else None,
                     transit_gateway_id=gateway_id if router is ec2.RouterType.TRANSIT_GATEWAY else None,
                 )
-                route.add_dependency(attachment)
+                route.add_resource_dependency(attachment)
                 self.routes.append(route)

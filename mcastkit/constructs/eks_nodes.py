@@ -193,11 +193,11 @@ class MulticastNodes(Construct):
             )
             # One zone at a time: a new AMI or user data never takes every zone's nodes at once.
             if self.groups:
-                group.add_dependency(list(self.groups.values())[-1])
+                group.add_resource_dependency(list(self.groups.values())[-1])
             # The VPC CNI's configuration (no spare ENI) and the nodes' access entry are in place
             # before the first node boots.
-            group.add_dependency(cluster.vpc_cni)
-            group.add_dependency(self.access_entry)
+            group.add_resource_dependency(cluster.vpc_cni)
+            group.add_resource_dependency(self.access_entry)
             self.launch_templates[zone.availability_zone] = template
             self.groups[zone.availability_zone] = group
         self._acknowledge()

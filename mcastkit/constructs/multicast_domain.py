@@ -107,6 +107,6 @@ class MulticastDomain(Construct):
                 )
                 # A registered ENI must sit in an associated subnet before it can register.
                 for association in self.associations:
-                    registration.add_dependency(association)
+                    registration.add_resource_dependency(association)
                 registered.append(registration)
         return registered

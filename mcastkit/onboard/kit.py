@@ -20,6 +20,7 @@ from typing import Any
 from mcastkit.config import Capacity, Config, Customer, Region, Stream
 from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, kit_stack_name, pascal, stream_key
 from mcastkit.errors import BadInput, EnvironmentFailure
+from mcastkit.jsii_node import use_pinned_node
 
 PLACEHOLDER = "REPLACE-"
 
@@ -98,6 +99,7 @@ def synth_template(
     cluster: Capacity | None = None,
 ) -> dict[str, Any]:
     """The customer stack's CloudFormation template (no credentials, no lookups)."""
+    use_pinned_node()
     import aws_cdk as cdk
 
     CustomerStack = _customer_stacks().CustomerStack
@@ -213,15 +215,14 @@ def write_kit(
 ) -> Kit:
     customer = select(config, customer_name, region)
     _check_subnet_count(len(customer.domains_in(region)), subnets_per_domain)
+    use_pinned_node()  # a missing or old Node is named as such, not as a synth failure
     try:
         template = synth_template(
             config, customer, region, subnets_per_domain=subnets_per_domain, cluster=cluster
         )
     except Exception as err:  # jsii/Node failures surface as bare RuntimeErrors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SynthError(
-            f"cannot synthesize the customer template (needs Node.js 22 on PATH): {first}"
-        ) from err
+        raise SynthError(f"cannot synthesize the customer template: {first}") from err
     values = parameter_values(config, customer, region, template)
     stack_name = kit_stack_name(config.project, customer.name, region)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from mcastkit.config import Config
 from mcastkit.errors import BadInput, EnvironmentFailure
+from mcastkit.jsii_node import use_pinned_node
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 Templates = dict[str, dict[str, Any]]
@@ -34,7 +35,6 @@ def _context() -> dict[str, Any]:
 def quiet_synth() -> Iterator[None]:
     """Keep the CDK's own output (the Node.js runtime's notices, template validation warnings)
     off the terminal while a plan synthesizes; shown only if the synth fails."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -60,6 +60,7 @@ def quiet_synth() -> Iterator[None]:
 
 def provider_templates(config: Config) -> Templates:
     """Every provider stack of ``config``, by stack name."""
+    use_pinned_node()
     with quiet_synth():
         import aws_cdk as cdk
 

@@ -56,7 +56,7 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         },
         env=env,
     )
-    sharing.add_dependency(network)
+    sharing.add_stack_dependency(network)
     compute = ComputeStack(
         app,
         config.stack_name(region, "compute"),
