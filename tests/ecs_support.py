@@ -43,6 +43,7 @@ def config_data(**sections: Any) -> dict[str, Any]:
                         "groups": [
                             {"name": "btc-book", "address": "239.10.1.1", "port": 30001},
                             {"name": "trades", "address": "239.10.1.3", "port": 30003},
+                            {"name": "probe", "address": "239.10.1.20", "port": 30020, "probe": True},
                         ],
                     },
                     {

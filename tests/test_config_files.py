@@ -148,7 +148,10 @@ def _six_domains() -> dict[str, Any]:
                     {
                         "name": f"d{i}",
                         "source_cidrs": [f"10.1.{i}.0/24"],
-                        "groups": [{"name": "g", "address": f"239.1.{i}.1", "port": 5000 + i}],
+                        "groups": [
+                            {"name": "g", "address": f"239.1.{i}.1", "port": 5000 + i},
+                            {"name": "p", "address": f"239.1.{i}.2", "port": 6000 + i, "probe": True},
+                        ],
                     }
                     for i in range(6)
                 ],
@@ -160,7 +163,7 @@ def _six_domains() -> dict[str, Any]:
                     "connect": ["192.168.0.10:7400"],
                     "route_via": "tgw-0123456789abcdef0",
                 },
-                "probe": {"domain": "d1", "group": "g"},
+                "probe": {"domain": "d1", "group": "p"},
             }
         },
     }

@@ -78,9 +78,9 @@ def test_security_group_ingress_is_igmp_from_the_querier_and_udp_from_sources(bu
         # The sequenced stream's group (md-seq) is not contiguous with the books: a range of its own.
         ("udp", "10.20.0.0/24", 30010, 30010),
         ("udp", "10.20.1.0/24", 30010, 30010),
-        # And the EKS probe's group (pod-probe).
-        ("udp", "10.20.0.0/24", 30020, 30020),
-        ("udp", "10.20.1.0/24", 30020, 30020),
+        # And the probes' groups (probe, pod-probe).
+        ("udp", "10.20.0.0/24", 30020, 30021),
+        ("udp", "10.20.1.0/24", 30020, 30021),
         ("udp", "10.20.10.0/24", 31001, 31001),
     }
 
@@ -98,6 +98,7 @@ def test_security_group_egress_is_igmp_and_udp_to_each_group_only(built: Any) ->
         ("239.10.1.3", 30003),
         ("239.10.1.10", 30010),
         ("239.10.1.20", 30020),
+        ("239.10.1.21", 30021),
         ("239.10.2.1", 31001),
     ):
         expected |= {("2", f"{address}/32", None, None), ("udp", f"{address}/32", port, port)}
@@ -110,13 +111,13 @@ def test_network_acl_mirrors_the_rules_per_domain(built: Any) -> None:
     entries = {e[:4] for e in _acl_entries(template)}
     assert entries == {
         (False, IGMP, "0.0.0.0/32", None),
-        (False, UDP, "10.20.0.0/23", (30001, 30020)),  # the two market-data sources, collapsed
+        (False, UDP, "10.20.0.0/23", (30001, 30021)),  # the two market-data sources, collapsed
         (False, UDP, "10.20.10.0/24", (31001, 31001)),
         (False, TCP, "0.0.0.0/0", (1024, 65535)),
         (False, TCP, "10.20.0.0/16", (443, 443)),
         (True, IGMP, "224.0.0.2/32", None),
-        (True, IGMP, "239.10.1.0/27", None),  # 239.10.1.1-3, the sequenced .10 and the pods' probe .20
-        (True, UDP, "239.10.1.0/27", (30001, 30020)),
+        (True, IGMP, "239.10.1.0/27", None),  # 239.10.1.1-3, the sequenced .10, the probes' .20 and .21
+        (True, UDP, "239.10.1.0/27", (30001, 30021)),
         (True, IGMP, "239.10.2.1/32", None),
         (True, UDP, "239.10.2.1/32", (31001, 31001)),
         (True, TCP, "0.0.0.0/0", (443, 443)),

@@ -21,12 +21,12 @@ from mcastkit.probe.sizing import MEMORY_MIB
 
 def _region(**probe: Any) -> config.Region:
     return region_config(
-        probe={"domain": "market-data", "group": "trades", "receivers": 3, "rate": 200, **probe}
+        probe={"domain": "market-data", "group": "probe", "receivers": 3, "rate": 200, **probe}
     )
 
 
 class Fixture(ClusterStack):
-    """The cluster stack with ProbeTasks for market-data/trades, checked with cdk-nag."""
+    """The cluster stack with ProbeTasks for market-data/probe, checked with cdk-nag."""
 
     def __init__(self, tmp: Path) -> None:
         region = _region()
@@ -98,7 +98,7 @@ def test_commands_are_continuous_ones_the_probe_cli_accepts(built: Fixture) -> N
     assert "EntryPoint" not in receiver and "EntryPoint" not in sender
     args = build_parser().parse_args(receiver["Command"])
     assert (args.command, args.probe_command) == ("probe", "recv")
-    assert str(args.group) == "239.10.1.3:30003"
+    assert str(args.group) == "239.10.1.20:30020"
     # Count 0: an open-ended stream, one JSON report a minute, never timing out.
     assert (args.interface, args.count, args.report_every, args.timeout, args.json) == (
         "eth0",
@@ -109,7 +109,7 @@ def test_commands_are_continuous_ones_the_probe_cli_accepts(built: Fixture) -> N
     )
     send = build_parser().parse_args(sender["Command"])
     assert (send.command, send.probe_command) == ("probe", "send")
-    assert str(send.group) == "239.10.1.3:30003"
+    assert str(send.group) == "239.10.1.20:30020"
     assert (send.interface, send.rate, send.count, str(send.size), send.json) == ("eth0", 200, 0, "64", True)
     assert send.ttl > 1
 

@@ -173,6 +173,11 @@ class Group(_Model):
     name: Name
     address: Annotated[IPv4Address, BeforeValidator(_group_address), PlainSerializer(str, return_type=str)]
     port: int = Field(ge=1, le=65535, description="UDP destination port")
+    probe: bool = Field(
+        default=False,
+        description="a group for the probe only: never a feed (no relay emits to it, no stream reads or "
+        "publishes it), and the only kind of group a probe may send to",
+    )
 
     @property
     def group_port(self) -> GroupPort:
@@ -204,6 +209,10 @@ class Domain(_Model):
 
     def group(self, name: str) -> Group:
         return next(g for g in self.groups if g.name == name)
+
+    @property
+    def probe_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.probe]
 
 
 class NodeSubnet(_Model):
@@ -560,13 +569,20 @@ class Region(_Model):
         return [s.availability_zone for s in self.eks.node_subnets if s.availability_zone in multicast]
 
     def relayed(self, domain: str) -> Domain:
-        """``domain`` with the groups a relay may emit to: all but the streams' outputs, whose one
-        publisher is their sequencer, and the EKS probe's group, whose one publisher is its pod."""
+        """``domain`` with the groups a relay may emit to: its feed groups, all but the streams' outputs
+        (whose one publisher is their sequencer) and the probe groups (the probe's)."""
         outputs = {s.output for s in self.streams_of(domain)}
-        if self.eks and self.eks.probe and self.eks.domain == domain:
-            outputs.add(self.eks.probe.group)
         found = self.domain(domain)
-        return found.model_copy(update={"groups": [g for g in found.groups if g.name not in outputs]})
+        feeds = [g for g in found.groups if g.name not in outputs and not g.probe]
+        return found.model_copy(update={"groups": feeds})
+
+    def probe_senders(self, domain: str) -> list[Group]:
+        """The probe groups of ``domain`` a probe sender of this region sends to (ECS or EKS)."""
+        sent: list[tuple[str, str]] = [(self.probe.domain, self.probe.group)] if self.probe else []
+        if self.eks and self.eks.probe:
+            sent.append((self.eks.domain, self.eks.probe.group))
+        names = {group for name, group in sent if name == domain}
+        return [g for g in self.domain(domain).probe_groups if g.name in names]
 
     @property
     def host_subnets(self) -> list[Subnet]:

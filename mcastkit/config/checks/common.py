@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from ipaddress import IPv4Network
 
+from mcastkit.config.models import Domain
 from mcastkit.config.names import pascal
 from mcastkit.config.problems import Path, Problem, path_text
 
@@ -56,3 +57,24 @@ def overlaps(items: Iterable[tuple[Path, IPv4Network]]) -> list[Problem]:
                 )
         seen.append((path, network))
     return problems
+
+
+def probe_group_problems(domain: Domain, name: str) -> list[Problem]:
+    """A probe's ``group`` (path relative to the probe section): a group of its domain declared
+    ``probe: true``. A probe sender publishes synthetic datagrams; on a feed group, customers' feed
+    handlers would receive them."""
+    groups = {g.name: g for g in domain.groups}
+    if name not in groups:
+        return [
+            Problem(("group",), f"{name!r} is not a group of domain {domain.name!r} ({', '.join(groups)})")
+        ]
+    if not groups[name].probe:
+        return [
+            Problem(
+                ("group",),
+                f"{name!r} is a feed group: the probe's sender would publish synthetic datagrams into it, "
+                "which customers' feed handlers receive",
+                fix="add a group with probe: true to the domain for the probe, and name it here",
+            )
+        ]
+    return []

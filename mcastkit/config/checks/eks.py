@@ -6,7 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from mcastkit.config import facts
-from mcastkit.config.checks.common import repeats
+from mcastkit.config.checks.common import probe_group_problems, repeats
 from mcastkit.config.models import Eks, EndpointAccess, Region
 from mcastkit.config.names import pascal
 from mcastkit.config.problems import Path, Problem
@@ -178,23 +178,7 @@ def _capacity_problems(eks: Eks) -> list[Problem]:
 def _probe_problems(region: Region, eks: Eks, zones: int) -> list[Problem]:
     probe = eks.probe
     assert probe is not None
-    groups = [g.name for g in region.domain(eks.domain).groups]
-    problems = []
-    if probe.group not in groups:
-        problems.append(
-            Problem(
-                ("group",), f"{probe.group!r} is not a group of domain {eks.domain!r} ({', '.join(groups)})"
-            )
-        )
-    feeds = {name for stream in region.streams_of(eks.domain) for name in (*stream.inputs, stream.output)}
-    if probe.group in feeds:
-        problems.append(
-            Problem(
-                ("group",),
-                f"{probe.group!r} is a stream's group: the probe would send its datagrams into the stream",
-                fix="give the probe a group of its own",
-            )
-        )
+    problems = probe_group_problems(region.domain(eks.domain), probe.group)
     nodes = zones * eks.nodes_per_zone
     pods = probe.receivers + 1
     if zones and pods > nodes:

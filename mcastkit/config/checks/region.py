@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcastkit.config.checks.capacity import capacity_problems, placement_problems
-from mcastkit.config.checks.common import names_problems, overlaps, repeats
+from mcastkit.config.checks.common import names_problems, overlaps, probe_group_problems, repeats
 from mcastkit.config.checks.eks import eks_problems
 from mcastkit.config.checks.relay import relay_problems
 from mcastkit.config.checks.stream import shared_stream_problems, stream_problems
@@ -241,15 +241,7 @@ def _probe_problems(region: Region) -> list[Problem]:
                 f"{probe.domain!r} is not a domain of this region ({', '.join(domain_names)})",
             )
         ]
-    groups = [g.name for g in region.domain(probe.domain).groups]
-    if probe.group not in groups:
-        return [
-            Problem(
-                ("probe", "group"),
-                f"{probe.group!r} is not a group of domain {probe.domain!r} ({', '.join(groups)})",
-            )
-        ]
-    return []
+    return [p.within(("probe",)) for p in probe_group_problems(region.domain(probe.domain), probe.group)]
 
 
 def _unheard_senders(region: Region) -> list[Problem]:

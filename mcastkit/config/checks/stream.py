@@ -47,16 +47,16 @@ def _group_problems(path: Path, region: Region, stream: Stream) -> list[Problem]
         Problem((*path, "inputs", j), f"{stream.inputs[j]!r} is listed twice")
         for j, _ in repeats(stream.inputs)
     ]
-    probe = region.probe
-    if probe and probe.domain == stream.domain and probe.group in stream.inputs:
-        problems.append(
-            Problem(
-                (*path, "inputs", stream.inputs.index(probe.group)),
-                f"{probe.group!r} is the probe's group: the sequencer would number the probe's "
-                "datagrams into the stream",
-                fix="sequence the feed's own groups, or move the probe to a group of its own",
+    for j, name in enumerate(stream.inputs):
+        if name in groups and groups[name].probe:
+            problems.append(
+                Problem(
+                    (*path, "inputs", j),
+                    f"{name!r} is a probe group: the sequencer would number the probe's datagrams into "
+                    "the stream",
+                    fix="sequence the feed's own groups",
+                )
             )
-        )
     if stream.output not in groups:
         problems.append(
             Problem(
@@ -75,13 +75,13 @@ def _group_problems(path: Path, region: Region, stream: Stream) -> list[Problem]
                 fix="publish the sequenced stream on a group of its own",
             )
         )
-    if region.probe and region.probe.domain == stream.domain and region.probe.group == stream.output:
+    if groups[stream.output].probe:
         problems.append(
             Problem(
                 (*path, "output"),
-                f"{stream.output!r} is the probe's group: its probe datagrams would be mixed into the "
+                f"{stream.output!r} is a probe group: the probe's datagrams would be mixed into the "
                 "MoldUDP64 stream",
-                fix="give the probe or the stream another group",
+                fix="publish the sequenced stream on a group of its own",
             )
         )
     # The sequencer's input sockets are bound to their groups' ports in the task's one network
