@@ -160,7 +160,12 @@ def test_kit_with_recorded_ids(beta_kit: Kit) -> None:
     assert f"TransitGatewayId={TGW}" in readme
     assert "aws cloudformation deploy \\\n  --region eu-west-2" in readme
     assert "--stack-name venue-md-beta-capital-eu-west-2-receiver" in readme
-    assert "mcastkit probe recv --group 239.10.1.1:30001" in readme
+    # Verify on the provider's probe group, never with a probe receiver on a feed.
+    assert (
+        "mcastkit probe recv --group 239.10.1.20:30020 --interface <receiver-ip> --count 0 "
+        "--report-every 10 --timeout 30"
+    ) in readme
+    assert "--group 239.10.1.1:30001" not in readme.split("## 4.")[0]
     assert "The deployment waits for the provider, twice" in readme
     assert "mcastkit onboard accept --region eu-west-2 --watch" in readme
     assert "/etc/sysctl.d/90-igmpv2.conf" in readme
@@ -200,6 +205,11 @@ def test_readme_for_an_ou_customer_with_a_cluster(tmp_path: Path) -> None:
     assert "there is no invitation to accept" in text
     assert "  --capabilities CAPABILITY_IAM \\" in text
     assert "`ReceiverClusterName`" in text
+    # Tokyo sends no probe: delivery is shown by watching each domain's first feed group.
+    assert (
+        "mcastkit probe recv --passive --group 239.10.1.1:30001 --interface <receiver-ip> --timeout 30"
+    ) in text
+    assert "mcastkit probe recv --passive --group 239.10.2.1:31001" in text
 
 
 def test_readme_of_a_static_domain_says_how_to_register_members(tmp_path: Path) -> None:

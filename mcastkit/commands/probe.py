@@ -25,6 +25,7 @@ from mcastkit.exit import ExitStatus
 from mcastkit.net.addresses import GroupPort, resolve_interface
 from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.monitor import monitor_stream
+from mcastkit.probe.passive import watch_feed
 from mcastkit.probe.receiver import RECEIVE_BUFFER_BYTES, ReceiveResult, receive_stream
 from mcastkit.probe.report import ProbeReport, within_budget
 from mcastkit.probe.roundtrip import RoundTripResult, echo, measure_rtt
@@ -110,6 +111,17 @@ def register(subparsers: Any) -> None:
         type=bounded_int(0, 2**32 - 1),
         default=None,
         help="count only this stream (default: the first one heard); others are foreign",
+    )
+    recv.add_argument(
+        "--passive",
+        action="store_true",
+        help="watch any feed instead of a probe stream: rate, sizes and silences for --timeout s (10)",
+    )
+    recv.add_argument(
+        "--gap",
+        type=bounded_float(0.001),
+        default=1.0,
+        help="--passive: a silence this long (s) counts as a gap (default 1)",
     )
     recv.add_argument("--json", action="store_true", help="print the report as JSON")
     recv.set_defaults(handler=run_recv)
@@ -225,8 +237,22 @@ def _format_latency(latency: dict[str, float | None]) -> str:
     return "/".join("-" if value is None else f"{value:.0f}" for value in latency.values())
 
 
+#: ``recv --passive`` watches this long unless told otherwise.
+DEFAULT_PASSIVE_SECONDS = 10.0
+
+
+def _feed_hint(console: Console, foreign: int) -> None:
+    """Nothing of a probe stream, but other datagrams: the group carries a feed (or another tool)."""
+    console.error(
+        f"{foreign} datagrams from another sender: this group carries a feed, not a probe stream; "
+        "use --passive to watch it"
+    )
+
+
 @_network_errors
 def run_recv(args: argparse.Namespace, console: Console) -> ExitStatus:
+    if args.passive:
+        return _run_passive(args, console)
     if args.count == 0:
         return _run_monitor(args, console)
     interface = resolve_interface(args.interface)
@@ -262,8 +288,34 @@ def run_recv(args: argparse.Namespace, console: Console) -> ExitStatus:
             f"{_format_latency(asdict(report.latency_us))} µs, stopped by {report.stopped_by}",
             file=console.out,
         )
+    if report.unique == 0 and report.foreign:
+        _feed_hint(console, report.foreign)
     if not report.ok():
         console.error(f"loss {report.loss:.4%} exceeds --max-loss {args.max_loss:.4%}")
+        return ExitStatus.FAILURE
+    return ExitStatus.OK
+
+
+def _run_passive(args: argparse.Namespace, console: Console) -> ExitStatus:
+    """``recv --passive``: what arrives on the group, probe or not; exit 1 if nothing did."""
+    interface = resolve_interface(args.interface)
+    seconds = DEFAULT_PASSIVE_SECONDS if args.timeout is None else args.timeout
+    with until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.1) as sock:
+        feed = watch_feed(
+            sock, group=str(args.group), interface=interface, seconds=seconds, gap=args.gap,
+            keep_running=keep_running,
+        )  # fmt: skip
+    sizes = "-" if feed.size_mean is None else f"{feed.size_min}/{feed.size_mean:.0f}/{feed.size_max}"
+    _report(
+        console,
+        feed.to_json() if args.json else None,
+        f"{args.group} on {interface}: {feed.datagrams} datagrams in {feed.seconds:.1f} s "
+        f"({feed.rate:,.0f}/s, {feed.megabits_per_second:.2f} Mbit/s), "
+        f"sizes min/mean/max {sizes} B, {feed.silences} silence(s) of {args.gap:g} s or more "
+        f"(longest {feed.longest_silence:.2f} s), {feed.probe_datagrams} probe datagrams",
+    )
+    if not feed.datagrams:
+        console.error(f"nothing arrived on {args.group} in {seconds:g} s")
         return ExitStatus.FAILURE
     return ExitStatus.OK
 
@@ -273,9 +325,14 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
     interface = resolve_interface(args.interface)
     over_budget = [0]
 
+    hinted = [False]
+
     def report(stream_id: int | None, interval: dict[str, Any]) -> None:
         ok = within_budget(interval["received"], interval["loss"], args.max_loss)
         over_budget[0] += not ok
+        if interval["received"] == 0 and interval["foreign"] and not hinted[0]:
+            hinted[0] = True
+            _feed_hint(console, interval["foreign"])
         summary = {"group": str(args.group), "interface": interface, "stream_id": stream_id, **interval}
         _report(
             console,

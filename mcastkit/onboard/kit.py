@@ -393,18 +393,38 @@ def readme(
         "/etc/sysctl.d/90-igmpv2.conf && sudo sysctl --system`):",
         "",
         "```sh",
-        *[
-            f"mcastkit probe recv --group {g.address}:{g.port} --interface <receiver-ip> "
-            "--count 100 --timeout 30"
-            for g in (region_config.domain(d).groups[0] for d in domains)
-        ],
+        *[_verify_command(region_config, d) for d in domains],
         "```",
+        "",
+        "A probe group carries only the provider's probe stream: its receiver reports every 10 s what "
+        "arrived, what was lost and the one-way latency, and exits 1 if an interval lost any. A domain "
+        "without a probe is watched passively on its first feed group (`--passive`: the feed's rate, "
+        "sizes and silences; it exits 1 if nothing arrived). Never run a probe sender on a feed group.",
         "",
         f"{config.project} sees your receivers as group members in `mcastkit onboard status`.",
         "",
         *_stream_lines(config, customer, region, values),
     ]
     return "\n".join(lines)
+
+
+def _verify_command(region: Region, domain: str) -> str:
+    """How a customer proves delivery of ``domain``: the provider's probe stream where one is sent,
+    else a passive watch of the domain's first feed group (a probe receiver there would count the
+    feed as foreign datagrams and report everything lost)."""
+    probes = region.probe_senders(domain)
+    if probes:
+        group = probes[0]
+        return (
+            f"mcastkit probe recv --group {group.address}:{group.port} --interface <receiver-ip> "
+            "--count 0 --report-every 10 --timeout 30"
+        )
+    groups = region.domain(domain).groups
+    feed = next((g for g in groups if not g.probe), groups[0])
+    return (
+        f"mcastkit probe recv --passive --group {feed.address}:{feed.port} --interface <receiver-ip> "
+        "--timeout 30"
+    )
 
 
 def _stream_lines(config: Config, customer: Customer, region: str, values: dict[str, str]) -> list[str]:
