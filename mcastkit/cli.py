@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mcastkit import __version__
 from mcastkit.console import Console
@@ -33,7 +34,29 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already names it (or there is
+    none worth naming: off, unset)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        # By identity: 0 and 0.0 equal False, and a default of 0 is worth naming.
+        if default is None or default is False or default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        shown = ",".join(str(d) for d in default) if type(default) in (list, tuple) else str(default)
+        if "default" in text or f"({shown})" in text:
+            return text
+        return f"{text} (default {shown})".strip()
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelp)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(ExitStatus.BAD_INPUT, f"{self.prog}: error: {message}\n")

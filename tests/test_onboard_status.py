@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from onboard_support import (
 
 from mcastkit import cli
 from mcastkit.commands import onboard as onboard_command
+from mcastkit.errors import EnvironmentFailure
 from mcastkit.exit import ExitStatus
 from mcastkit.onboard.status import collect_status, render
 
@@ -57,7 +59,7 @@ def _healthy(
 
 
 @mock_aws
-def test_healthy_region_is_ok(stub: MulticastStub) -> None:
+def test_healthy_region_is_ok(stub: MulticastStub, monkeypatch: pytest.MonkeyPatch) -> None:
     provider = Provider()
     provider.attach(STRANGER, state="rejected")  # refused earlier: no access, not an intruder
     alpha = _healthy(provider, stub)
@@ -76,6 +78,15 @@ def test_healthy_region_is_ok(stub: MulticastStub) -> None:
     render(status, out, color=False)
     text = out.getvalue()
     assert "alpha-trading" in text and "1/100" in text and "status: ok" in text
+    # Piped: every id whole, on one line (a script greps them).
+    assert f"{alpha} available" in text and ALPHA in text and "…" not in text
+    # On a 100-column terminal long ids fold onto the next line: none is cut with an ellipsis.
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = io.StringIO()
+    render(status, narrow, color=True)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", narrow.getvalue())
+    assert "…" not in plain
+    assert ALPHA in plain and alpha in plain
 
 
 @mock_aws
@@ -156,3 +167,24 @@ def test_a_source_the_provider_does_not_own_is_a_problem(stub: MulticastStub) ->
     assert not status.ok
     expected = "source owned by account 222222222222 (eni-0aaaaaaaaaaaaaaa9)"
     assert any(expected in problem for problem in status.problems), status.problems
+
+
+def test_json_failure_still_prints_a_document(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_credentials(region: str, profile: str | None) -> None:
+        raise EnvironmentFailure("no AWS credentials for eu-west-2 (set AWS_PROFILE or run aws configure)")
+
+    monkeypatch.setattr(onboard_command, "make_aws", no_credentials)
+    path = tmp_path / "mcastkit.yaml"
+    path.write_text(yaml.safe_dump(provider_config().model_dump(mode="json")), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["onboard", "status", "--config", str(path), "--region", REGION, "--json"],
+        cli.Console(out=out, err=err),
+    )
+    assert code == ExitStatus.ENVIRONMENT
+    assert json.loads(out.getvalue()) == {
+        "region": REGION,
+        "ok": False,
+        "error": "no AWS credentials for eu-west-2 (set AWS_PROFILE or run aws configure)",
+    }
+    assert "no AWS credentials" in err.getvalue()

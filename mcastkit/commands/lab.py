@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     run = actions.add_parser("run", help="push a probe stream end to end and report per receiver")
     named(run)
     run.add_argument("--path", choices=("relay", "direct"), default=None, help="default: relay if running")
-    run.add_argument("--count", type=bounded_int(1), default=10_000)
+    run.add_argument("--count", type=bounded_int(1), default=10_000, help="datagrams the probe sends")
     run.add_argument("--rate", type=bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
     run.add_argument(
         "--size",
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
         "stream", help="a sequenced stream across the TGW stand-in, with loss on the way, recovered"
     )
     named(stream)
-    stream.add_argument("--count", type=bounded_int(1), default=20_000)
+    stream.add_argument("--count", type=bounded_int(1), default=20_000, help="datagrams published")
     stream.add_argument("--rate", type=bounded_int(0), default=10_000, help="datagrams/s (0 = unpaced)")
     stream.add_argument(
         "--size",

@@ -23,7 +23,7 @@ from mcastkit.config import Capacity, Config, ConfigError, load_config
 from mcastkit.config.checks import capacity_problems
 from mcastkit.config.loader import validation_problems
 from mcastkit.console import Console
-from mcastkit.errors import BadInput, EnvironmentFailure
+from mcastkit.errors import BadInput, EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
 from mcastkit.onboard.aws import Aws, AwsFailure, region_of_arn
 
@@ -274,8 +274,12 @@ def run_status(args: argparse.Namespace, console: Console) -> ExitStatus:
     from mcastkit.onboard.status import collect_status, render
 
     config = _load(args)
-    aws = make_aws(args.region, args.profile)
-    status = collect_status(aws, config, args.region)
+    try:
+        status = collect_status(make_aws(args.region, args.profile), config, args.region)
+    except McastkitError as err:
+        if args.json:  # a script reading stdout gets a document either way
+            print(json.dumps({"region": args.region, "ok": False, "error": err.render()}), file=console.out)
+        raise
     if args.json:
         print(json.dumps(status.as_dict(), indent=2), file=console.out)
     else:

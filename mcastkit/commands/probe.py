@@ -142,8 +142,8 @@ def register(subparsers: Any) -> None:
     rtt.add_argument(
         "--reply", required=True, type=group_port, metavar="G:P", help="group the echo replies to"
     )
-    rtt.add_argument("--count", type=bounded_int(1), default=100)
-    rtt.add_argument("--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64)
+    rtt.add_argument("--count", type=bounded_int(1), default=100, help="round trips to measure")
+    rtt.add_argument("--size", type=bounded_int(HEADER_SIZE, MAX_SIZE), default=64, help="bytes per datagram")
     rtt.add_argument("--interval", type=bounded_float(0.0), default=0.01, help="seconds between pings")
     rtt.add_argument(
         "--loss-timeout", type=bounded_float(0.001), default=0.5, help="seconds to wait for each echo"

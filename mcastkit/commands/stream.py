@@ -105,7 +105,9 @@ def register(subparsers: Any) -> None:
         help=f"largest MoldUDP64 packet (default {MAX_DATAGRAM}: the Transit Gateway's MTU)",
     )
     seq.add_argument("--ttl", type=bounded_int(1, 255), default=8, help="multicast TTL (default 8)")
-    seq.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
+    seq.add_argument(
+        "--log-level", choices=["debug", "info", "warning"], default="info", help="what the sequencer logs"
+    )
     seq.set_defaults(handler=run_sequencer)
 
     def follower(sub: argparse.ArgumentParser) -> None:
@@ -171,7 +173,14 @@ def register(subparsers: Any) -> None:
 
     show = actions.add_parser("show", help="print a journal as the bus log does")
     show.add_argument("journal", type=Path, metavar="DIR")
-    show.add_argument("--from", dest="start", type=bounded_int(1), default=1, metavar="SEQ")
+    show.add_argument(
+        "--from",
+        dest="start",
+        type=bounded_int(1),
+        default=1,
+        metavar="SEQ",
+        help="first sequence number shown",
+    )
     show.add_argument("--count", type=bounded_int(1), default=None, help="at most this many messages")
     show.set_defaults(handler=run_show)
 

@@ -303,16 +303,23 @@ def _customer_row(customer: Customer, region: str) -> CustomerStatus:
     return row
 
 
+def _principal(principal: str) -> str:
+    """An account id whole; an OU by its id (the ARN would take the table's width)."""
+    return principal if len(principal) <= 14 else "OU " + principal.rsplit("/", 1)[-1]
+
+
 def render(status: RegionStatus, out: Any, *, color: bool) -> None:
     """Print the status as rich tables (plain text when ``out`` is not a terminal)."""
     from rich.console import Console as RichConsole
     from rich.table import Table
 
-    console = RichConsole(
-        file=out, force_terminal=color, no_color=not color, width=160 if not color else None
-    )
+    # Piped or redirected: as wide as the rows need (a script greps whole ids); on a terminal, long
+    # ids fold onto a second line rather than lose their end.
+    console = RichConsole(file=out, force_terminal=color, no_color=not color, width=None if color else 1000)
     console.print(f"{status.region}: transit gateway {status.transit_gateway_id} (ids from {status.source})")
     table = Table(title="Customers")
+    principals = [_principal(row.principal) for row in status.customers]
+    attachment_ids = [len(a["id"]) for row in status.customers for a in row.attachments]
     for column in (
         "customer",
         "principal",
@@ -322,11 +329,16 @@ def render(status: RegionStatus, out: Any, *, color: bool) -> None:
         "associations",
         "members",
     ):
-        table.add_column(column)
-    for row in status.customers:
+        # The ids people copy from here (account, attachment) keep a line of their own.
+        widest = {
+            "principal": max(map(len, principals), default=0),
+            "attachment": max(attachment_ids, default=0),
+        }
+        table.add_column(column, overflow="fold", min_width=widest.get(column) or None)
+    for row, principal in zip(status.customers, principals, strict=True):
         table.add_row(
             row.name + (" [!]" if row.problems else ""),
-            row.principal if len(row.principal) <= 14 else "OU " + row.principal.rsplit("/", 1)[-1],
+            principal,
             "\n".join(f"{d}: {row.share.get(d, '?')}" for d in row.domains),
             "\n".join(f"{d}: {row.invitation.get(d, '?')}" for d in row.domains),
             "\n".join(f"{a['id']} {a['state']}" for a in row.attachments) or "none",
@@ -340,7 +352,7 @@ def render(status: RegionStatus, out: Any, *, color: bool) -> None:
     console.print(table)
     groups = Table(title=f"Groups (members per group quota: {MEMBERS_PER_GROUP})")
     for column in ("domain", "group", "address", "members", "sources"):
-        groups.add_column(column)
+        groups.add_column(column, overflow="fold")
     for group in status.groups:
         groups.add_row(
             group.domain,
