@@ -121,7 +121,9 @@ def test_a_session_id_rewritten_on_the_path_fails_the_handshake() -> None:
 
     listener, dialer = asyncio.run(_pair(GOOD, GOOD, rewrite_hello=forge_session))
     assert isinstance(listener, AuthError) and "does not know the shared secret" in str(listener)
+    # The dialer (the egress) says what the silent close means, not only that it happened.
     assert isinstance(dialer, AuthError)
+    assert "the two ends have different secrets" in str(dialer)
 
 
 async def _pair(
@@ -190,7 +192,9 @@ def test_handshake_succeeds_both_ways_with_the_same_secret() -> None:
 def test_wrong_secret_fails_on_both_sides() -> None:
     listener, dialer = asyncio.run(_pair(GOOD, b"guessed"))
     assert isinstance(listener, AuthError) and "does not know the shared secret" in str(listener)
+    # The dialer (the egress) says what the silent close means, not only that it happened.
     assert isinstance(dialer, AuthError)
+    assert "the two ends have different secrets" in str(dialer)
 
 
 def test_same_role_peer_is_refused() -> None:

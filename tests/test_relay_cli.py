@@ -246,8 +246,10 @@ def test_two_processes_relay_serve_metrics_and_stop_cleanly_on_sigterm(secret_fi
             assert health["status"] == "ok" and health["role"] == "egress" and health["peers"] == 1
             status, text = _get(f"http://127.0.0.1:{metrics_port}/metrics")
             assert status == 200
-            label = f'group="{source[0]}:{source[1]}"'
+            # Counted under the group emitted here (the --map target), not the ingress's.
+            label = f'group="{target[0]}:{target[1]}"'
             assert f"mcastkit_relay_datagrams_out_total{{{label}}} 20.0" in text
+            assert f'group="{source[0]}:{source[1]}"' not in text
             assert "mcastkit_relay_peers 1.0" in text
             assert re.search(r"^mcastkit_relay_transit_seconds \d", text, re.MULTILINE)
             assert _get(f"http://127.0.0.1:{metrics_port}/nope")[0] == 404

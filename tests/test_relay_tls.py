@@ -59,7 +59,7 @@ def test_a_stream_crosses_an_encrypted_link_whole(pki: dict[str, TlsContexts | N
             assert link.transport.get_extra_info("ssl_object").version() == "TLSv1.3"
             await send(_sender(), source, [_message(i) for i in range(200)])
             await until(lambda: len(receiver.received) == 200, "the stream")
-            assert egress.stats.groups[_label(source)].gaps == 0
+            assert egress.stats.groups[_label(target)].gaps == 0
         receiver.close()
         assert receiver.indexes() == list(range(200))
 

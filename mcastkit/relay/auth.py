@@ -164,7 +164,17 @@ async def _exchange(
     expected = proof(secret, role.peer, hello, payload)
     if dialer:
         writer.write(encode(FrameType.PROOF, mine))
-    theirs = await _read_frame(reader, FrameType.PROOF)
+    try:
+        theirs = await _read_frame(reader, FrameType.PROOF)
+    except asyncio.IncompleteReadError:
+        if not dialer:
+            raise
+        # The listener checks the dialer's proof first and closes on a wrong one without a word
+        # (it reveals no proof of its own to an impostor): this is how a wrong secret looks here.
+        raise AuthError(
+            "the peer closed the connection after checking our proof: the two ends have different "
+            "secrets (check --secret-file or --secret-env on both)"
+        ) from None
     if not hmac.compare_digest(theirs, expected):
         raise AuthError("wrong proof: the peer does not know the shared secret")
     if not dialer:

@@ -136,7 +136,9 @@ class Egress(RelayNode):
             return self._refuse(label, "not_allowed", "is not an --allow group")
         if self.allow is None and len(streams) >= MAX_STREAMS:
             return self._refuse(label, "too_many_groups", f"is past {MAX_STREAMS} groups in one session")
-        return _Stream(Destination(*target), self.stats.group(label)), ""
+        # Counted under the group emitted here (a --map target), which is what this side's
+        # receivers and alarms know; refusals keep the group the ingress sent.
+        return _Stream(Destination(*target), self.stats.group(f"{target[0]}:{target[1]}")), ""
 
     def _refuse(self, label: str, reason: str, why: str) -> tuple[_Stream, str]:
         self._throttle.warning(
