@@ -172,6 +172,33 @@ def test_ou_customer_left_pending_when_organizations_refuses(stub: MulticastStub
     assert report(found, decisions, dry_run=False)[1] is ExitStatus.FAILURE
 
 
+@mock_aws
+def test_an_attachment_in_use_whose_owner_cannot_be_verified_is_not_called_pending(
+    stub: MulticastStub,
+) -> None:
+    """An available attachment of an account that may be under the OU: accept keeps it as it is and
+    says so ("unverified"), not "left pending" (nothing is pending)."""
+    provider = Provider()
+    in_use = provider.attach(STRANGER, state="available")
+    base = provider_config(tgw_id=provider.tgw_id)
+    data = base.model_dump(mode="json")
+    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
+    config = type(base).model_validate(data)
+    stub.describe_domains(provider.tgw_id)
+    stub.associations("market-data", [])
+    stub.associations("reference-data", [])
+
+    found, decisions = accept(provider_aws(stub), config, REGION, dry_run=False)
+
+    (decision,) = decisions
+    assert decision.action is Action.UNVERIFIED and decision.problem
+    line = decision.line(dry_run=False)
+    assert line.strip().startswith(f"unverified  attachment {in_use}") and "pending" not in line
+    lines, status = report(found, decisions, dry_run=False)
+    assert lines[-1].endswith("0 left pending (unverified), 1 in use unverified, 0 intruder(s)")
+    assert status is ExitStatus.FAILURE
+
+
 def test_domain_ids_in_fixture_match_config_pattern() -> None:
     config = provider_config(tgw_id="tgw-0123456789abcdef0")
     shared = config.regions[REGION].shared

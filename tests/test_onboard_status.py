@@ -188,3 +188,26 @@ def test_json_failure_still_prints_a_document(monkeypatch: pytest.MonkeyPatch, t
         "error": "no AWS credentials for eu-west-2 (set AWS_PROFILE or run aws configure)",
     }
     assert "no AWS credentials" in err.getvalue()
+
+
+@mock_aws
+def test_a_request_whose_owner_cannot_be_verified_is_left_to_a_person(stub: MulticastStub) -> None:
+    """With an OU customer whose accounts cannot be listed, status does not tell the operator to let
+    accept reject the request: accept leaves it too."""
+    provider = Provider()
+    request = provider.attach(STRANGER)  # pendingAcceptance
+    data = provider_config(tgw_id=provider.tgw_id).model_dump(mode="json")
+    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
+    config = type(provider_config(tgw_id=provider.tgw_id)).model_validate(data)
+    stub.describe_domains(provider.tgw_id)
+    stub.associations("market-data", [])
+    stub.groups("market-data", [])
+    stub.associations("reference-data", [])
+    stub.groups("reference-data", [])
+
+    status = collect_status(provider_aws(stub), config, REGION)
+
+    [problem] = [p for p in status.problems if request in p]
+    assert "waits for acceptance" in problem
+    assert "cannot verify its owner and leaves it" in problem
+    assert "run mcastkit onboard accept to reject it" not in problem

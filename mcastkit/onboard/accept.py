@@ -30,6 +30,8 @@ class Action(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     LEAVE = "leave pending"
+    #: In use already (accepted earlier, or by auto-accept), owner not verifiable: kept as it is.
+    UNVERIFIED = "unverified"
     ALLOWED = "allowed"
     INTRUDER = "intruder"
 
@@ -49,7 +51,7 @@ class Decision:
 
     @property
     def problem(self) -> bool:
-        return self.action in {Action.INTRUDER, Action.LEAVE}
+        return self.action in {Action.INTRUDER, Action.LEAVE, Action.UNVERIFIED}
 
     def line(self, dry_run: bool) -> str:
         who = f"{self.account} ({self.customer})" if self.customer else self.account
@@ -58,6 +60,7 @@ class Decision:
             Action.ACCEPT: "would accept" if dry_run else "accepted",
             Action.REJECT: "would reject" if dry_run else "rejected",
             Action.LEAVE: "left pending",
+            Action.UNVERIFIED: "unverified",
             Action.ALLOWED: "ok",
             Action.INTRUDER: "INTRUDER",
         }[self.action]
@@ -102,7 +105,7 @@ def review_attachments(
         elif state in IN_USE | {PENDING}:
             action = Action.ALLOWED if verdict is Verdict.ENTITLED else Action.INTRUDER
             if verdict is Verdict.UNVERIFIED:
-                action = Action.LEAVE
+                action = Action.UNVERIFIED
             if action is Action.INTRUDER:
                 reason += (
                     "; remove it: aws ec2 delete-transit-gateway-vpc-attachment "
@@ -131,7 +134,7 @@ def review_associations(
                 pending[(association["TransitGatewayAttachmentId"], owner)].append(subnet["SubnetId"])
             elif state in IN_USE | {PENDING}:
                 customer, verdict, reason = entitlements.verdict(owner, domain.name)
-                action = {Verdict.ENTITLED: Action.ALLOWED, Verdict.UNVERIFIED: Action.LEAVE}.get(
+                action = {Verdict.ENTITLED: Action.ALLOWED, Verdict.UNVERIFIED: Action.UNVERIFIED}.get(
                     verdict, Action.INTRUDER
                 )
                 decisions.append(
@@ -219,12 +222,13 @@ def report(
     if not acted:
         lines.append("nothing is waiting for acceptance")
     counts = {a: sum(1 for d in decisions if d.action is a) for a in Action}
+    in_use = f", {counts[Action.UNVERIFIED]} in use unverified" if counts[Action.UNVERIFIED] else ""
     lines.append(
         f"{counts[Action.ACCEPT]} to accept, {counts[Action.REJECT]} to reject, "
-        f"{counts[Action.LEAVE]} left pending (unverified), {counts[Action.INTRUDER]} intruder(s)"
+        f"{counts[Action.LEAVE]} left pending (unverified){in_use}, {counts[Action.INTRUDER]} intruder(s)"
         if dry_run
         else f"{counts[Action.ACCEPT]} accepted, {counts[Action.REJECT]} rejected, "
-        f"{counts[Action.LEAVE]} left pending (unverified), {counts[Action.INTRUDER]} intruder(s)"
+        f"{counts[Action.LEAVE]} left pending (unverified){in_use}, {counts[Action.INTRUDER]} intruder(s)"
     )
     return lines, status
 

@@ -145,9 +145,15 @@ def collect_status(aws: Aws, config: Config, region: str) -> RegionStatus:
         if state in NO_ACCESS:
             return None
         if state == "pendingAcceptance":
+            # accept rejects what is not entitled, and leaves what it cannot verify for a person.
+            decide = (
+                "mcastkit onboard accept cannot verify its owner and leaves it: check the account, then "
+                "accept or reject it with the aws ec2 accept-/reject- call for it"
+                if verdict is Verdict.UNVERIFIED
+                else "run mcastkit onboard accept to reject it"
+            )
             problems.append(
-                f"request: {kind} {resource} from account {account} waits for acceptance ({reason}); "
-                "run mcastkit onboard accept to reject it"
+                f"request: {kind} {resource} from account {account} waits for acceptance ({reason}); {decide}"
             )
             return None
         label = "unverified" if verdict is Verdict.UNVERIFIED else "intruder"
