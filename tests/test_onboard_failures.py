@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -175,7 +176,8 @@ def test_cli_against_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"these credentials are for account {MOTO_ACCOUNT}" in _one_line_error(err)
 
 
-def test_a_response_that_is_not_aws_is_one_line() -> None:
+def test_a_response_that_is_not_aws_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     aws = Aws(region=REGION, account=MOTO_ACCOUNT)
     with (
         pytest.raises(AwsFailure) as raised,
@@ -184,5 +186,29 @@ def test_a_response_that_is_not_aws_is_one_line() -> None:
         raise ResponseParserError("Unable to parse response, invalid XML\nb'<html>'")
     assert str(raised.value) == (
         f"account {MOTO_ACCOUNT}, region {REGION}, tgw-0123456789abcdef0: ec2:DescribeTransitGateways "
-        "got a response that is not AWS's (check AWS_ENDPOINT_URL)"
+        "got a response that is not AWS's from AWS_ENDPOINT_URL http://127.0.0.1:4566 (an emulator that "
+        "does not implement it?)"
     )
+
+
+def test_an_unimplemented_call_at_a_local_endpoint_names_it_without_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local emulator answers a call it lacks with 404 and a web page: one line, no HTML."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    aws = Aws(region=REGION, account=MOTO_ACCOUNT)
+    page = "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>Not Found</body></html>"
+    with (
+        pytest.raises(AwsFailure) as raised,
+        aws.call("ec2:SearchTransitGatewayMulticastGroups", "tgw-mcast-domain-0aaaaaaaaaaaaaaa1"),
+    ):
+        raise ClientError(
+            {"Error": {"Code": "404", "Message": page}, "ResponseMetadata": {"HTTPStatusCode": 404}},
+            "SearchTransitGatewayMulticastGroups",
+        )
+    message = str(raised.value)
+    assert message.endswith(
+        "ec2:SearchTransitGatewayMulticastGroups is not answered by AWS_ENDPOINT_URL http://127.0.0.1:4566 "
+        "(404: an HTML page, not an AWS error)"
+    )
+    assert "<" not in message and "\n" not in message

@@ -7,6 +7,8 @@ itself, so the commands can be pointed at a local endpoint such as ``moto_server
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +59,20 @@ class AwsFailure(McastkitError):
         self.status = status
 
 
+def _endpoint() -> str:
+    """Where the calls went: the AWS_ENDPOINT_URL boto3 reads, or AWS's own endpoints."""
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    return f"AWS_ENDPOINT_URL {url}" if url else "the AWS endpoint"
+
+
+def _plain(text: str) -> str:
+    """An error message as text: a web page an endpoint sent instead of an AWS error is named, not
+    pasted into the one line."""
+    if re.search(r"<\s*(!doctype|html|head|body|h1|title)\b", text, re.IGNORECASE):
+        return "an HTML page, not an AWS error"
+    return text
+
+
 def _where(account: str | None, region: str, resource: str) -> str:
     return f"account {account or 'unknown'}, region {region}, {resource}"
 
@@ -78,7 +94,10 @@ def describe_failure(
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
-        text = " ".join(str(error.get("Message", "")).split())
+        text = _plain(" ".join(str(error.get("Message", "")).split()))
+        # An HTTP status for a code: the endpoint answered, but not with an AWS error for this call.
+        if code in {"404", "501", "NotImplemented", "InvalidAction"}:
+            return AwsFailure(f"{where}: {action} is not answered by {_endpoint()} ({code}: {text})")
         if code in _CREDENTIAL_CODES:
             return AwsFailure(f"{where}: {_CREDENTIAL_CODES[code]} ({code} on {action})")
         if code in _DENIED_CODES:
@@ -93,7 +112,10 @@ def describe_failure(
             return AwsFailure(f"{where}: not found by {action} ({code}: {text})", ExitStatus.FAILURE)
         return AwsFailure(f"{where}: {action} failed ({code}: {text})", ExitStatus.FAILURE)
     if isinstance(err, ResponseParserError):
-        return AwsFailure(f"{where}: {action} got a response that is not AWS's (check AWS_ENDPOINT_URL)")
+        return AwsFailure(
+            f"{where}: {action} got a response that is not AWS's from {_endpoint()} "
+            "(an emulator that does not implement it?)"
+        )
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
     return AwsFailure(f"{where}: {action} failed ({first_line})")
 
