@@ -48,6 +48,14 @@ def provider_config(*, provider: str = MOTO_ACCOUNT, tgw_id: str | None = None, 
     return Config.model_validate(base)
 
 
+def ou_customer_in_london(tgw_id: str) -> Config:
+    """:func:`provider_config` with the OU customer (venue-analytics, whose accounts moto's
+    Organizations cannot list) entitled in eu-west-2, the region the tests' moto uses."""
+    data = provider_config(tgw_id=tgw_id).model_dump(mode="json")
+    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
+    return Config.model_validate(data)
+
+
 def _attachment_state(self: TransitGatewayAttachment, state: str) -> ActionResult:
     attachment_id = self._get_param("TransitGatewayAttachmentId")
     attachment = self.ec2_backend.transit_gateway_attachments[attachment_id]

@@ -21,6 +21,7 @@ from onboard_support import (
     association,
     credentials,  # noqa: F401
     moto_extras,  # noqa: F401
+    ou_customer_in_london,
     provider_aws,
     provider_config,
     stub_fixture,  # noqa: F401
@@ -150,52 +151,36 @@ def test_auto_accept_checks_instead_and_flags_intruders(stub: MulticastStub) -> 
 
 
 @mock_aws
-def test_ou_customer_left_pending_when_organizations_refuses(stub: MulticastStub) -> None:
-    """ap-northeast-1 has an OU customer; without Organizations access its members are unverified."""
-    provider = Provider()
-    unknown = provider.attach(STRANGER)
-    base = provider_config(tgw_id=provider.tgw_id)
-    # Move the OU customer to eu-west-2 so the moto region is used.
-    data = base.model_dump(mode="json")
-    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
-    config = type(base).model_validate(data)
-    stub.describe_domains(provider.tgw_id)
-    stub.associations("market-data", [])
-    stub.associations("reference-data", [])
-
-    found, decisions = accept(provider_aws(stub), config, REGION, dry_run=False)
-
-    assert provider.state(unknown) == "pendingAcceptance"
-    (decision,) = decisions
-    assert decision.action is Action.LEAVE
-    assert "cannot list the accounts of arn:aws:organizations::" in decision.reason
-    assert report(found, decisions, dry_run=False)[1] is ExitStatus.FAILURE
-
-
-@mock_aws
-def test_an_attachment_in_use_whose_owner_cannot_be_verified_is_not_called_pending(
-    stub: MulticastStub,
+@pytest.mark.parametrize(
+    ("state", "action", "line", "summary"),
+    [
+        ("pendingAcceptance", Action.LEAVE, "left pending", "1 left pending (unverified), 0 intruder(s)"),
+        # In use already: kept as it is and called so, not "left pending" (nothing is pending).
+        ("available", Action.UNVERIFIED, "unverified", "0 left pending (unverified), 1 in use unverified"),
+    ],
+)
+def test_an_account_that_may_be_under_the_ou_is_unverified(
+    stub: MulticastStub, state: str, action: Action, line: str, summary: str
 ) -> None:
-    """An available attachment of an account that may be under the OU: accept keeps it as it is and
-    says so ("unverified"), not "left pending" (nothing is pending)."""
+    """ap-northeast-1's OU customer, moved to eu-west-2: without Organizations access an unknown
+    account may be one of its members, so accept neither accepts nor rejects it."""
     provider = Provider()
-    in_use = provider.attach(STRANGER, state="available")
-    base = provider_config(tgw_id=provider.tgw_id)
-    data = base.model_dump(mode="json")
-    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
-    config = type(base).model_validate(data)
+    attachment = provider.attach(STRANGER, state=state)
     stub.describe_domains(provider.tgw_id)
     stub.associations("market-data", [])
     stub.associations("reference-data", [])
 
-    found, decisions = accept(provider_aws(stub), config, REGION, dry_run=False)
+    found, decisions = accept(
+        provider_aws(stub), ou_customer_in_london(provider.tgw_id), REGION, dry_run=False
+    )
 
+    assert provider.state(attachment) == state
     (decision,) = decisions
-    assert decision.action is Action.UNVERIFIED and decision.problem
-    line = decision.line(dry_run=False)
-    assert line.strip().startswith(f"unverified  attachment {in_use}") and "pending" not in line
+    assert decision.action is action and decision.problem
+    assert "cannot list the accounts of arn:aws:organizations::" in decision.reason
+    assert decision.line(dry_run=False).strip().startswith(f"{line}  attachment {attachment}")
     lines, status = report(found, decisions, dry_run=False)
-    assert lines[-1].endswith("0 left pending (unverified), 1 in use unverified, 0 intruder(s)")
+    assert summary in lines[-1]
     assert status is ExitStatus.FAILURE
 
 

@@ -23,6 +23,7 @@ from onboard_support import (
     credentials,  # noqa: F401
     member,
     moto_extras,  # noqa: F401
+    ou_customer_in_london,
     provider_aws,
     provider_config,
     stub_fixture,  # noqa: F401
@@ -196,9 +197,7 @@ def test_a_request_whose_owner_cannot_be_verified_is_left_to_a_person(stub: Mult
     accept reject the request: accept leaves it too."""
     provider = Provider()
     request = provider.attach(STRANGER)  # pendingAcceptance
-    data = provider_config(tgw_id=provider.tgw_id).model_dump(mode="json")
-    data["customers"][2]["entitlements"] = [{"region": REGION, "domains": ["market-data"]}]
-    config = type(provider_config(tgw_id=provider.tgw_id)).model_validate(data)
+    config = ou_customer_in_london(provider.tgw_id)
     stub.describe_domains(provider.tgw_id)
     stub.associations("market-data", [])
     stub.groups("market-data", [])
