@@ -223,7 +223,7 @@ def test_two_processes_relay_serve_metrics_and_stop_cleanly_on_sigterm(secret_fi
         "egress", "--listen", "127.0.0.1:0", "--interface", "lo", "--ttl", "1",
         "--secret-env", "RELAY_TEST_SECRET", "--metrics", "127.0.0.1:0",
         "--map", f"{source[0]}:{source[1]}={target[0]}:{target[1]}",
-        "--allow", f"{target[0]}:{target[1]}",
+        "--allow", f"{target[0]}:{target[1]}", "--emf", "test-relay",
         env={"RELAY_TEST_SECRET": SECRET},
     ) as egress:  # fmt: skip
         metrics_port = int(_wait_for_log(egress, r"metrics on http://[\d.]+:(\d+)/", egress_log)[1])
@@ -258,6 +258,12 @@ def test_two_processes_relay_serve_metrics_and_stop_cleanly_on_sigterm(secret_fi
             assert ingress.wait(10) == 0
         egress.send_signal(signal.SIGTERM)
         assert egress.wait(10) == 0
+        # --emf: CloudWatch metric lines on stdout, the last one written on the way out.
+        assert egress.stdout is not None
+        lines = [json.loads(line) for line in egress.stdout.read().splitlines()]
+        assert lines and all(line["Service"] == "test-relay" for line in lines)
+        assert sum(line["DatagramsOut"] for line in lines) == 20
+        assert sum(line["Gaps"] for line in lines) == 0
         assert egress.stderr is not None
         rest = egress.stderr.read()
     receiver.close()

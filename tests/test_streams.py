@@ -121,6 +121,7 @@ def test_the_command_is_the_sequencers_and_its_cli_accepts_it(
         "--replay", "0.0.0.0:17001",
         "--fsync", "interval",
         "--ttl", "8",
+        "--emf", "venue-md-stream-md-seq",
     ]  # fmt: skip
     args = build_parser().parse_args(command)
     assert (args.command, args.stream_command) == ("stream", "sequencer")

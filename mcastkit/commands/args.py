@@ -10,6 +10,7 @@ import argparse
 import math
 from collections.abc import Callable
 
+from mcastkit.monitoring import emf
 from mcastkit.net.addresses import AddressError, GroupPort, parse_group
 from mcastkit.probe.wire import HEADER_SIZE, MAX_SIZE, SizeRange
 from mcastkit.stream.fsync import Fsync
@@ -78,3 +79,21 @@ def group_port(text: str) -> GroupPort:
 def add_fsync(parser: argparse.ArgumentParser, help_text: str) -> None:
     """``--fsync {none,interval,always}``: when the sequencer's journal reaches the disk."""
     parser.add_argument("--fsync", type=Fsync, choices=list(Fsync), default=Fsync.INTERVAL, help=help_text)
+
+
+def add_emf(parser: argparse.ArgumentParser, *, every: bool = True) -> None:
+    """``--emf SERVICE`` (and ``--emf-every``): CloudWatch metric lines on standard output."""
+    parser.add_argument(
+        "--emf",
+        metavar="SERVICE",
+        help="print a CloudWatch embedded-metric line per interval on standard output, with "
+        "dimension Service=SERVICE (in ECS the awslogs driver publishes it; default: off)",
+    )
+    if every:
+        parser.add_argument(
+            "--emf-every",
+            type=bounded_float(1.0),
+            default=emf.EVERY_SECONDS,
+            metavar="SECONDS",
+            help=f"--emf: seconds per metric line (default {emf.EVERY_SECONDS:g})",
+        )

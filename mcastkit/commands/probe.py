@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port, size_range
+from mcastkit.commands.args import add_emf, bounded_float, bounded_int, group_port, size_range
 from mcastkit.commands.stopping import until_stopped
 from mcastkit.console import Console
-from mcastkit.errors import EnvironmentFailure, McastkitError
+from mcastkit.errors import BadInput, EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
+from mcastkit.monitoring import emf
 from mcastkit.net.addresses import GroupPort, resolve_interface
 from mcastkit.net.sockets import open_receiver, open_sender, set_receive_timeout
 from mcastkit.probe.monitor import monitor_stream
@@ -124,6 +125,7 @@ def register(subparsers: Any) -> None:
         help="--passive: a silence this long (s) counts as a gap (default 1)",
     )
     recv.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_emf(recv, every=False)
     recv.set_defaults(handler=run_recv)
 
     echo_parser = actions.add_parser("echo", help="re-emit a group's probe datagrams to a reply group")
@@ -251,6 +253,8 @@ def _feed_hint(console: Console, foreign: int) -> None:
 
 @_network_errors
 def run_recv(args: argparse.Namespace, console: Console) -> ExitStatus:
+    if args.emf and (args.passive or args.count != 0):
+        raise BadInput(f"--emf {args.emf}: metrics come from an open-ended probe stream; add --count 0")
     if args.passive:
         return _run_passive(args, console)
     if args.count == 0:
@@ -343,6 +347,8 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
             f"restarts {interval['restarts']}, latency p50/p99/max "
             f"{_format_latency(interval['latency_us'])} µs",
         )
+        if args.emf:
+            print(emf.line(args.emf, _probe_metrics(interval)), file=console.out)
         console.out.flush()
 
     with until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:
@@ -358,6 +364,21 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
         console.error(f"{over_budget[0]} interval(s) had no datagram or loss over --max-loss")
         return ExitStatus.FAILURE
     return ExitStatus.OK
+
+
+def _probe_metrics(interval: dict[str, Any]) -> dict[emf.Metric, float]:
+    """An interval's report as the metrics ``--emf`` publishes (no latency without a datagram)."""
+    m = emf.Probe
+    values: dict[emf.Metric, float] = {
+        m.RECEIVED: interval["received"],
+        m.LOST: interval["lost"],
+        m.LOSS: round(interval["loss"] * 100, 6),
+        m.FOREIGN: interval["foreign"],
+    }
+    p99 = interval["latency_us"]["p99"]
+    if p99 is not None:
+        values[m.LATENCY_P99] = p99
+    return values
 
 
 @_network_errors

@@ -12,10 +12,11 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from mcastkit.commands.args import bounded_float, bounded_int, group_port
+from mcastkit.commands.args import add_emf, bounded_float, bounded_int, group_port
 from mcastkit.console import Console
 from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
+from mcastkit.monitoring import emf
 from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, parse_group, resolve_interface
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES
 from mcastkit.relay.auth import load_secret
@@ -23,7 +24,7 @@ from mcastkit.relay.egress import Egress
 from mcastkit.relay.frame import MAX_RESUME_STREAMS
 from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
-from mcastkit.relay.metrics import MetricsServer, RelayStats
+from mcastkit.relay.metrics import MetricsServer, RelayStats, emf_sampler
 from mcastkit.relay.tls import load_tls
 from mcastkit.relay.window import DEFAULT_REPLAY_BYTES, DEFAULT_REPLAY_SECONDS
 
@@ -160,6 +161,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics and /healthz here (default: off)"
     )
+    add_emf(parser)
     tls = parser.add_argument_group(
         "TLS", "encrypt the link (mutual TLS 1.3; both sides need all three; default: plain TCP, sealed)"
     )
@@ -277,7 +279,10 @@ def _run(
     metrics_at = parse_endpoint(args.metrics, flag="--metrics", any_port=True) if args.metrics else None
     stats = RelayStats(role=role)
     try:
-        return _serve(build, secret, stats, listen, connect, metrics_at)
+        publisher = None
+        if args.emf:
+            publisher = emf.Publisher(args.emf, emf_sampler(stats), console.out, every=args.emf_every)
+        return _serve(build, secret, stats, listen, connect, metrics_at, publisher)
     except McastkitError:
         raise  # a bad --interface or group (exit 2), a refused join (SocketSetupError, exit 3)
     except OSError as err:  # a bare OSError: the kernel refused the --listen address
@@ -292,6 +297,7 @@ def _serve(
     listen: Endpoint | None,
     connect: list[tuple[str, int]],
     metrics_at: Endpoint | None,
+    publisher: emf.Publisher | None,
 ) -> ExitStatus:
     metrics: MetricsServer | None = None
     if metrics_at is not None:
@@ -301,6 +307,8 @@ def _serve(
             raise EnvironmentFailure(f"--metrics {metrics_at}: {err.strerror or err}") from err
         metrics.start()
         log.info("metrics on http://%s:%d/metrics and /healthz", metrics_at.host, metrics.port)
+    if publisher is not None:
+        publisher.start()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             node = build(secret, stats)
@@ -308,6 +316,8 @@ def _serve(
     finally:
         if metrics is not None:
             metrics.close()
+        if publisher is not None:
+            publisher.close()
     log.info("stopped")
     return ExitStatus.OK
 

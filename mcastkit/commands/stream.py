@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcastkit.commands.args import add_fsync, bounded_float, bounded_int, group_port
+from mcastkit.commands.args import add_emf, add_fsync, bounded_float, bounded_int, group_port
 from mcastkit.commands.stopping import until_stopped
 from mcastkit.console import Console
 from mcastkit.errors import BadInput, EnvironmentFailure
 from mcastkit.exit import ExitStatus
+from mcastkit.monitoring import emf
 from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, resolve_interface
 from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.probe.stats import latency_summary
@@ -31,7 +32,7 @@ from mcastkit.stream import mold
 from mcastkit.stream.gaps import DEFAULT_GIVE_UP
 from mcastkit.stream.journal import DEFAULT_ROLL_BYTES, Journal
 from mcastkit.stream.logger import lines
-from mcastkit.stream.sequencer import Sequencer, SequencerSettings
+from mcastkit.stream.sequencer import Sequencer, SequencerSettings, emf_sampler
 from mcastkit.stream.subscriber import Replay, Retransmit, Subscriber
 
 log = logging.getLogger("mcastkit.stream")
@@ -108,6 +109,7 @@ def register(subparsers: Any) -> None:
     seq.add_argument(
         "--log-level", choices=["debug", "info", "warning"], default="info", help="what the sequencer logs"
     )
+    add_emf(seq)
     seq.set_defaults(handler=run_sequencer)
 
     def follower(sub: argparse.ArgumentParser) -> None:
@@ -236,10 +238,15 @@ def run_sequencer(args: argparse.Namespace, console: Console) -> ExitStatus:
             log.info("stats %s", json.dumps(_sequencer_stats(sequencer)))
         return False
 
+    publisher = None
+    if args.emf:
+        publisher = emf.Publisher(args.emf, emf_sampler(sequencer), console.out, every=args.emf_every).start()
     with until_stopped() as keep_running:
         try:
             sequencer.run(until=lambda: report_now() or not keep_running())
         finally:
+            if publisher is not None:
+                publisher.close()
             sequencer.close()
             journal.close()
     log.info("stopped: %s", json.dumps(_sequencer_stats(sequencer)))

@@ -27,8 +27,10 @@ from mcastkit.config import facts
 from mcastkit.config.names import (
     ACCOUNT_ID_PATTERN,
     DOMAIN_ID,
+    EMAIL_PATTERN,
     ENDPOINT_SERVICE_NAME,
     ENI_ID_PATTERN,
+    HTTPS_URL_PATTERN,
     IAM_ROLE_ARN_PATTERN,
     NAME_PATTERN,
     ORGANIZATION_ID_PATTERN,
@@ -644,6 +646,44 @@ class Quotas(_Model):
     network_acl_rules: int = Field(default=facts.NETWORK_ACL_RULES, ge=1)
 
 
+class Alarms(_Model):
+    """When the compute stack's alarms fire: each judges one-minute datapoints."""
+
+    relay_down_minutes: int = Field(
+        default=2, ge=1, le=60, description="minutes in a row with no relay link up (or no report)"
+    )
+    relay_gaps: int = Field(
+        default=0, ge=0, description="datagrams lost on the relay link tolerated in 5 minutes"
+    )
+    probe_loss_percent: float = Field(
+        default=0.1, ge=0, lt=100, description="probe loss a receiver may see in a minute, in percent"
+    )
+    probe_silent_minutes: int = Field(
+        default=3, ge=1, le=60, description="minutes in a row a probe receiver hears nothing (or is gone)"
+    )
+    stream_send_errors: int = Field(
+        default=0, ge=0, description="packets a sequencer may fail to send in 5 minutes"
+    )
+    tasks_below_desired_minutes: int = Field(
+        default=5, ge=1, le=60, description="minutes in a row a service runs fewer tasks than it should"
+    )
+    hosts_missing_minutes: int = Field(
+        default=10, ge=1, le=60, description="minutes in a row fewer hosts are registered than capacity.min"
+    )
+
+
+class Monitoring(_Model):
+    """Who hears of an alarm (one encrypted SNS topic per region) and when alarms fire."""
+
+    email: list[Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]] = Field(
+        default_factory=list, description="addresses subscribed to the alarm topic (each confirms once)"
+    )
+    https: list[Annotated[str, StringConstraints(pattern=HTTPS_URL_PATTERN)]] = Field(
+        default_factory=list, description="HTTPS endpoints subscribed to the alarm topic (an incident tool)"
+    )
+    alarms: Alarms = Field(default_factory=Alarms)
+
+
 class Config(_Model):
     """The whole estate: provider, regions, customers. Build it with :func:`load_config`, which
     also runs the cross-checks; ``Config.model_validate`` alone checks each field only."""
@@ -657,6 +697,7 @@ class Config(_Model):
     quotas: Quotas = Field(default_factory=Quotas)
     regions: dict[str, Region] = Field(min_length=1)
     customers: list[Customer] = Field(default_factory=list)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
     # Queries the stacks and the onboarding commands share.
 

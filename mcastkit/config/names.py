@@ -19,6 +19,8 @@ TRANSIT_GATEWAY_ID_PATTERN: Final = r"^tgw-[0-9a-f]{8,17}$"
 DOMAIN_ID_PATTERN: Final = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
 ENI_ID_PATTERN: Final = r"^eni-[0-9a-f]{8,17}$"
 #: An IAM role's ARN (IAM user guide, "IAM identifiers"): a path of its own is allowed.
+EMAIL_PATTERN: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+HTTPS_URL_PATTERN: Final = r"^https://[^\s/]+\S*$"
 IAM_ROLE_ARN_PATTERN: Final = r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
 SECRET_ARN_PATTERN: Final = (
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
@@ -50,6 +52,9 @@ PATTERN_MEANINGS: Final = {
     SECRET_ARN_PATTERN: "must be the complete ARN of a Secrets Manager secret, ending in the "
     "6-character suffix (aws secretsmanager describe-secret --secret-id NAME --query ARN)",
     TRANSIT_GATEWAY_ID_PATTERN: "must be a transit gateway id such as tgw-0123456789abcdef0",
+    EMAIL_PATTERN: "must be an email address such as ops@example.com",
+    HTTPS_URL_PATTERN: "must be an https:// URL such as https://events.example.com/hook (plain "
+    "http would carry alarms in clear text)",
     IAM_ROLE_ARN_PATTERN: "must be an IAM role ARN such as arn:aws:iam::111111111111:role/platform-admin",
     ENDPOINT_SERVICE_NAME_PATTERN: "must be an endpoint service name such as "
     "com.amazonaws.vpce.eu-west-2.vpce-svc-0123456789abcdef0",

@@ -70,6 +70,8 @@ class ProbeTasks(Construct):
         log_group: default a new log group, deleted with the stack (probe reports are
             diagnostics), with ``log_retention`` (default two weeks), encrypted with
             ``encryption_key`` (default none: the CloudWatch Logs service key).
+        metrics_service: default none; the CloudWatch ``Service`` dimension of the metric
+            lines it prints (``--emf``), which the log group's awslogs driver publishes.
 
     Attributes:
         group, log_group, receiver_task_definition, receiver_container, receiver_service,
@@ -94,6 +96,7 @@ class ProbeTasks(Construct):
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.TWO_WEEKS,
         encryption_key: kms.IKey | None = None,
+        metrics_service: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if probe.domain != domain.name:
@@ -135,6 +138,8 @@ class ProbeTasks(Construct):
 
         receive = ["probe", "recv", "--group", target, "--interface", TASK_INTERFACE]
         receive += ["--count", "0", "--report-every", str(report_seconds), "--json"]
+        if metrics_service:
+            receive += ["--emf", metrics_service]
         self.receiver_task_definition, self.receiver_container = task(
             "Receiver", receive, receiver_memory_mib(probe.rate, report_seconds)
         )

@@ -217,6 +217,8 @@ class RelayService(Construct):
             ``encryption_key`` (default none: the CloudWatch Logs service key).
         namespace: default none; a Cloud Map namespace in which the task addresses are
             registered as ``relay.<namespace>``, for an ingress that dials the relay.
+        metrics_service: default none; the CloudWatch ``Service`` dimension of the metric
+            lines it prints (``--emf``), which the log group's awslogs driver publishes.
 
     Attributes:
         secret, security_group, log_group, task_definition, container, service,
@@ -243,6 +245,7 @@ class RelayService(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         encryption_key: kms.IKey | None = None,
         namespace: servicediscovery.INamespace | None = None,
+        metrics_service: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if relay.domain != domain.name:
@@ -270,7 +273,7 @@ class RelayService(Construct):
             self.task_definition,
             "Relay",
             image=image or tools_image(),
-            command=self._command(relay, domain, metrics_port),
+            command=self._command(relay, domain, metrics_port, metrics_service),
             log_group=self.log_group,
             cpu=relay.cpu,
             memory_mib=relay.memory_mib,
@@ -398,7 +401,7 @@ class RelayService(Construct):
         return entries
 
     @staticmethod
-    def _command(relay: Relay, domain: Domain, metrics_port: int) -> list[str]:
+    def _command(relay: Relay, domain: Domain, metrics_port: int, metrics_service: str | None) -> list[str]:
         if relay.connect:
             link = [arg for endpoint in relay.connect for arg in ("--connect", str(endpoint))]
         else:
@@ -418,6 +421,7 @@ class RelayService(Construct):
             RELAY_SECRET_ENV,
             "--metrics",
             f"127.0.0.1:{metrics_port}",
+            *(["--emf", metrics_service] if metrics_service else []),
         ]
 
     def _acknowledge(self) -> None:

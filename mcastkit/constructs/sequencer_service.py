@@ -39,7 +39,7 @@ JOURNAL_VOLUME = "journal"
 DEREGISTRATION_DELAY = cdk.Duration.seconds(10)
 
 
-def sequencer_command(stream: Stream, domain: Domain) -> list[str]:
+def sequencer_command(stream: Stream, domain: Domain, metrics_service: str | None = None) -> list[str]:
     """The container's command (after the image's ``mcastkit`` entry point)."""
     inputs = [arg for name in stream.inputs for arg in ("--in", str(domain.group(name).group_port))]
     return [
@@ -62,6 +62,7 @@ def sequencer_command(stream: Stream, domain: Domain) -> list[str]:
         stream.fsync.value,
         "--ttl",
         str(stream.ttl),
+        *(["--emf", metrics_service] if metrics_service else []),
     ]
 
 
@@ -112,6 +113,8 @@ class SequencerService(Construct):
         stop_timeout: default 30 s, between SIGTERM (the sequencer flushes its journal) and SIGKILL.
         log_group: default a new log group, retained, with ``log_retention`` (default one month),
             encrypted with ``encryption_key`` (default none: the CloudWatch Logs service key).
+        metrics_service: default none; the CloudWatch ``Service`` dimension of the metric
+            lines it prints (``--emf``), which the log group's awslogs driver publishes.
 
     Attributes:
         security_group, log_group, task_definition, container, target_group, listener, service.
@@ -138,6 +141,7 @@ class SequencerService(Construct):
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         encryption_key: kms.IKey | None = None,
+        metrics_service: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if stream.domain != domain.name:
@@ -218,7 +222,7 @@ class SequencerService(Construct):
             self.task_definition,
             "Sequencer",
             image=image or tools_image(),
-            command=sequencer_command(stream, domain),
+            command=sequencer_command(stream, domain, metrics_service),
             log_group=self.log_group,
             cpu=stream.cpu,
             memory_mib=stream.memory_mib,

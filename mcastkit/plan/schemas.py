@@ -12,6 +12,8 @@ from typing import Final
 
 CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
     "AWS::AutoScaling::AutoScalingGroup": ("InstanceId", "AutoScalingGroupName"),
+    "AWS::CloudWatch::Alarm": ("AlarmName",),
+    "AWS::CloudWatch::Dashboard": ("DashboardName",),
     "AWS::EC2::FlowLog": (
         "DeliverCrossAccountRole",
         "DeliverLogsPermissionArn",
@@ -176,6 +178,9 @@ CREATE_ONLY: Final[dict[str, tuple[str, ...]]] = {
     "AWS::Lambda::Function": ("FunctionName", "PackageType", "TenancyConfig"),
     "AWS::Logs::LogGroup": ("LogGroupName",),
     "AWS::RAM::ResourceShare": ("ResourceShareConfiguration/RetainSharingOnAccountLeaveOrganization",),
+    "AWS::SNS::Subscription": ("Endpoint", "Protocol", "TopicArn"),
+    "AWS::SNS::Topic": ("TopicName", "FifoTopic"),
+    "AWS::SNS::TopicPolicy": (),
     "AWS::SecretsManager::Secret": ("Name",),
 }
 

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from mcastkit import __version__
+from mcastkit.monitoring import emf
 
 #: /healthz fails when the event loop has not ticked for this long (it ticks every second).
 STALL_SECONDS = 5.0
@@ -164,6 +165,32 @@ class RelayCollector(Collector):
         yield CounterMetricFamily(
             "mcastkit_relay_auth_failures", "Peers refused by the handshake", value=stats.auth_failures
         )
+
+
+def emf_sampler(stats: RelayStats) -> Callable[[], dict[emf.Metric, float]]:
+    """What ``--emf`` publishes each interval: counts since the last call, and the links up.
+
+    Runs on the publisher's thread: ``list()`` and ``sum()`` over the counters are single C
+    calls, so the data path adding a group or a reason meanwhile cannot break them.
+    """
+    deltas = emf.Deltas()
+    m = emf.Relay
+
+    def sample() -> dict[emf.Metric, float]:
+        groups = list(stats.groups.values())
+        totals = {
+            m.DATAGRAMS_IN: sum(g.datagrams_in for g in groups),
+            m.DATAGRAMS_OUT: sum(g.datagrams_out for g in groups),
+            m.GAPS: sum(g.gaps for g in groups),
+            m.DROPS: sum(list(stats.drops.values())),
+            m.DISCONNECTS: sum(list(stats.disconnects.values())),
+            m.AUTH_FAILURES: stats.auth_failures,
+        }
+        if stats.role == "ingress":
+            totals[m.UNRECOVERABLE] = sum(g.unrecoverable for g in groups)
+        return {m.PEERS: stats.peers, **deltas.since_last(totals)}
+
+    return sample
 
 
 def render(stats: RelayStats) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mcastkit.config import Config
-from mcastkit.config.names import domain_key, stream_key
+from mcastkit.config.names import TRANSIT_GATEWAY_ID_KEY, domain_key, stream_key
 from mcastkit.stacks.compute import ComputeStack
 from mcastkit.stacks.eks import EksStack
 from mcastkit.stacks.network import NetworkStack
@@ -66,6 +66,8 @@ def add_region_stacks(app: cdk.App, config: Config, region: str) -> RegionStacks
         subnets=network.network.subnets,
         security_group=network.member_rules.security_group,
         network_acl=network.member_rules.network_acl,
+        # By export name, as the sharing stack does: the network stack's outputs stay as they are.
+        transit_gateway_id=cdk.Fn.import_value(network.export_name(TRANSIT_GATEWAY_ID_KEY)),
         journals=network.journals,
         replay_endpoints=network.replay_endpoints,
         env=env,

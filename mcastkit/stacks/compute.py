@@ -9,14 +9,19 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from mcastkit.config import Config
+from mcastkit.config.models import Region
 from mcastkit.config.names import pascal
 from mcastkit.constructs.cluster import Igmpv2Cluster
 from mcastkit.constructs.log_key import log_key
+from mcastkit.constructs.monitoring import AlarmTopic, Dashboard, MetricAlarms
 from mcastkit.constructs.probe_tasks import ProbeTasks
 from mcastkit.constructs.relay_service import RelayService, tools_image
 from mcastkit.constructs.replay_endpoint import ReplayEndpoint
 from mcastkit.constructs.sequencer_service import SequencerService
 from mcastkit.constructs.stream_journal import StreamJournal
+from mcastkit.monitoring import emf
+from mcastkit.monitoring.alarms import Service, region_alarms
+from mcastkit.monitoring.dashboard import region_dashboard
 from mcastkit.stacks.base import RegionStack
 
 
@@ -29,6 +34,8 @@ class ComputeStack(RegionStack):
         probes: the :class:`ProbeTasks` when the region has a ``probe:`` section, else ``None``.
         sequencers: :class:`SequencerService` by stream name (each stream's journal and replay
             endpoint come from the network stack: ``journals``, ``replay_endpoints``).
+        alarm_topic, alarms, dashboard: the region's :class:`AlarmTopic`, :class:`MetricAlarms`
+            and :class:`Dashboard` (``transit_gateway_id`` is for the dashboard).
     """
 
     def __init__(
@@ -42,6 +49,7 @@ class ComputeStack(RegionStack):
         subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
         network_acl: ec2.INetworkAcl | None = None,
+        transit_gateway_id: str,
         journals: Mapping[str, StreamJournal] | None = None,
         replay_endpoints: Mapping[str, ReplayEndpoint] | None = None,
         **kwargs: Any,
@@ -94,6 +102,7 @@ class ComputeStack(RegionStack):
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
                 encryption_key=logs_key,
+                metrics_service=emf.service_name(config.project, "relay"),
             )
         self.probes: ProbeTasks | None = None
         if settings.probe:
@@ -108,6 +117,7 @@ class ComputeStack(RegionStack):
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
                 encryption_key=logs_key,
+                metrics_service=emf.service_name(config.project, "probe", settings.probe.group),
             )
         self.sequencers: dict[str, SequencerService] = {}
         for stream in settings.streams:
@@ -130,4 +140,51 @@ class ComputeStack(RegionStack):
                 capacity_provider=self.cluster.capacity_provider,
                 image=image,
                 encryption_key=logs_key,
+                metrics_service=emf.service_name(config.project, "stream", stream.name),
             )
+        self._monitoring(config, region, transit_gateway_id)
+
+    def _services(self, settings: Region) -> list[Service]:
+        """The ECS services of this stack, as the alarms and the dashboard name them."""
+        services = []
+        if self.relay is not None and settings.relay is not None:
+            services.append(Service("Relay", self.relay.service.service_name, settings.relay.desired_count))
+        if self.probes is not None and settings.probe is not None:
+            services.append(
+                Service("ProbeReceivers", self.probes.receiver_service.service_name, settings.probe.receivers)
+            )
+            services.append(Service("ProbeSender", self.probes.sender_service.service_name, 1))
+        for name, sequencer in self.sequencers.items():
+            services.append(Service(f"Sequencer{pascal(name)}", sequencer.service.service_name, 1))
+        return services
+
+    def _monitoring(self, config: Config, region: str, transit_gateway_id: str) -> None:
+        """The alarm topic, the alarms and the dashboard of the region."""
+        prefix = f"{config.project}-{region}"
+        services = self._services(config.regions[region])
+        cluster = self.cluster.cluster.cluster_name
+        self.alarm_topic = AlarmTopic(
+            self,
+            "AlarmTopic",
+            monitoring=config.monitoring,
+            alarm_prefix=prefix,
+            description=f"Encrypts the alarm notifications of mcastkit {config.project} in {region}",
+        )
+        specs = region_alarms(
+            config.project,
+            config.regions[region],
+            config.monitoring.alarms,
+            cluster=cluster,
+            services=services,
+        )
+        self.alarms = MetricAlarms(self, "Alarms", specs=specs, topic=self.alarm_topic.topic, prefix=prefix)
+        body = region_dashboard(
+            config.project,
+            region,
+            config.regions[region],
+            cluster=cluster,
+            services=services,
+            transit_gateway=transit_gateway_id,
+            alarm_arns=[alarm.attr_arn for alarm in self.alarms.alarms.values()],
+        )
+        self.dashboard = Dashboard(self, "Dashboard", name=prefix, body=body)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from mcastkit.monitoring import emf
 from mcastkit.net import mmsg
 from mcastkit.net.addresses import Endpoint, GroupPort
 from mcastkit.net.limits import MAX_DATAGRAM
@@ -169,6 +170,26 @@ class Sequencer:
             self.replay.stop()
         for sock in self._sockets:
             sock.close()
+
+
+def emf_sampler(sequencer: Sequencer) -> Callable[[], dict[emf.Metric, float]]:
+    """What ``--emf`` publishes each interval: the counts since the last call."""
+    deltas = emf.Deltas()
+    m = emf.Sequencer
+
+    def sample() -> dict[emf.Metric, float]:
+        counts = sequencer.counts
+        retransmitted = sequencer.retransmitter.counts.messages if sequencer.retransmitter else 0
+        totals = {
+            m.MESSAGES: counts.messages,
+            m.PACKETS: counts.packets,
+            m.SEND_ERRORS: counts.send_errors,
+            m.TOO_BIG: counts.too_big,
+            m.RETRANSMITTED: retransmitted,
+        }
+        return dict(deltas.since_last(totals))
+
+    return sample
 
 
 def _bind_udp(endpoint: Endpoint) -> socket.socket:

@@ -1,0 +1,217 @@
+"""The alarms of one region, as plain data the compute stack turns into ``AWS::CloudWatch::Alarm``.
+
+What each watches:
+
+- the relay (its ``--emf`` lines, :class:`emf.Relay`): no link up, datagrams lost on the link;
+- the probe receivers (:class:`emf.Probe`): loss in a minute, a receiver that hears nothing;
+- each sequencer (:class:`emf.Sequencer`): packets the kernel refused to send;
+- ECS (Container Insights, which the cluster enables): a service running fewer tasks than it
+  should (a task that keeps failing and restarting shows here), fewer hosts registered than
+  ``capacity.min`` (a host that boots but never joins the cluster).
+
+A metric that stops arriving is itself the failure for "is it up" alarms (``breaching``); for
+"how much went wrong" alarms no data means nothing went wrong (``notBreaching``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mcastkit.config.models import Alarms, Region
+from mcastkit.config.names import pascal
+from mcastkit.monitoring import emf
+
+#: Container Insights' namespace and metrics (CloudWatch user guide, "Amazon ECS Container
+#: Insights metrics": RunningTaskCount by ClusterName and ServiceName, ContainerInstanceCount
+#: by ClusterName).
+CONTAINER_INSIGHTS = "ECS/ContainerInsights"
+MINUTE = 60
+#: The period of the "how much in five minutes" alarms.
+FIVE_MINUTES = 300
+
+
+@dataclass(frozen=True)
+class Service:
+    """An ECS service the alarms and the dashboard watch.
+
+    ``name`` is the service's name (in a stack, a CloudFormation token), ``key`` a stable
+    PascalCase label (``Relay``, ``ProbeReceivers``...), ``desired`` how many tasks it runs.
+    """
+
+    key: str
+    name: str
+    desired: int
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+    period: int = MINUTE
+    unit: str | None = None
+
+
+def mcastkit_metric(metric: emf.Metric, service: str, statistic: str, period: int = MINUTE) -> MetricQuery:
+    """One of mcastkit's own metrics, as published by ``--emf`` with ``Service=service``."""
+    return MetricQuery(
+        emf.NAMESPACE, metric.name, ((emf.DIMENSION, service),), statistic, period, metric.unit
+    )
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: ``key`` is its stable id (the alarm is named ``{project}-{region}-{key}``)."""
+
+    key: str
+    description: str
+    metric: MetricQuery
+    comparison: str
+    threshold: float
+    periods: int
+    datapoints: int
+    missing: str
+    #: Names of the config fields that set it, for the README and the messages.
+    settings: tuple[str, ...] = field(default=())
+
+
+def region_alarms(
+    project: str,
+    settings: Region,
+    thresholds: Alarms,
+    *,
+    cluster: str,
+    services: Sequence[Service],
+) -> list[AlarmSpec]:
+    """The alarms of a region whose ECS cluster is ``cluster`` and runs ``services``."""
+    alarms: list[AlarmSpec] = []
+    if settings.relay is not None and settings.relay.desired_count > 0:
+        relay = emf.service_name(project, "relay")
+        alarms.append(
+            AlarmSpec(
+                key="RelayLinkDown",
+                description=f"No relay link up for {thresholds.relay_down_minutes} min (or no report from "
+                "the relay): the datacenter ingress is down or unreachable, or refused (different "
+                "secrets). Look at the relay task's log in the compute stack's log group.",
+                metric=mcastkit_metric(emf.Relay.PEERS, relay, "Maximum"),
+                comparison="LessThanThreshold",
+                threshold=1,
+                periods=thresholds.relay_down_minutes,
+                datapoints=thresholds.relay_down_minutes,
+                missing="breaching",
+                settings=("monitoring.alarms.relay_down_minutes",),
+            )
+        )
+        alarms.append(
+            AlarmSpec(
+                key="RelayGaps",
+                description=f"More than {thresholds.relay_gaps} datagrams lost on the relay link in 5 min "
+                "(gaps the ingress's replay window could not fill after a reconnect). Look for "
+                "reconnects in the relay's log; raise the ingress's --replay-seconds if links flap.",
+                metric=mcastkit_metric(emf.Relay.GAPS, relay, "Sum", FIVE_MINUTES),
+                comparison="GreaterThanThreshold",
+                threshold=thresholds.relay_gaps,
+                periods=1,
+                datapoints=1,
+                missing="notBreaching",
+                settings=("monitoring.alarms.relay_gaps",),
+            )
+        )
+    if settings.probe is not None and settings.probe.receivers > 0:
+        probe = emf.service_name(project, "probe", settings.probe.group)
+        alarms.append(
+            AlarmSpec(
+                key="ProbeLoss",
+                description=f"A probe receiver lost more than {thresholds.probe_loss_percent}% of the probe "
+                f"stream on group {settings.probe.group} in a minute: multicast in domain "
+                f"{settings.probe.domain} is losing datagrams.",
+                metric=mcastkit_metric(emf.Probe.LOSS, probe, "Maximum"),
+                comparison="GreaterThanThreshold",
+                threshold=thresholds.probe_loss_percent,
+                periods=1,
+                datapoints=1,
+                missing="notBreaching",
+                settings=("monitoring.alarms.probe_loss_percent",),
+            )
+        )
+        alarms.append(
+            AlarmSpec(
+                key="ProbeSilent",
+                description=f"A probe receiver heard nothing on group {settings.probe.group} for "
+                f"{thresholds.probe_silent_minutes} min (or no receiver reported): delivery in domain "
+                f"{settings.probe.domain} stopped, or the probe sender is down. Run `mcastkit doctor` "
+                "on a host of the cluster.",
+                metric=mcastkit_metric(emf.Probe.RECEIVED, probe, "Minimum"),
+                comparison="LessThanThreshold",
+                threshold=1,
+                periods=thresholds.probe_silent_minutes,
+                datapoints=thresholds.probe_silent_minutes,
+                missing="breaching",
+                settings=("monitoring.alarms.probe_silent_minutes",),
+            )
+        )
+    for stream in settings.streams:
+        alarms.append(
+            AlarmSpec(
+                key=f"Stream{pascal(stream.name)}SendErrors",
+                description=f"Sequencer of stream {stream.name} failed to send more than "
+                f"{thresholds.stream_send_errors} packets in 5 min: subscribers see gaps and recover "
+                "them from the journal. Look at the sequencer's log.",
+                metric=mcastkit_metric(
+                    emf.Sequencer.SEND_ERRORS,
+                    emf.service_name(project, "stream", stream.name),
+                    "Sum",
+                    FIVE_MINUTES,
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=thresholds.stream_send_errors,
+                periods=1,
+                datapoints=1,
+                missing="notBreaching",
+                settings=("monitoring.alarms.stream_send_errors",),
+            )
+        )
+    for service in services:
+        if service.desired < 1:
+            continue
+        alarms.append(
+            AlarmSpec(
+                key=f"{service.key}TasksBelowDesired",
+                description=f"{service.key}: fewer than {service.desired} task(s) running for "
+                f"{thresholds.tasks_below_desired_minutes} min (tasks failing and restarting, or no "
+                "room on the hosts). The service's events in the ECS console say why.",
+                metric=MetricQuery(
+                    CONTAINER_INSIGHTS,
+                    "RunningTaskCount",
+                    (("ClusterName", cluster), ("ServiceName", service.name)),
+                    "Minimum",
+                ),
+                comparison="LessThanThreshold",
+                threshold=service.desired,
+                periods=thresholds.tasks_below_desired_minutes,
+                datapoints=thresholds.tasks_below_desired_minutes,
+                missing="breaching",
+                settings=("monitoring.alarms.tasks_below_desired_minutes",),
+            )
+        )
+    if settings.capacity.min > 0:
+        alarms.append(
+            AlarmSpec(
+                key="HostsMissing",
+                description=f"Fewer than {settings.capacity.min} hosts (capacity.min) registered with the "
+                f"cluster for {thresholds.hosts_missing_minutes} min: hosts fail to boot or to reach ECS. "
+                "Read a host's console output and /var/log/ecs/ through Session Manager.",
+                metric=MetricQuery(
+                    CONTAINER_INSIGHTS, "ContainerInstanceCount", (("ClusterName", cluster),), "Minimum"
+                ),
+                comparison="LessThanThreshold",
+                threshold=settings.capacity.min,
+                periods=thresholds.hosts_missing_minutes,
+                datapoints=thresholds.hosts_missing_minutes,
+                missing="breaching",
+                settings=("monitoring.alarms.hosts_missing_minutes", "capacity.min"),
+            )
+        )
+    return alarms
