@@ -20,8 +20,7 @@ from mcastkit.cli import Console, main
 from mcastkit.config import Config
 from mcastkit.exit import ExitStatus
 from mcastkit.monitoring import emf
-from mcastkit.monitoring.alarms import Service, region_alarms
-from mcastkit.monitoring.dashboard import GRID_WIDTH, picture, region_dashboard
+from mcastkit.monitoring.dashboard import GRID_WIDTH, layout
 from mcastkit.relay.metrics import RelayStats, emf_sampler
 from mcastkit.stream.sequencer import emf_sampler as sequencer_sampler
 
@@ -218,6 +217,44 @@ def _of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
     return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == type_}
 
 
+def _ref_id(template: dict[str, Any], properties: dict[str, Any]) -> str:
+    [logical_id] = [k for k, r in template["Resources"].items() if r.get("Properties") is properties]
+    return logical_id
+
+
+def test_alarms_are_made_once_the_services_are_up(compute: dict[str, Any]) -> None:
+    """No ALARM on a first deploy that succeeds: alarms wait for the services to be stable."""
+    resources = compute[LONDON]["Resources"]
+    services = {k for k, r in resources.items() if r["Type"] == "AWS::ECS::Service"}
+    assert len(services) == 4
+    for alarm in (r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"):
+        # An alarm on a service's tasks names it (GetAtt): that orders it already.
+        named = {
+            d["Value"]["Fn::GetAtt"][0]
+            for d in alarm["Properties"]["Dimensions"]
+            if "Fn::GetAtt" in d["Value"]
+        }
+        assert services == set(alarm.get("DependsOn", [])) | named
+
+
+def test_subscriptions_are_keyed_by_their_endpoint(example_app: Any, example_config: Config) -> None:
+    """Removing one address replaces no other subscription (each would have to confirm again)."""
+    import aws_cdk as cdk
+
+    from mcastkit.config.models import Monitoring
+    from mcastkit.constructs.monitoring import AlarmTopic
+
+    def ids(emails: list[str]) -> dict[str, str]:
+        stack = cdk.Stack(cdk.App(), "T", env=cdk.Environment(account="111111111111", region=LONDON))
+        AlarmTopic(stack, "A", monitoring=Monitoring(email=emails), alarm_prefix="p", description="d")
+        subs = _of_type(Template.from_stack(stack).to_json(), "AWS::SNS::Subscription")
+        return {props["Endpoint"]: logical_id for logical_id, props in subs.items()}
+
+    before = ids(["a@example.com", "b@example.com", "c@example.com"])
+    after = ids(["a@example.com", "c@example.com"])
+    assert after == {k: v for k, v in before.items() if k != "b@example.com"}
+
+
 def _emf_services(template: dict[str, Any]) -> set[str]:
     """The ``--emf`` values of the containers' commands: what the tasks will publish under."""
     services = set()
@@ -246,7 +283,8 @@ def test_london_has_its_alarms_with_the_config_thresholds(
     alarms = {a["AlarmName"]: a for a in _of_type(compute[LONDON], "AWS::CloudWatch::Alarm").values()}
     prefix = "venue-md-eu-west-2-"
     assert sorted(name.removeprefix(prefix) for name in alarms) == sorted([
-        "RelayLinkDown", "RelayGaps", "ProbeLoss", "ProbeSilent", "StreamMdSeqSendErrors", "HostsMissing",
+        "RelayLinkDown", "RelayGaps", "ProbeLoss", "ProbeSilent", "ProbeSenderRestarts",
+        "StreamMdSeqSendErrors", "StreamMdSeqSilent", "HostsMissing", "HostsNotRegistering",
         "RelayTasksBelowDesired", "ProbeReceiversTasksBelowDesired", "ProbeSenderTasksBelowDesired",
         "SequencerMdSeqTasksBelowDesired",
     ])  # fmt: skip
@@ -260,10 +298,33 @@ def test_london_has_its_alarms_with_the_config_thresholds(
     assert down["TreatMissingData"] == alarms[prefix + "ProbeSilent"]["TreatMissingData"] == "breaching"
     assert alarms[prefix + "RelayGaps"]["TreatMissingData"] == "notBreaching"
     assert alarms[prefix + "ProbeLoss"]["Threshold"] == thresholds.probe_loss_percent
+    # Hosts: the group's own count (Container Insights counts only hosts that run a task), and
+    # tasks waiting for hosts that never register.
     hosts = alarms[prefix + "HostsMissing"]
     assert (hosts["Namespace"], hosts["MetricName"], hosts["Threshold"]) == (
-        "ECS/ContainerInsights", "ContainerInstanceCount", example_config.regions[LONDON].capacity.min,
+        "AWS/AutoScaling", "GroupInServiceInstances", example_config.regions[LONDON].capacity.min,
     )  # fmt: skip
+    [group] = _of_type(compute[LONDON], "AWS::AutoScaling::AutoScalingGroup").values()
+    assert hosts["Dimensions"] == [
+        {"Name": "AutoScalingGroupName", "Value": {"Ref": _ref_id(compute[LONDON], group)}}
+    ]
+    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances"]} in group["MetricsCollection"]
+    waiting = alarms[prefix + "HostsNotRegistering"]
+    assert (waiting["Namespace"], waiting["MetricName"]) == (
+        "AWS/ECS/ManagedScaling",
+        "CapacityProviderReservation",
+    )
+    assert (waiting["ComparisonOperator"], waiting["Threshold"]) == ("GreaterThanThreshold", 100)
+    # A stuck sequencer still heartbeats if alive: no packets at all is the failure.
+    silent = alarms[prefix + "StreamMdSeqSilent"]
+    assert (silent["MetricName"], silent["Statistic"], silent["TreatMissingData"]) == (
+        "Packets",
+        "Sum",
+        "breaching",
+    )
+    # Every receiver sees every restart of the sender.
+    restarts = alarms[prefix + "ProbeSenderRestarts"]
+    assert restarts["Threshold"] == thresholds.probe_sender_restarts * 2 and restarts["Period"] == 900
     receivers = alarms[prefix + "ProbeReceiversTasksBelowDesired"]
     assert [d["Name"] for d in receivers["Dimensions"]] == ["ClusterName", "ServiceName"]
     assert receivers["Threshold"] == example_config.regions[LONDON].probe.receivers  # type: ignore[union-attr]
@@ -275,7 +336,8 @@ def test_london_has_its_alarms_with_the_config_thresholds(
 def test_a_region_without_probe_or_streams_has_no_alarms_for_them(compute: dict[str, Any]) -> None:
     names = {a["AlarmName"] for a in _of_type(compute[TOKYO], "AWS::CloudWatch::Alarm").values()}
     assert names == {f"venue-md-ap-northeast-1-{k}" for k in
-                     ("RelayLinkDown", "RelayGaps", "RelayTasksBelowDesired", "HostsMissing")}  # fmt: skip
+                     ("RelayLinkDown", "RelayGaps", "RelayTasksBelowDesired", "HostsMissing",
+                      "HostsNotRegistering")}  # fmt: skip
 
 
 def test_the_cluster_publishes_container_insights(compute: dict[str, Any]) -> None:
@@ -356,18 +418,11 @@ def test_the_dashboard_shows_the_path_and_every_alarm(compute: dict[str, Any]) -
 
 
 def test_the_readme_picture_is_the_dashboards_layout(example_config: Config) -> None:
-    settings = example_config.regions[LONDON]
-    services = [Service("Relay", "relay", 1), Service("ProbeReceivers", "receivers", 2),
-                Service("ProbeSender", "sender", 1), Service("SequencerMdSeq", "md-seq", 1)]  # fmt: skip
-    alarms = region_alarms(
-        "venue-md", settings, example_config.monitoring.alarms, cluster="c", services=services
-    )
-    body = region_dashboard(
-        "venue-md", LONDON, settings, cluster="c", services=services, transit_gateway="tgw-0",
-        alarm_arns=[a.key for a in alarms],
-    )  # fmt: skip
-    drawn = picture(body)
+    drawn = layout(example_config, LONDON)
+    assert drawn.count("Alarms: 13 alarms") == 1 and "Relay: links up" in drawn
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- dashboard -->\n```text\n(.*?)\n```", readme, re.DOTALL)
     assert match, "README: the dashboard picture block is missing"
-    assert match[1] == drawn, "README's dashboard picture is stale: paste picture(region_dashboard(...))"
+    assert match[1] == drawn, (
+        "README's dashboard picture is stale: paste mcastkit.monitoring.dashboard.layout()"
+    )

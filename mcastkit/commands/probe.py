@@ -330,6 +330,7 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
     over_budget = [0]
 
     hinted = [False]
+    restarts = emf.Deltas()
 
     def report(stream_id: int | None, interval: dict[str, Any]) -> None:
         ok = within_budget(interval["received"], interval["loss"], args.max_loss)
@@ -348,7 +349,9 @@ def _run_monitor(args: argparse.Namespace, console: Console) -> ExitStatus:
             f"{_format_latency(interval['latency_us'])} µs",
         )
         if args.emf:
-            print(emf.line(args.emf, _probe_metrics(interval)), file=console.out)
+            values = _probe_metrics(interval)
+            values.update(restarts.since_last({emf.Probe.SENDER_RESTARTS: interval["restarts"]}))
+            print(emf.line(args.emf, values), file=console.out)
         console.out.flush()
 
     with until_stopped() as keep_running, _receiver(args.group, interface, timeout=0.2) as sock:

@@ -659,16 +659,29 @@ class Alarms(_Model):
         default=0.1, ge=0, lt=100, description="probe loss a receiver may see in a minute, in percent"
     )
     probe_silent_minutes: int = Field(
-        default=3, ge=1, le=60, description="minutes in a row a probe receiver hears nothing (or is gone)"
+        default=5, ge=1, le=60, description="minutes in a row a probe receiver hears nothing (or is gone)"
+    )
+    probe_sender_restarts: int = Field(
+        default=2, ge=0, description="times the probe sender may start over in 15 minutes (a crash loop)"
     )
     stream_send_errors: int = Field(
         default=0, ge=0, description="packets a sequencer may fail to send in 5 minutes"
+    )
+    stream_silent_minutes: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="minutes in a row a sequencer publishes nothing, heartbeats included",
     )
     tasks_below_desired_minutes: int = Field(
         default=5, ge=1, le=60, description="minutes in a row a service runs fewer tasks than it should"
     )
     hosts_missing_minutes: int = Field(
-        default=10, ge=1, le=60, description="minutes in a row fewer hosts are registered than capacity.min"
+        default=10,
+        ge=1,
+        le=60,
+        description="minutes in a row fewer hosts are in service than capacity.min, or tasks wait for "
+        "hosts that do not register",
     )
 
 

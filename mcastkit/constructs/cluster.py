@@ -201,6 +201,8 @@ class Igmpv2Cluster(Construct):
                 max_batch_size=1, min_instances_in_service=min(min_capacity, max_capacity - 1)
             ),
             health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(5)),
+            # The HostsMissing alarm reads it (group metrics are off unless asked for; free).
+            group_metrics=[autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
         )
         self.capacity_provider = ecs.AsgCapacityProvider(
             self,

@@ -11,6 +11,7 @@ Three small constructs, composed by the compute stack:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +58,15 @@ class AlarmTopic(Construct):
             "StringEquals": {"aws:SourceAccount": stack.account},
             "ArnLike": {"aws:SourceArn": alarms},
         }
-        self.key = kms.Key(self, "Key", description=description, enable_key_rotation=True)
+        # Notifications are not stored: the key can go with the stack (after KMS's waiting period).
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=description,
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(CLOUDWATCH)],
@@ -75,18 +84,21 @@ class AlarmTopic(Construct):
                 conditions=from_alarms,
             )
         )
-        for index, address in enumerate(monitoring.email):
-            sns.Subscription(
-                self,
-                f"Email{index}",
-                topic=self.topic,
-                protocol=sns.SubscriptionProtocol.EMAIL,
-                endpoint=address,
-            )
-        for index, url in enumerate(monitoring.https):
-            sns.Subscription(
-                self, f"Https{index}", topic=self.topic, protocol=sns.SubscriptionProtocol.HTTPS, endpoint=url
-            )
+        # Keyed by the endpoint, not its place in the list: removing one address must not replace
+        # (and ask to confirm again) every subscription after it.
+        for protocol, endpoints in (
+            (sns.SubscriptionProtocol.EMAIL, monitoring.email),
+            (sns.SubscriptionProtocol.HTTPS, monitoring.https),
+        ):
+            for endpoint in endpoints:
+                digest = hashlib.sha256(endpoint.encode()).hexdigest()[:12]
+                sns.Subscription(
+                    self,
+                    f"{protocol.value.title()}{digest}",
+                    topic=self.topic,
+                    protocol=protocol,
+                    endpoint=endpoint,
+                )
 
 
 class MetricAlarms(Construct):

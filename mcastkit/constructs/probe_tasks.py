@@ -25,10 +25,12 @@ from mcastkit.constructs.relay_service import (
     tools_image,
     wait_for_capacity_providers,
 )
+from mcastkit.monitoring import emf
 from mcastkit.probe.sizing import MEMORY_MIB, receiver_memory_mib
 
 #: Seconds per receiver report, by default; the shortest allowed.
-REPORT_SECONDS = 60
+#: The alarms judge one report a minute per receiver (emf.EVERY_SECONDS).
+REPORT_SECONDS = int(emf.EVERY_SECONDS)
 MIN_REPORT_SECONDS = 1
 
 

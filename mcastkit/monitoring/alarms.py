@@ -3,11 +3,17 @@
 What each watches:
 
 - the relay (its ``--emf`` lines, :class:`emf.Relay`): no link up, datagrams lost on the link;
-- the probe receivers (:class:`emf.Probe`): loss in a minute, a receiver that hears nothing;
-- each sequencer (:class:`emf.Sequencer`): packets the kernel refused to send;
-- ECS (Container Insights, which the cluster enables): a service running fewer tasks than it
-  should (a task that keeps failing and restarting shows here), fewer hosts registered than
-  ``capacity.min`` (a host that boots but never joins the cluster).
+- the probe receivers (:class:`emf.Probe`): loss in a minute, a receiver that hears nothing, a
+  sender that keeps starting over (its container is restarted in place, so ECS still counts
+  the task as running);
+- each sequencer (:class:`emf.Sequencer`): packets the kernel refused to send, and silence
+  (its heartbeats go out every second even when the feed is quiet: none means it is stuck);
+- ECS: a service running fewer tasks than it should (Container Insights, which the cluster
+  enables: tasks that fail and are replaced, or find no room);
+- the hosts: fewer in service than ``capacity.min`` (the Auto Scaling group's own metric), and
+  tasks waiting for hosts that never register with the cluster (managed scaling's capacity
+  reservation stays above 100%). Container Insights' ``ContainerInstanceCount`` would not do:
+  it counts only hosts that run a task.
 
 A metric that stops arriving is itself the failure for "is it up" alarms (``breaching``); for
 "how much went wrong" alarms no data means nothing went wrong (``notBreaching``).
@@ -29,6 +35,20 @@ CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 MINUTE = 60
 #: The period of the "how much in five minutes" alarms.
 FIVE_MINUTES = 300
+FIFTEEN_MINUTES = 900
+#: The Auto Scaling group's metric (sent once group metrics collection is on for it).
+AUTO_SCALING = "AWS/AutoScaling"
+#: Managed scaling's metric: the capacity the tasks need over what the hosts offer, in percent.
+MANAGED_SCALING = "AWS/ECS/ManagedScaling"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The ECS cluster's names the alarms need (CloudFormation tokens in a stack)."""
+
+    name: str
+    auto_scaling_group: str
+    capacity_provider: str
 
 
 @dataclass(frozen=True)
@@ -51,14 +71,11 @@ class MetricQuery:
     dimensions: tuple[tuple[str, str], ...]
     statistic: str
     period: int = MINUTE
-    unit: str | None = None
 
 
 def mcastkit_metric(metric: emf.Metric, service: str, statistic: str, period: int = MINUTE) -> MetricQuery:
     """One of mcastkit's own metrics, as published by ``--emf`` with ``Service=service``."""
-    return MetricQuery(
-        emf.NAMESPACE, metric.name, ((emf.DIMENSION, service),), statistic, period, metric.unit
-    )
+    return MetricQuery(emf.NAMESPACE, metric.name, ((emf.DIMENSION, service),), statistic, period)
 
 
 @dataclass(frozen=True)
@@ -77,12 +94,17 @@ class AlarmSpec:
     settings: tuple[str, ...] = field(default=())
 
 
+def task_alarm_key(service: Service) -> str:
+    """The key of the alarm on ``service``'s running tasks."""
+    return f"{service.key}TasksBelowDesired"
+
+
 def region_alarms(
     project: str,
     settings: Region,
     thresholds: Alarms,
     *,
-    cluster: str,
+    cluster: Cluster,
     services: Sequence[Service],
 ) -> list[AlarmSpec]:
     """The alarms of a region whose ECS cluster is ``cluster`` and runs ``services``."""
@@ -152,7 +174,24 @@ def region_alarms(
                 settings=("monitoring.alarms.probe_silent_minutes",),
             )
         )
+        receivers = settings.probe.receivers
+        alarms.append(
+            AlarmSpec(
+                key="ProbeSenderRestarts",
+                description=f"The probe sender started over more than {thresholds.probe_sender_restarts} "
+                "times in 15 min (each receiver counts each new stream): it keeps failing. Look at the "
+                "probe sender's log.",
+                metric=mcastkit_metric(emf.Probe.SENDER_RESTARTS, probe, "Sum", FIFTEEN_MINUTES),
+                comparison="GreaterThanThreshold",
+                threshold=thresholds.probe_sender_restarts * receivers,
+                periods=1,
+                datapoints=1,
+                missing="notBreaching",
+                settings=("monitoring.alarms.probe_sender_restarts",),
+            )
+        )
     for stream in settings.streams:
+        stream_service = emf.service_name(project, "stream", stream.name)
         alarms.append(
             AlarmSpec(
                 key=f"Stream{pascal(stream.name)}SendErrors",
@@ -173,19 +212,34 @@ def region_alarms(
                 settings=("monitoring.alarms.stream_send_errors",),
             )
         )
+        alarms.append(
+            AlarmSpec(
+                key=f"Stream{pascal(stream.name)}Silent",
+                description=f"Sequencer of stream {stream.name} published nothing, not even a heartbeat, "
+                f"for {thresholds.stream_silent_minutes} min (or did not report): it is stuck or gone. "
+                "Look at the sequencer's log; ECS replaces a task that fails its health check.",
+                metric=mcastkit_metric(emf.Sequencer.PACKETS, stream_service, "Sum"),
+                comparison="LessThanThreshold",
+                threshold=1,
+                periods=thresholds.stream_silent_minutes,
+                datapoints=thresholds.stream_silent_minutes,
+                missing="breaching",
+                settings=("monitoring.alarms.stream_silent_minutes",),
+            )
+        )
     for service in services:
         if service.desired < 1:
             continue
         alarms.append(
             AlarmSpec(
-                key=f"{service.key}TasksBelowDesired",
+                key=task_alarm_key(service),
                 description=f"{service.key}: fewer than {service.desired} task(s) running for "
                 f"{thresholds.tasks_below_desired_minutes} min (tasks failing and restarting, or no "
                 "room on the hosts). The service's events in the ECS console say why.",
                 metric=MetricQuery(
                     CONTAINER_INSIGHTS,
                     "RunningTaskCount",
-                    (("ClusterName", cluster), ("ServiceName", service.name)),
+                    (("ClusterName", cluster.name), ("ServiceName", service.name)),
                     "Minimum",
                 ),
                 comparison="LessThanThreshold",
@@ -200,11 +254,14 @@ def region_alarms(
         alarms.append(
             AlarmSpec(
                 key="HostsMissing",
-                description=f"Fewer than {settings.capacity.min} hosts (capacity.min) registered with the "
-                f"cluster for {thresholds.hosts_missing_minutes} min: hosts fail to boot or to reach ECS. "
-                "Read a host's console output and /var/log/ecs/ through Session Manager.",
+                description=f"Fewer than {settings.capacity.min} hosts (capacity.min) in service for "
+                f"{thresholds.hosts_missing_minutes} min: instances fail to launch or their health "
+                "checks fail. The Auto Scaling group's activity history says why.",
                 metric=MetricQuery(
-                    CONTAINER_INSIGHTS, "ContainerInstanceCount", (("ClusterName", cluster),), "Minimum"
+                    AUTO_SCALING,
+                    "GroupInServiceInstances",
+                    (("AutoScalingGroupName", cluster.auto_scaling_group),),
+                    "Minimum",
                 ),
                 comparison="LessThanThreshold",
                 threshold=settings.capacity.min,
@@ -214,4 +271,25 @@ def region_alarms(
                 settings=("monitoring.alarms.hosts_missing_minutes", "capacity.min"),
             )
         )
+    alarms.append(
+        AlarmSpec(
+            key="HostsNotRegistering",
+            description=f"Tasks have waited for hosts for {thresholds.hosts_missing_minutes} min (capacity "
+            "reservation over 100%): hosts launch but do not register with the cluster, or "
+            "capacity.max is reached. On a host (Session Manager): /var/log/ecs/ecs-init.log and "
+            "ecs-agent.log; `mcastkit doctor` for its multicast setup.",
+            metric=MetricQuery(
+                MANAGED_SCALING,
+                "CapacityProviderReservation",
+                (("CapacityProviderName", cluster.capacity_provider), ("ClusterName", cluster.name)),
+                "Minimum",
+            ),
+            comparison="GreaterThanThreshold",
+            threshold=100,
+            periods=thresholds.hosts_missing_minutes,
+            datapoints=thresholds.hosts_missing_minutes,
+            missing="notBreaching",
+            settings=("monitoring.alarms.hosts_missing_minutes", "capacity.max"),
+        )
+    )
     return alarms

@@ -14,9 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mcastkit.config.models import Region
+from mcastkit.config.models import Config, Region
+from mcastkit.config.names import pascal
 from mcastkit.monitoring import emf
-from mcastkit.monitoring.alarms import CONTAINER_INSIGHTS, MINUTE, Service
+from mcastkit.monitoring.alarms import (
+    AUTO_SCALING,
+    CONTAINER_INSIGHTS,
+    MANAGED_SCALING,
+    MINUTE,
+    Cluster,
+    Service,
+    region_alarms,
+)
 
 #: The dashboard grid is 24 units wide.
 GRID_WIDTH = 24
@@ -57,7 +66,7 @@ def region_dashboard(
     region: str,
     settings: Region,
     *,
-    cluster: str,
+    cluster: Cluster,
     services: Sequence[Service],
     transit_gateway: str,
     alarm_arns: Sequence[str],
@@ -82,7 +91,7 @@ def region_dashboard(
         m = emf.Relay
         rows.append(
             [
-                _graph("Relay: links up", [_own(m.PEERS, relay, "Minimum")], region, width=8),
+                _graph("Relay: links up", [_own(m.PEERS, relay, "Maximum")], region, width=8),
                 _graph(
                     "Relay: datagrams",
                     [_own(m.DATAGRAMS_IN, relay, "Sum"), _own(m.DATAGRAMS_OUT, relay, "Sum")],
@@ -178,7 +187,7 @@ def region_dashboard(
                     _aws(
                         CONTAINER_INSIGHTS,
                         "RunningTaskCount",
-                        ("ClusterName", cluster, "ServiceName", service.name),
+                        ("ClusterName", cluster.name, "ServiceName", service.name),
                         "Minimum",
                         f"{service.key} (of {service.desired})",
                     )
@@ -188,8 +197,21 @@ def region_dashboard(
                 width=12,
             ),
             _graph(
-                "ECS: hosts registered",
-                [_aws(CONTAINER_INSIGHTS, "ContainerInstanceCount", ("ClusterName", cluster), "Minimum")],
+                "Hosts: in service, reservation %",
+                [
+                    _aws(
+                        AUTO_SCALING,
+                        "GroupInServiceInstances",
+                        ("AutoScalingGroupName", cluster.auto_scaling_group),
+                        "Minimum",
+                    ),
+                    _aws(
+                        MANAGED_SCALING,
+                        "CapacityProviderReservation",
+                        ("CapacityProviderName", cluster.capacity_provider, "ClusterName", cluster.name),
+                        "Maximum",
+                    ),
+                ],
                 region,
                 width=12,
             ),
@@ -222,6 +244,34 @@ def _place(rows: list[list[Widget]]) -> list[Widget]:
             raise ValueError(f"dashboard row at y={y} is {x} units wide (at most {GRID_WIDTH})")
         y += max(widget["height"] for widget in row)
     return placed
+
+
+def layout(config: Config, region: str) -> str:
+    """The :func:`picture` of ``region``'s dashboard (resource names stand in for the tokens)."""
+    settings = config.regions[region]
+    services = []
+    if settings.relay is not None:
+        services.append(Service("Relay", "relay", settings.relay.desired_count))
+    if settings.probe is not None:
+        services += [
+            Service("ProbeReceivers", "receivers", settings.probe.receivers),
+            Service("ProbeSender", "sender", 1),
+        ]
+    services += [Service(f"Sequencer{pascal(s.name)}", s.name, 1) for s in settings.streams]
+    cluster = Cluster("cluster", "hosts", "capacity")
+    alarms = region_alarms(
+        config.project, settings, config.monitoring.alarms, cluster=cluster, services=services
+    )
+    body = region_dashboard(
+        config.project,
+        region,
+        settings,
+        cluster=cluster,
+        services=services,
+        transit_gateway="tgw",
+        alarm_arns=[alarm.key for alarm in alarms],
+    )
+    return picture(body)
 
 
 #: Characters per grid unit across, in :func:`picture`.

@@ -59,7 +59,8 @@ class Probe:
     LOSS = Metric("LossPercent", "Percent", "Lost over expected")
     LATENCY_P99 = Metric("LatencyP99", "Microseconds", "99th percentile of send-to-receive latency")
     FOREIGN = Metric("Foreign", "Count", "Datagrams without the probe's header (another sender)")
-    ALL = (RECEIVED, LOST, LOSS, LATENCY_P99, FOREIGN)
+    SENDER_RESTARTS = Metric("SenderRestarts", "Count", "Times the probe sender started a new stream")
+    ALL = (RECEIVED, LOST, LOSS, LATENCY_P99, FOREIGN, SENDER_RESTARTS)
 
 
 class Sequencer:

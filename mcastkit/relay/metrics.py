@@ -168,7 +168,8 @@ class RelayCollector(Collector):
 
 
 def emf_sampler(stats: RelayStats) -> Callable[[], dict[emf.Metric, float]]:
-    """What ``--emf`` publishes each interval: counts since the last call, and the links up.
+    """What ``--emf`` publishes each interval: counts since the last call, and the links up
+    (none while the event loop is stalled: the publisher's thread would report a frozen relay).
 
     Runs on the publisher's thread: ``list()`` and ``sum()`` over the counters are single C
     calls, so the data path adding a group or a reason meanwhile cannot break them.
@@ -188,7 +189,8 @@ def emf_sampler(stats: RelayStats) -> Callable[[], dict[emf.Metric, float]]:
         }
         if stats.role == "ingress":
             totals[m.UNRECOVERABLE] = sum(g.unrecoverable for g in groups)
-        return {m.PEERS: stats.peers, **deltas.since_last(totals)}
+        # A stalled event loop still has peers on paper: report it as no link.
+        return {m.PEERS: stats.peers if stats.healthy() else 0, **deltas.since_last(totals)}
 
     return sample
 

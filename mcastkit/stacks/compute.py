@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from mcastkit.config import Config
@@ -20,7 +21,7 @@ from mcastkit.constructs.replay_endpoint import ReplayEndpoint
 from mcastkit.constructs.sequencer_service import SequencerService
 from mcastkit.constructs.stream_journal import StreamJournal
 from mcastkit.monitoring import emf
-from mcastkit.monitoring.alarms import Service, region_alarms
+from mcastkit.monitoring.alarms import Cluster, Service, region_alarms, task_alarm_key
 from mcastkit.monitoring.dashboard import region_dashboard
 from mcastkit.stacks.base import RegionStack
 
@@ -144,25 +145,33 @@ class ComputeStack(RegionStack):
             )
         self._monitoring(config, region, transit_gateway_id)
 
-    def _services(self, settings: Region) -> list[Service]:
+    def _services(self, settings: Region) -> list[tuple[Service, ecs.Ec2Service]]:
         """The ECS services of this stack, as the alarms and the dashboard name them."""
         services = []
         if self.relay is not None and settings.relay is not None:
-            services.append(Service("Relay", self.relay.service.service_name, settings.relay.desired_count))
+            service = self.relay.service
+            services.append((Service("Relay", service.service_name, settings.relay.desired_count), service))
         if self.probes is not None and settings.probe is not None:
+            receivers, sender = self.probes.receiver_service, self.probes.sender_service
             services.append(
-                Service("ProbeReceivers", self.probes.receiver_service.service_name, settings.probe.receivers)
+                (Service("ProbeReceivers", receivers.service_name, settings.probe.receivers), receivers)
             )
-            services.append(Service("ProbeSender", self.probes.sender_service.service_name, 1))
+            services.append((Service("ProbeSender", sender.service_name, 1), sender))
         for name, sequencer in self.sequencers.items():
-            services.append(Service(f"Sequencer{pascal(name)}", sequencer.service.service_name, 1))
+            service = sequencer.service
+            services.append((Service(f"Sequencer{pascal(name)}", service.service_name, 1), service))
         return services
 
     def _monitoring(self, config: Config, region: str, transit_gateway_id: str) -> None:
         """The alarm topic, the alarms and the dashboard of the region."""
         prefix = f"{config.project}-{region}"
-        services = self._services(config.regions[region])
-        cluster = self.cluster.cluster.cluster_name
+        pairs = self._services(config.regions[region])
+        services = [service for service, _ in pairs]
+        cluster = Cluster(
+            name=self.cluster.cluster.cluster_name,
+            auto_scaling_group=self.cluster.auto_scaling_group.auto_scaling_group_name,
+            capacity_provider=self.cluster.capacity_provider.capacity_provider_name,
+        )
         self.alarm_topic = AlarmTopic(
             self,
             "AlarmTopic",
@@ -178,6 +187,13 @@ class ComputeStack(RegionStack):
             services=services,
         )
         self.alarms = MetricAlarms(self, "Alarms", specs=specs, topic=self.alarm_topic.topic, prefix=prefix)
+        # Alarms start judging once the services are up (CloudFormation waits for them to be
+        # stable), not while the first hosts boot: no ALARM on a first deploy that succeeds.
+        # (An alarm that names a service already waits for it.)
+        for key, alarm in self.alarms.alarms.items():
+            for service, ecs_service in pairs:
+                if key != task_alarm_key(service):
+                    alarm.node.add_dependency(ecs_service)
         body = region_dashboard(
             config.project,
             region,
