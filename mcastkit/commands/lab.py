@@ -18,6 +18,7 @@ from typing import Any
 from mcastkit.commands.args import add_fsync, bounded_float, bounded_int, group_port, size_range
 from mcastkit.console import Console
 from mcastkit.exit import ExitStatus
+from mcastkit.lab.faults import Fault
 from mcastkit.lab.session import DEFAULT_GROUP, DEFAULT_NAME, OUTAGE_AFTER, Lab, LabPath, StreamReport
 from mcastkit.lab.stream import StreamPathReport, run_stream
 from mcastkit.lab.topology import check_lab_name
@@ -59,6 +60,15 @@ def register(subparsers: Any) -> None:
         "--tls",
         action="store_true",
         help="run the relays' link in TLS, with certificates of a throwaway CA (needs openssl)",
+    )
+    up.add_argument(
+        "--fault",
+        action="append",
+        type=Fault,
+        choices=list(Fault),
+        default=[],
+        help="break a host on purpose, for `mcastkit doctor` to find (repeatable): igmpv3 and rp-filter "
+        "on the first receiver, ttl1 on the egress relay (default: none)",
     )
     up.set_defaults(handler=run_up)
 
@@ -144,6 +154,7 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
         shared_cpus=args.shared_cpus,
         gro=args.gro,
         tls=args.tls,
+        faults=args.fault,
     )
     layout = state.layout
     print(
@@ -160,6 +171,10 @@ def run_up(args: argparse.Namespace, console: Console) -> ExitStatus:
     print(f"receiving NICs: GRO {'on' if state.gro else 'off'}", file=console.out)
     if state.relay:
         print(f"relay link: {'TLS 1.3' if state.tls else 'TCP'}, sealed", file=console.out)
+    if state.faults:
+        print(
+            f"faults: {', '.join(state.faults)} (`mcastkit doctor --netns NAME` finds them)", file=console.out
+        )
     print(f"state and logs: {lab.run_dir}", file=console.out)
     return ExitStatus.OK
 

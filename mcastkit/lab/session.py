@@ -26,6 +26,8 @@ from typing import Any, Literal
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcastkit.lab import netns, pki, topology
+from mcastkit.lab.faults import Fault
+from mcastkit.lab.faults import apply as apply_faults
 from mcastkit.lab.netns import LabError
 from mcastkit.lab.topology import EGRESS_ADDRESS, INGRESS_ADDRESS, SOURCE_ADDRESS, Layout
 from mcastkit.net.addresses import GroupPort, parse_group
@@ -71,6 +73,8 @@ class LabState:
     gro: bool = True
     #: Whether the relays' link runs in TLS (``relay --tls-*``).
     tls: bool = False
+    #: Faults the lab was built with (:class:`faults.Fault` values).
+    faults: list[str] = field(default_factory=list)
 
     def site_cpus(self, site: Site) -> list[int] | None:
         return self.cpus.get(site)
@@ -219,6 +223,7 @@ class Lab:
         shared_cpus: bool = False,
         gro: bool = True,
         tls: bool = False,
+        faults: Collection[Fault] = (),
     ) -> LabState:
         """Build the namespaces and start the relays.
 
@@ -226,7 +231,8 @@ class Lab:
         so that one site's load does not delay the other, as on two hosts; ``shared_cpus`` lets
         every process run on any CPU. ``gro=False`` turns receive coalescing off on the receiving
         hosts' NICs (a NIC or driver without GRO). ``tls`` runs the relays' link in TLS, with
-        certificates of a throwaway CA made in the run directory.
+        certificates of a throwaway CA made in the run directory. ``faults`` break hosts on
+        purpose (:mod:`mcastkit.lab.faults`), for ``mcastkit doctor`` to find.
         """
         netns.check_environment()
         layout = Layout(self.name, members)
@@ -244,10 +250,12 @@ class Lab:
             cpus={} if shared_cpus else split_cpus(os.sched_getaffinity(0)),
             gro=gro,
             tls=tls,
+            faults=sorted(faults),
         )
         self._save(state)
         try:
             topology.build(layout, gro=gro)
+            apply_faults(layout, set(faults))
             if relay:
                 self._start_relays(state, group)
         except BaseException:
@@ -285,7 +293,7 @@ class Lab:
                 "relay", "egress",
                 "--listen", f"{EGRESS_ADDRESS}:{RELAY_PORT}",
                 "--interface", EGRESS_ADDRESS,
-                "--ttl", str(RELAY_TTL),
+                "--ttl", "1" if Fault.TTL1 in state.faults else str(RELAY_TTL),
                 "--secret-file", str(secret),
                 "--allow", str(group),
                 "--metrics", f"127.0.0.1:{METRICS_PORTS['egress']}",

@@ -15,38 +15,35 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Iterator
 
-_ETH_P_IP = 0x0800
-_IPPROTO_IGMP = 2
-_IPPROTO_UDP = 17
-#: IGMP message types (RFC 2236, RFC 3376).
-IGMP_TYPES = {0x11: "query", 0x12: "v1-report", 0x16: "v2-report", 0x17: "v2-leave", 0x22: "v3-report"}
+from mcastkit.net.frames import (
+    ETH_P_IP,
+    IPPROTO_UDP,
+    igmp_type,
+    igmp_type_name,
+    ipv4_in_ethernet,
+    udp_destination_port,
+)
 
 
 def is_group_datagram(frame: bytes, group: bytes, port: int) -> bool:
     """``frame`` is an Ethernet frame carrying IPv4/UDP to ``group`` (4 packed bytes) and ``port``."""
-    if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00":
+    packet = ipv4_in_ethernet(frame)
+    if packet is None or packet.protocol != IPPROTO_UDP or packet.destination != group:
         return False
-    header_length = (frame[14] & 0x0F) * 4
-    if frame[14 + 9] != _IPPROTO_UDP or frame[14 + 16 : 14 + 20] != group:
-        return False
-    (destination_port,) = struct.unpack_from("!H", frame, 14 + header_length + 2)
-    return bool(destination_port == port)
+    return udp_destination_port(packet) == port
 
 
 def igmp_message(frame: bytes) -> dict[str, str] | None:
     """The IGMP message an Ethernet frame carries: its type and IP destination, or None."""
-    if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00" or frame[14 + 9] != _IPPROTO_IGMP:
+    packet = ipv4_in_ethernet(frame)
+    kind = None if packet is None else igmp_type(packet)
+    if packet is None or kind is None:
         return None
-    kind = frame[14 + (frame[14] & 0x0F) * 4]
-    return {
-        "type": IGMP_TYPES.get(kind, f"0x{kind:02x}"),
-        "destination": socket.inet_ntoa(frame[14 + 16 : 14 + 20]),
-    }
+    return {"type": igmp_type_name(kind), "destination": packet.destination_address}
 
 
 def _incoming_frames(interface: str, seconds: float) -> Iterator[bytes]:
@@ -58,7 +55,7 @@ def _incoming_frames(interface: str, seconds: float) -> Iterator[bytes]:
         stopping[0] = True
 
     signal.signal(signal.SIGTERM, stop)
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP)) as sock:
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP)) as sock:
         sock.bind((interface, 0))
         sock.settimeout(0.1)
         print("listening", file=sys.stderr, flush=True)
