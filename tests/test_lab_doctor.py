@@ -72,6 +72,16 @@ def _joined_receiver(lab: Lab, index: int) -> subprocess.Popen[str]:
     return process
 
 
+def _diagnosed_while_joined(lab: Lab, index: int) -> tuple[int, dict[str, Any]]:
+    """The doctor's verdict on the ``index``-th receiver's host while an application there is joined."""
+    receiver = _joined_receiver(lab, index)
+    try:
+        return _diagnose(lab.state().layout.receivers[index].namespace, "--source", EGRESS_ADDRESS)
+    finally:
+        receiver.kill()
+        receiver.wait()
+
+
 def test_the_faults_really_stop_delivery_to_the_broken_receiver_only(lab: tuple[Lab, StreamReport]) -> None:
     _, report = lab
     by_name = {member.name: member for member in report.members}
@@ -82,13 +92,7 @@ def test_the_faults_really_stop_delivery_to_the_broken_receiver_only(lab: tuple[
 
 
 def test_the_broken_receiver_is_diagnosed_with_igmpv3_and_rp_filter(lab: tuple[Lab, StreamReport]) -> None:
-    lab_, _ = lab
-    receiver = _joined_receiver(lab_, 0)
-    try:
-        status, diagnosis = _diagnose(lab_.state().layout.receivers[0].namespace, "--source", EGRESS_ADDRESS)
-    finally:
-        receiver.kill()
-        receiver.wait()
+    status, diagnosis = _diagnosed_while_joined(lab[0], 0)
     problems = _problems(diagnosis)
     assert status == 1 and set(problems) == {"igmp-version", "rp-filter"}, diagnosis
     assert "IGMPv3 is in effect" in problems["igmp-version"]
@@ -96,13 +100,7 @@ def test_the_broken_receiver_is_diagnosed_with_igmpv3_and_rp_filter(lab: tuple[L
 
 
 def test_the_healthy_receiver_with_a_member_socket_has_no_problem(lab: tuple[Lab, StreamReport]) -> None:
-    lab_, _ = lab
-    receiver = _joined_receiver(lab_, 1)
-    try:
-        status, diagnosis = _diagnose(lab_.state().layout.receivers[1].namespace, "--source", EGRESS_ADDRESS)
-    finally:
-        receiver.kill()
-        receiver.wait()
+    status, diagnosis = _diagnosed_while_joined(lab[0], 1)
     assert status == 0 and _problems(diagnosis) == {}, diagnosis
     checks = {f["check"] for f in diagnosis["findings"]}
     assert {"igmp-version", "igmp-membership", "route", "rp-filter"} <= checks

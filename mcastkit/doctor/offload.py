@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mcastkit.doctor.findings import Finding, Severity
 
 # The option numbers mmsg sets (linux/udp.h): the same request the relay's sockets make.
-from mcastkit.net.mmsg import _SOL_UDP, _UDP_GRO, _UDP_SEGMENT
+from mcastkit.net.mmsg import SOL_UDP, UDP_GRO, UDP_SEGMENT
 
 CHECK = "udp-offload"
 
@@ -33,12 +33,12 @@ def probe_udp_offloads() -> UdpOffloads:
     def refused(option: int, value: int) -> str | None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
-                sock.setsockopt(_SOL_UDP, option, value)
+                sock.setsockopt(SOL_UDP, option, value)
             except OSError as err:
                 return err.strerror or str(err)
         return None
 
-    return UdpOffloads(gso=refused(_UDP_SEGMENT, 0), gro=refused(_UDP_GRO, 1))
+    return UdpOffloads(gso=refused(UDP_SEGMENT, 0), gro=refused(UDP_GRO, 1))
 
 
 def offload_findings(offloads: UdpOffloads, kernel_release: str | None) -> list[Finding]:

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcastkit.doctor.igmp_table import parse_igmp_table
 from mcastkit.lab import netns
 from mcastkit.lab.netns import LabError
 from mcastkit.net.limits import TGW_MTU
 
 BOOTSTRAP_IGMPV2 = Path(__file__).resolve().parent.parent / "bootstrap" / "igmpv2.sh"
-#: A device line of /proc/net/igmp: "2\teth0      :     1      V2".
-_IGMP_DEVICE_LINE = re.compile(r"^\d+\s+(?P<device>\S+)\s*:\s*\d+\s+(?P<version>V\d)")
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 ROLES = ("src", "dc", "dx", "tgw", "egress")
 
@@ -220,20 +218,12 @@ def igmp_versions(namespace: str, device: str = "eth0") -> set[str]:
 
 def joined_locally(namespace: str, group: str) -> bool:
     """Whether a socket in ``namespace`` holds a membership of ``group`` (/proc/net/igmp lists it)."""
-    # /proc/net/igmp prints the group as the hex of its in-memory (network order) bytes, read as
-    # a host-order integer: 239.1.1.1 shows as 010101EF on little-endian machines.
-    wanted = f"{int.from_bytes(socket.inet_aton(group), sys.byteorder):08X}"
-    table = netns.in_namespace(namespace, ["cat", "/proc/net/igmp"])
-    return any(line.split()[:1] == [wanted] for line in table.splitlines())
+    return bool(parse_igmp_table(netns.in_namespace(namespace, ["cat", "/proc/net/igmp"])).holders(group))
 
 
 def parse_igmp_versions(proc_net_igmp: str, device: str) -> set[str]:
-    versions: set[str] = set()
-    for line in proc_net_igmp.splitlines():
-        match = _IGMP_DEVICE_LINE.match(line)
-        if match and match["device"] == device:
-            versions.add(match["version"])
-    return versions
+    found = parse_igmp_table(proc_net_igmp).devices.get(device)
+    return {found.querier} if found is not None else set()
 
 
 def joined_ports(tgw_namespace: str, group: str) -> set[str]:

@@ -57,7 +57,7 @@ _CONTROL_FIELDS = struct.Struct("@PN")
 _CONTROL_FIELDS_OFFSET = 32
 #: Room for one control message carrying an int: CMSG_SPACE(sizeof(int)), as 32-bit words
 _GRO_CONTROL_WORDS = 6
-_UDP_GRO = 104  # linux/udp.h: receive runs of equal-size datagrams as one message
+UDP_GRO = 104  # linux/udp.h: receive runs of equal-size datagrams as one message
 # Plain ints: the socket module's are enum flags, whose ``&`` costs a microsecond per datagram.
 _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _MSG_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0x40))
@@ -70,8 +70,8 @@ _SEGMENT_CONTROL = struct.Struct("@NiiH6x")
 _SEGMENT_CMSG_LEN = 18  # CMSG_LEN(sizeof(u16))
 _SEGMENT_SIZE = struct.Struct("@H")
 _SEGMENT_SIZE_AT = 16
-_SOL_UDP = 17
-_UDP_SEGMENT = 103  # linux/udp.h
+SOL_UDP = 17
+UDP_SEGMENT = 103  # linux/udp.h
 #: Segments in one GSO message (UDP_MAX_SEGMENTS; newer kernels allow more)
 MAX_SEGMENTS = 64
 #: Bytes in one GSO message: what one IPv4 UDP datagram can carry before it is cut
@@ -146,7 +146,7 @@ class BatchSender:
         self._controls_at = ctypes.addressof(self._controls)
         for index in range(room):
             _SEGMENT_CONTROL.pack_into(
-                self._controls, index * _SEGMENT_CONTROL.size, _SEGMENT_CMSG_LEN, _SOL_UDP, _UDP_SEGMENT, 0
+                self._controls, index * _SEGMENT_CONTROL.size, _SEGMENT_CMSG_LEN, SOL_UDP, UDP_SEGMENT, 0
             )
         self._on_error = on_error
         #: whatever the caller wants back for a datagram that failed
@@ -159,7 +159,7 @@ class BatchSender:
         try:
             # A kernel without UDP GSO (before 4.18) would ignore the segment size and send a
             # run as one long datagram; it refuses the option instead, so ask first.
-            sock.setsockopt(_SOL_UDP, _UDP_SEGMENT, 0)
+            sock.setsockopt(SOL_UDP, UDP_SEGMENT, 0)
         except OSError as err:
             self._limit_runs(0, f"UDP GSO is not available ({err.strerror})")
 
@@ -362,7 +362,7 @@ class DatagramSlots:
 
     def _ask_for_runs(self, sock: socket.socket) -> None:
         try:
-            sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError as err:  # before Linux 5.0: every datagram arrives on its own, which is fine
             log.debug("UDP GRO is not available (%s): datagrams are received one by one", err.strerror)
             return
@@ -434,8 +434,8 @@ class DatagramSlots:
                 bool(flags & _MSG_TRUNC),
                 controls[index * words + 4]
                 if control_length
-                and controls[index * words + 3] == _UDP_GRO
-                and controls[index * words + 2] == _SOL_UDP
+                and controls[index * words + 3] == UDP_GRO
+                and controls[index * words + 2] == SOL_UDP
                 else 0,
             )
             for index, (control_length, flags, length) in enumerate(_RESULT_WITH_CONTROL.iter_unpack(results))
