@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mcastkit.commands.lab",
     "mcastkit.commands.onboard",
     "mcastkit.commands.stream",
+    "mcastkit.commands.overlay",
     "mcastkit.commands.doctor",
 )
 

@@ -452,6 +452,13 @@ BAD_INPUTS: list[Case] = [
                _drop("regions", "eu-west-2", "relay"), _drop("regions", "eu-west-2", "probe"),
                _drop("regions", "eu-west-2", "streams"), _drop("regions", "eu-west-2", "eks")),
          "regions.eu-west-2.domains[0]", "less 2 static_members"),
+    # Overlays
+    Case("overlay-host-twice", lambda d: d["overlays"][0]["hosts"].append(dict(d["overlays"][0]["hosts"][0])),
+         "overlays[0].hosts[2].name", "host name 'ldn-a' is used twice", count=3),
+    Case("overlay-address-outside-its-cidr", lambda d: d["overlays"][0]["hosts"][1].update(address="10.98.0.2"),
+         "overlays[0].hosts[1].address", "outside the overlay's cidr 10.99.0.0/24"),
+    Case("overlay-group-not-multicast", lambda d: d["overlays"][0].update(groups=["10.1.1.1:5000"]),
+         "overlays[0].groups[0]", "10.1.1.1"),
     # Monitoring
     Case("alarm-email-not-an-address", lambda d: d["monitoring"].update(email=["ops-at-example.com"]),
          "monitoring.email[0]", "ops-at-example.com"),

@@ -14,7 +14,7 @@ This package is the bottom of the import graph: no CDK, no boto3.
 * :mod:`~mcastkit.config.problems` and :mod:`~mcastkit.config.loader`: errors and reading.
 """
 
-from mcastkit.config.loader import load_config, parse_config
+from mcastkit.config.loader import load_config, load_overlays, parse_config
 from mcastkit.config.models import (
     Capacity,
     Config,
@@ -27,6 +27,8 @@ from mcastkit.config.models import (
     Entitlement,
     Group,
     NodeSubnet,
+    Overlay,
+    OverlayHost,
     Probe,
     Quotas,
     Region,
@@ -50,6 +52,8 @@ __all__ = [
     "Entitlement",
     "Group",
     "NodeSubnet",
+    "Overlay",
+    "OverlayHost",
     "Probe",
     "Problem",
     "Quotas",
@@ -59,5 +63,6 @@ __all__ = [
     "Stream",
     "Subnet",
     "load_config",
+    "load_overlays",
     "parse_config",
 ]

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from mcastkit.config import models as _models
-from mcastkit.config.checks import config_problems
-from mcastkit.config.models import Config
+from mcastkit.config.checks import config_problems, overlays_problems
+from mcastkit.config.models import Config, Overlay, OverlayFile
 from mcastkit.config.names import PATTERN_MEANINGS
 from mcastkit.config.problems import NO_VALUE, ConfigError, FieldProblem, Path, Problem
 
@@ -218,8 +218,24 @@ def parse_config(data: Any, source: str = "config", lines: dict[Path, int] | Non
     return config
 
 
-def load_config(path: str | FilePath) -> Config:
-    """Read and validate a YAML config file; raise :class:`ConfigError` naming each problem."""
+def load_overlays(path: str | FilePath) -> list[Overlay]:
+    """Read and validate a file of overlays (``overlays: [...]``, as in a config)."""
+    source, data, lines = _read(path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, [Problem((), "the file must hold one mapping with an overlays: list", line=1)]
+        )
+    try:
+        overlays = OverlayFile.model_validate(data).overlays
+    except ValidationError as err:
+        raise ConfigError(source, validation_problems(err), lines) from None
+    problems = overlays_problems(("overlays",), overlays)
+    if problems:
+        raise ConfigError(source, problems, lines)
+    return overlays
+
+
+def _read(path: str | FilePath) -> tuple[str, Any, dict[Path, int]]:
     path = FilePath(path)
     source = str(path)
     try:
@@ -227,4 +243,10 @@ def load_config(path: str | FilePath) -> Config:
     except OSError as err:
         raise ConfigError(source, [Problem((), f"cannot read the file: {err.strerror}")]) from None
     data, lines = read_yaml(_decode(raw, source), source)
+    return source, data, lines
+
+
+def load_config(path: str | FilePath) -> Config:
+    """Read and validate a YAML config file; raise :class:`ConfigError` naming each problem."""
+    source, data, lines = _read(path)
     return parse_config(data, source, lines)

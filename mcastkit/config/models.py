@@ -35,6 +35,7 @@ from mcastkit.config.names import (
     NAME_PATTERN,
     ORGANIZATION_ID_PATTERN,
     OU_ARN,
+    OVERLAY_NAME_PATTERN,
     RELAY_METRICS_PORT,
     SECRET_ARN_PATTERN,
     SHARE_ARN,
@@ -43,7 +44,7 @@ from mcastkit.config.names import (
     stack_name,
 )
 from mcastkit.config.problems import FieldProblem
-from mcastkit.net.addresses import AddressError, Endpoint, GroupPort, data_group, parse_endpoint
+from mcastkit.net.addresses import AddressError, Endpoint, GroupPort, data_group, parse_endpoint, parse_group
 from mcastkit.stream.fsync import Fsync
 
 INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
@@ -646,6 +647,60 @@ class Quotas(_Model):
     network_acl_rules: int = Field(default=facts.NETWORK_ACL_RULES, ge=1)
 
 
+def _group_port(value: Any) -> GroupPort:
+    if isinstance(value, GroupPort):
+        return value
+    try:
+        return parse_group(str(value), flag="")
+    except AddressError as err:
+        raise FieldProblem(str(err), fix="write GROUP:PORT, e.g. 239.10.1.1:30001") from None
+
+
+OverlayGroup = Annotated[GroupPort, BeforeValidator(_group_port), PlainSerializer(str, return_type=str)]
+
+
+class OverlayHost(_Model):
+    """One host of an overlay: where its peers reach it, and its address on the overlay."""
+
+    name: Name
+    underlay: Annotated[IPv4Address, PlainSerializer(str, return_type=str)] = Field(
+        description="the address the other hosts reach this one at (its VPC or datacenter address)"
+    )
+    address: Annotated[IPv4Address, PlainSerializer(str, return_type=str)] = Field(
+        description="its address on the overlay, inside the overlay's cidr"
+    )
+
+
+class Overlay(_Model):
+    """A VXLAN overlay with head-end replication: every host sends each multicast frame to each
+    other host by unicast UDP, so groups reach hosts where no Transit Gateway domain does."""
+
+    name: Annotated[str, StringConstraints(pattern=OVERLAY_NAME_PATTERN)] = Field(
+        description="at most 11 characters: the device is mck-<name> (Linux allows 15)"
+    )
+    vni: int = Field(ge=1, le=16_777_215, description="VXLAN network identifier")
+    port: int = Field(default=4789, ge=1, le=65535, description="UDP port of the VXLAN tunnel")
+    cidr: Cidr = Field(description="the overlay's subnet, one address per host")
+    groups: list[OverlayGroup] = Field(min_length=1, description="GROUP:PORT the overlay carries")
+    hosts: list[OverlayHost] = Field(min_length=2)
+
+    @property
+    def device(self) -> str:
+        return f"mck-{self.name}"
+
+    def host(self, name: str) -> OverlayHost:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+
+class OverlayFile(_Model):
+    """A file of overlays only, for hosts outside the config's regions (``mcastkit overlay --file``)."""
+
+    overlays: list[Overlay] = Field(min_length=1)
+
+
 class Alarms(_Model):
     """When the compute stack's alarms fire: each judges one-minute datapoints."""
 
@@ -711,6 +766,7 @@ class Config(_Model):
     regions: dict[str, Region] = Field(min_length=1)
     customers: list[Customer] = Field(default_factory=list)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    overlays: list[Overlay] = Field(default_factory=list)
 
     # Queries the stacks and the onboarding commands share.
 

@@ -13,6 +13,8 @@ from typing import Final
 #: A project, domain, group or customer name: it becomes part of stack names, export names and
 #: construct ids. 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen.
 NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+#: An overlay's device is ``mck-<name>``: Linux interface names are at most 15 characters.
+OVERLAY_NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,9}[a-z0-9])?$"
 ACCOUNT_ID_PATTERN: Final = r"^\d{12}$"
 ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
 TRANSIT_GATEWAY_ID_PATTERN: Final = r"^tgw-[0-9a-f]{8,17}$"
@@ -46,6 +48,8 @@ OU_ID = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 #: Plain words for the patterns above, used in error messages instead of the regex.
 PATTERN_MEANINGS: Final = {
     NAME_PATTERN: "must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
+    OVERLAY_NAME_PATTERN: "must be 1-11 lowercase letters, digits or hyphens (the device mck-<name> "
+    "has at most 15 characters), not starting or ending with a hyphen",
     ACCOUNT_ID_PATTERN: 'must be a 12-digit AWS account id, quoted in YAML ("012345678901")',
     ORGANIZATION_ID_PATTERN: "must be an AWS Organizations id such as o-a1b2c3d4e5 "
     "(aws organizations describe-organization --query Organization.Id)",

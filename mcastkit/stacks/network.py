@@ -13,6 +13,7 @@ from mcastkit.config.rules import member_acl_room
 from mcastkit.constructs.datacenter_route import DatacenterRoute
 from mcastkit.constructs.member_rules import MemberRules
 from mcastkit.constructs.multicast_domain import MulticastDomain
+from mcastkit.constructs.overlay_peers import OverlayPeers
 from mcastkit.constructs.replay_endpoint import ReplayEndpoint
 from mcastkit.constructs.stream_acl import StreamAcl
 from mcastkit.constructs.stream_journal import StreamJournal
@@ -56,6 +57,7 @@ class NetworkStack(RegionStack):
         member_rules: the :class:`MemberRules` of the multicast subnets.
         journals, replay_endpoints: :class:`StreamJournal` and :class:`ReplayEndpoint` by stream name.
         stream_acl: the :class:`StreamAcl`, or ``None`` without streams.
+        overlay_peers: :class:`OverlayPeers` by overlay name, for overlays with a host in the VPC.
     """
 
     def __init__(self, scope: Construct, id_: str, *, config: Config, region: str, **kwargs: Any) -> None:
@@ -150,6 +152,14 @@ class NetworkStack(RegionStack):
                 vpc_cidr=settings.vpc_cidr,
                 stream=stream,
             )
+        # Overlays with a host in this VPC: the security group their hosts here wear.
+        self.overlay_peers = {
+            overlay.name: OverlayPeers(
+                self, f"Overlay{pascal(overlay.name)}", vpc=self.network.vpc, overlay=overlay
+            )
+            for overlay in config.overlays
+            if any(host.underlay in settings.vpc_cidr for host in overlay.hosts)
+        }
         self.stream_acl: StreamAcl | None = None
         if settings.streams:
             self.stream_acl = StreamAcl(
@@ -183,6 +193,12 @@ class NetworkStack(RegionStack):
         for name, domain in self.domains.items():
             output(domain_key(name), domain.domain_id, f"multicast domain {name} id")
             output(domain_key(name, "Arn"), domain.domain_arn, f"multicast domain {name} ARN")
+        for name, peers in self.overlay_peers.items():
+            output(
+                f"Overlay{pascal(name)}SecurityGroupId",
+                peers.security_group.security_group_id,
+                f"security group for the hosts of overlay {name} in this VPC",
+            )
         for name, endpoint in self.replay_endpoints.items():
             output(stream_key(name, "Id"), endpoint.service_id, f"replay endpoint service of stream {name}")
             output(

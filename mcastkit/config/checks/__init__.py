@@ -3,8 +3,8 @@
 Every rule exists because of an AWS fact (see :mod:`mcastkit.config.facts` and the README's
 config reference). A problem that follows from another one (a region refused, a domain that
 cannot have a subnet) is reported once, at its root. One module per part of the config:
-:mod:`.region`, :mod:`.capacity`, :mod:`.relay`, :mod:`.stream`, :mod:`.customers`; :mod:`.common`
-holds what they share.
+:mod:`.region`, :mod:`.capacity`, :mod:`.relay`, :mod:`.stream`, :mod:`.customers`,
+:mod:`.overlay`; :mod:`.common` holds what they share.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from mcastkit.config.checks.capacity import capacity_problems
 from mcastkit.config.checks.common import overlaps
 from mcastkit.config.checks.customers import customer_problems
+from mcastkit.config.checks.overlay import overlays_problems
 from mcastkit.config.checks.region import region_problems
 from mcastkit.config.checks.relay import secret_problems
 from mcastkit.config.checks.stream import stream_access_problems
@@ -22,7 +23,7 @@ from mcastkit.config.models import Config
 from mcastkit.config.names import STACK_NAME
 from mcastkit.config.problems import Path, Problem
 
-__all__ = ["capacity_problems", "config_problems"]
+__all__ = ["capacity_problems", "config_problems", "overlays_problems"]
 
 
 def config_problems(config: Config) -> list[Problem]:
@@ -42,6 +43,7 @@ def config_problems(config: Config) -> list[Problem]:
     problems += secret_problems(config, refused)
     problems += customer_problems(config, refused_regions=refused)
     problems += stream_access_problems(config, refused)
+    problems += overlays_problems(("overlays",), config.overlays)
     return problems
 
 

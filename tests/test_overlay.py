@@ -1,0 +1,364 @@
+"""`mcastkit overlay`: VXLAN with head-end replication between hosts on an underlay that carries no
+multicast (a bridge with multicast flooding off, standing for a VPC), in network namespaces."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netns_support import needs_netns, new_namespace
+
+from mcastkit.cli import Console, main
+from mcastkit.config import load_overlays
+from mcastkit.exit import ExitStatus
+from mcastkit.overlay.device import filter_rules
+from mcastkit.overlay.unit import systemd_unit
+
+GROUP, PORT = "239.77.1.1", 40001
+OUTSIDE = "239.77.9.9"
+HOSTS = {"h1": ("10.88.0.1", "10.99.0.1"), "h2": ("10.88.0.2", "10.99.0.2"), "h3": ("10.88.0.3", "10.99.0.3")}
+
+
+def overlay_file(tmp: Path, hosts: dict[str, tuple[str, str]] = HOSTS, **extra: Any) -> Path:
+    """A file of one overlay, ``md``, carrying GROUP:PORT between ``hosts`` (``extra`` overrides fields)."""
+    fields = {"name": "md", "vni": 4242, "cidr": "10.99.0.0/24", **extra}
+    lines = ["overlays:", f"  - name: {fields.pop('name')}"]
+    lines += [f"    {key}: {value}" for key, value in fields.items()]
+    lines += [f"    groups: [{GROUP}:{PORT}]", "    hosts:"]
+    lines += [f"      - {{name: {n}, underlay: {u}, address: {a}}}" for n, (u, a) in hosts.items()]
+    path = tmp / "overlay.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ---- without a network: the file, the unit, the filter --------------------------------------
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    status = main(list(args), console)
+    return status, console.out.getvalue(), console.err.getvalue()
+
+
+def test_a_file_with_a_host_twice_is_one_line_per_problem(tmp_path: Path) -> None:
+    bad = dict(HOSTS, h3=("10.88.0.2", "10.99.0.3"))
+    status, out, err = _cli("overlay", "up", "--file", str(overlay_file(tmp_path, bad)), "--host", "h1")
+    assert status == ExitStatus.BAD_INPUT and out == ""
+    assert "overlays[0].hosts[2].underlay: 10.88.0.2 is also the underlay address of host h2" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("hosts", "extra", "says"),
+    [
+        (
+            dict(HOSTS, h3=("10.88.0.3", "10.98.0.3")),
+            {},
+            "hosts[2].address: 10.98.0.3 is outside the overlay's cidr",
+        ),
+        (
+            dict(HOSTS, h3=("10.99.0.9", "10.99.0.3")),
+            {},
+            "hosts[2].underlay: 10.99.0.9 is inside the overlay's own",
+        ),
+        (HOSTS, {"name": "marketdata12"}, "overlays[0].name: must be 1-11"),
+        (HOSTS, {"vni": 0}, "overlays[0].vni"),
+    ],
+    ids=["address-outside-cidr", "underlay-inside-overlay", "name-too-long-for-a-device", "vni-zero"],
+)
+def test_a_bad_overlay_is_refused_naming_the_field(
+    tmp_path: Path, hosts: dict[str, tuple[str, str]], extra: dict[str, Any], says: str
+) -> None:
+    status, _, err = _cli("overlay", "status", "--file", str(overlay_file(tmp_path, hosts, **extra)))
+    assert status == ExitStatus.BAD_INPUT and says in err, err
+
+
+def test_a_group_outside_the_multicast_range_is_refused(tmp_path: Path) -> None:
+    path = overlay_file(tmp_path)
+    path.write_text(path.read_text().replace(f"{GROUP}:{PORT}", "10.1.1.1:5000"))
+    status, _, err = _cli("overlay", "up", "--file", str(path), "--host", "h1")
+    assert status == ExitStatus.BAD_INPUT and "overlays[0].groups[0]" in err and "10.1.1.1" in err, err
+
+
+def test_an_unknown_host_or_overlay_name_is_one_line(tmp_path: Path) -> None:
+    path = str(overlay_file(tmp_path))
+    status, _, err = _cli("overlay", "unit", "--file", path, "--host", "h9")
+    assert status == ExitStatus.BAD_INPUT and err.strip().endswith(
+        "--host h9: not a host of overlay md (h1, h2, h3)"
+    )
+    status, _, err = _cli("overlay", "unit", "--file", path, "--name", "other", "--host", "h1")
+    assert status == ExitStatus.BAD_INPUT and "--name other: no such overlay (md)" in err
+
+
+def test_the_unit_brings_the_host_up_at_boot_and_down_at_stop(tmp_path: Path) -> None:
+    path = overlay_file(tmp_path)
+    [overlay] = load_overlays(path)
+    unit = systemd_unit(
+        overlay, overlay.host("h2"), executable="/usr/bin/mcastkit", source=["--file", str(path)]
+    )
+    assert f"ExecStart=/usr/bin/mcastkit overlay up --file {path} --name md --host h2" in unit
+    assert f"ExecStop=/usr/bin/mcastkit overlay down --file {path} --name md --host h2" in unit
+    assert "After=network-online.target" in unit and "WantedBy=multi-user.target" in unit
+
+
+def test_only_the_overlays_groups_and_igmp_may_leave_by_it(tmp_path: Path) -> None:
+    [overlay] = load_overlays(overlay_file(tmp_path))
+    assert filter_rules(overlay) == [
+        ["-p", "2", "-j", "RETURN"],
+        ["-p", "udp", "-d", f"{GROUP}/32", "--dport", str(PORT), "-j", "RETURN"],
+        ["-d", "224.0.0.0/4", "-j", "DROP"],
+    ]
+
+
+# ---- in network namespaces -------------------------------------------------------------------
+
+
+@dataclass
+class Net:
+    vpc: str
+    hosts: dict[str, str]  # name -> namespace
+    file: Path
+
+    def mcastkit(self, host: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        command = ["ip", "netns", "exec", self.hosts[host], sys.executable, "-m", "mcastkit", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=check)
+
+    def overlay(self, host: str, action: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.mcastkit(host, "overlay", action, "--file", str(self.file), *extra)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Net]:
+    with ExitStack() as stack:
+        vpc = stack.enter_context(new_namespace("ovl-vpc"))
+        _ip("-n", vpc, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        _ip("-n", vpc, "link", "set", "br0", "up")
+        hosts = {}
+        for name, (underlay, _) in HOSTS.items():
+            namespace = stack.enter_context(new_namespace(f"ovl-{name}"))
+            _ip(
+                "-n",
+                namespace,
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"p{name}",
+                "netns",
+                vpc,
+            )
+            _ip("-n", namespace, "address", "add", f"{underlay}/24", "dev", "eth0")
+            _ip("-n", namespace, "link", "set", "eth0", "up")
+            _ip("-n", vpc, "link", "set", f"p{name}", "master", "br0", "up")
+            # A VPC carries no multicast: the underlay floods none to any port.
+            _ip("-n", vpc, "link", "set", "dev", f"p{name}", "type", "bridge_slave", "mcast_flood", "off")
+            hosts[name] = namespace
+        yield Net(vpc, hosts, overlay_file(tmp_path))
+
+
+_RECEIVE = textwrap.dedent(
+    """
+    import json, socket, struct, sys, time
+    group, port, address, join = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "join"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", port))
+    if join:
+        membership = socket.inet_aton(group) + socket.inet_aton(address)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    print("ready", flush=True)
+    sock.settimeout(0.5)
+    got, deadline = [], time.monotonic() + float(sys.argv[5])
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(2048).decode())
+        except socket.timeout:
+            pass
+    print(json.dumps(got))
+    """
+)
+
+_SEND = textwrap.dedent(
+    """
+    import socket, sys, time
+    group, port, address, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    refused = 0
+    for i in range(count):
+        try:
+            sock.sendto(f"m{i}".encode(), (group, port))
+        except PermissionError:  # a firewall rule refused it
+            refused += 1
+        time.sleep(0.001)
+    print(refused)
+    """
+)
+
+
+def _receiver(
+    net: Net, host: str, *, join: bool, seconds: float = 3.0, underlay: bool = False
+) -> subprocess.Popen[str]:
+    """Receives GROUP:PORT for ``seconds`` (joined on its overlay address, or its underlay's)."""
+    address = HOSTS[host][0 if underlay else 1]
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", net.hosts[host], sys.executable, "-c", _RECEIVE, GROUP, str(PORT), address,
+         "join" if join else "no", str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+def _received(process: subprocess.Popen[str]) -> list[str]:
+    out, _ = process.communicate(timeout=30)
+    return list(json.loads(out.strip().splitlines()[-1]))
+
+
+def _send(net: Net, host: str, address: str, count: int, group: str = GROUP) -> int:
+    """Send ``count`` datagrams to ``group``; return how many the host refused to send."""
+    command = ["ip", "netns", "exec", net.hosts[host], sys.executable, "-c", _SEND, group, str(PORT), address]
+    done = subprocess.run([*command, str(count)], check=True, timeout=30, capture_output=True, text=True)
+    return int(done.stdout.strip())
+
+
+def _status(net: Net, host: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    done = net.overlay(host, "status", "--host", host, "--json", *extra)
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.timeout(120)
+def test_multicast_crosses_only_by_the_overlay_and_reaches_only_hosts_that_joined(net: Net) -> None:
+    # Control: on the underlay alone, a join on h2 hears nothing h1 sends (no flooding, no router).
+    before = _receiver(net, "h2", join=True, seconds=1.5, underlay=True)
+    _send(net, "h1", HOSTS["h1"][0], 50)
+    assert _received(before) == []
+
+    for host in HOSTS:
+        done = net.overlay(host, "up", "--host", host)
+        assert done.returncode == 0, done.stderr
+        assert "mck-md: VXLAN 4242" in done.stdout and "peer" in done.stdout
+    joined = _receiver(net, "h2", join=True)
+    bystander = _receiver(net, "h3", join=False)
+    _send(net, "h1", HOSTS["h1"][1], 200)
+    assert _received(joined) == [f"m{i}" for i in range(200)]
+    # h3 gets the frames (head-end replication sends every peer everything) but, not having
+    # joined, no socket of it receives a datagram.
+    assert _received(bystander) == []
+    status, h3 = _status(net, "h3", "--no-check")
+    assert status == 0 and h3["traffic"]["rx_packets"] >= 200
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.timeout(120)
+def test_up_and_down_are_idempotent_and_status_finds_a_peer_that_is_gone(net: Net) -> None:
+    for host in HOSTS:
+        assert net.overlay(host, "up", "--host", host).returncode == 0
+    again = net.overlay("h1", "up", "--host", "h1")
+    assert again.returncode == 0 and again.stdout.strip() == "overlay md on h1: up, nothing changed"
+    status, h1 = _status(net, "h1")
+    assert status == 0, h1
+    assert [(p["name"], p["replicated"], p["reachable"]) for p in h1["peers"]] == [
+        ("h2", True, True), ("h3", True, True),
+    ]  # fmt: skip
+    assert h1["groups_routed"] == [GROUP] and h1["igmpv2"] is True and h1["mtu"] == 1450
+
+    down = net.overlay("h3", "down", "--host", "h3")
+    assert down.returncode == 0 and "mck-md: removed" in down.stdout
+    assert net.overlay("h3", "down", "--host", "h3").stdout.strip() == "overlay md: nothing to remove"
+    status, h1 = _status(net, "h1")
+    assert status == 1 and [p["reachable"] for p in h1["peers"]] == [True, False]
+    assert any("peer h3 at 10.88.0.3 does not answer across the overlay" in p for p in h1["problems"])
+    status, h3 = _status(net, "h3")
+    assert status == 1 and h3["up"] is False
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.timeout(120)
+def test_a_group_outside_the_overlay_is_dropped_and_counted(net: Net) -> None:
+    for host in ("h1", "h2"):
+        assert net.overlay(host, "up", "--host", host).returncode == 0
+    # The sender is told at once (EPERM from the filter), and the overlay carries none of it.
+    assert _send(net, "h1", HOSTS["h1"][1], 30, group=OUTSIDE) == 30
+    status, h1 = _status(net, "h1", "--no-check")
+    assert status == 1 and h1["outside_groups"] == 30
+    assert any("30 datagrams to groups outside the overlay were dropped" in p for p in h1["problems"])
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.timeout(120)
+def test_a_host_removed_from_the_config_is_no_longer_replicated_to(net: Net) -> None:
+    assert net.overlay("h1", "up", "--host", "h1").returncode == 0
+    net.file.write_text(
+        net.file.read_text().replace("      - {name: h3, underlay: 10.88.0.3, address: 10.99.0.3}\n", "")
+    )
+    done = net.overlay("h1", "up", "--host", "h1")
+    assert done.returncode == 0 and "mck-md: peer at 10.88.0.3 removed" in done.stdout
+    _, h1 = _status(net, "h1", "--no-check")
+    assert [p["name"] for p in h1["peers"]] == ["h2"]
+
+
+@pytest.mark.netns
+@needs_netns
+def test_a_machine_that_is_none_of_the_hosts_is_told_to_name_itself(net: Net) -> None:
+    done = net.mcastkit("h1", "overlay", "up", "--file", str(net.file))
+    assert done.returncode == 0, done.stderr  # h1 found by its underlay address
+    stranger = net.file.read_text().replace("10.88.0.1", "10.88.0.9")
+    net.file.write_text(stranger)
+    done = net.mcastkit("h1", "overlay", "up", "--file", str(net.file))
+    assert done.returncode == 2 and "this machine has none of its hosts' underlay addresses" in done.stderr
+    assert "pass --host NAME" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- in AWS: the security group of the overlay's hosts in a VPC -------------------------------
+
+
+def test_the_network_stack_makes_the_overlays_security_group_where_it_has_a_host(example_app: Any) -> None:
+    from aws_cdk.assertions import Template
+
+    london = Template.from_stack(example_app.stacks["eu-west-2"].network).to_json()
+    groups = [
+        r["Properties"]
+        for r in london["Resources"].values()
+        if r["Type"] == "AWS::EC2::SecurityGroup" and "overlay md-dc" in r["Properties"]["GroupDescription"]
+    ]
+    assert len(groups) == 1
+    [group] = groups
+    peers = {"10.20.0.50/32", "192.168.40.20/32"}
+    assert {
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r["CidrIp"]) for r in group["SecurityGroupIngress"]
+    } == {("udp", 4789, 4789, cidr) for cidr in peers}
+    assert {(r["IpProtocol"], r["FromPort"], r["CidrIp"]) for r in group["SecurityGroupEgress"]} == {
+        ("udp", 4789, cidr) for cidr in peers
+    }
+    assert "OverlayMdDcSecurityGroupId" in london["Outputs"]
+    # Tokyo's VPC has no host of the overlay: no group there.
+    tokyo = Template.from_stack(example_app.stacks["ap-northeast-1"].network).to_json()
+    descriptions = [
+        r["Properties"].get("GroupDescription", "")
+        for r in tokyo["Resources"].values()
+        if r["Type"] == "AWS::EC2::SecurityGroup"
+    ]
+    assert descriptions and not any("overlay" in d for d in descriptions)
