@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
-.PHONY: help setup setup-dev synth test lint typecheck shellcheck actionlint cfn-lint test-packages pytest bench bench-relay bench-stream clean
+.PHONY: help setup setup-dev synth test lint typecheck shellcheck actionlint cfn-lint test-packages pytest bench bench-relay bench-stream bench-overlay clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,11 @@ bench-stream: setup-dev ## sequenced-stream benchmark in the netns lab (root; 3 
 	mkdir -p bench/out
 	python bench/stream_bench.py > bench/out/stream.json
 	python bench/stream_bench.py --table bench/out/stream.json
+
+bench-overlay: setup-dev ## overlay vs n2n vs direct in namespaces (root; 2 repeats, about 20 min): JSON in bench/out/overlay.json
+	mkdir -p bench/out
+	python bench/overlay_bench.py --install > bench/out/overlay.json
+	python bench/overlay_bench.py --table bench/out/overlay.json
 
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -233,6 +233,8 @@ def test_two_processes_relay_serve_metrics_and_stop_cleanly_on_sigterm(secret_fi
             "--connect", f"127.0.0.1:{relay_port}", "--secret-file", secret_file, "--heartbeat", "0.5",
         ) as ingress:  # fmt: skip
             _wait_for_log(ingress, r"peer .* authenticated \(egress", ingress_log)
+            # Live once its RESUME is in: a datagram read before that has no peer to go to.
+            _wait_for_log(ingress, r"peer .* starts fresh", ingress_log)
             sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
             for index in range(20):

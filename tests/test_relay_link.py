@@ -1164,7 +1164,7 @@ def test_a_resume_no_ingress_session_could_answer_closes_the_link(
 
 
 def test_an_egress_that_never_says_where_to_resume_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mcastkit.relay.ingress.RESUME_TIMEOUT", 0.3)
+    monkeypatch.setattr("mcastkit.relay.fanout.RESUME_TIMEOUT", 0.3)
 
     async def scenario() -> None:
         async with running(_ingress([_random_group()]), listen=True) as ingress:
@@ -1178,7 +1178,7 @@ def test_an_egress_that_never_says_where_to_resume_is_closed(monkeypatch: pytest
 def test_a_replay_to_a_slow_reader_goes_as_its_socket_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The replay waits while the peer's transport is full and gives the loop back between
     shares: every datagram arrives once, in order, and the peer is never dropped as slow."""
-    monkeypatch.setattr("mcastkit.relay.ingress.REPLAY_ENTRIES_PER_TURN", 8)
+    monkeypatch.setattr("mcastkit.relay.fanout.REPLAY_ENTRIES_PER_TURN", 8)
     turns = {"waits": 0, "all": 0}
     real = Ingress._replay
 

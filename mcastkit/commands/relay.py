@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable
@@ -17,12 +18,21 @@ from mcastkit.console import Console
 from mcastkit.errors import EnvironmentFailure, McastkitError
 from mcastkit.exit import ExitStatus
 from mcastkit.monitoring import emf
-from mcastkit.net.addresses import AddressError, Endpoint, parse_endpoint, parse_group, resolve_interface
+from mcastkit.net.addresses import (
+    AddressError,
+    Endpoint,
+    GroupPort,
+    parse_endpoint,
+    parse_group,
+    resolve_interface,
+)
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES
 from mcastkit.relay.auth import load_secret
+from mcastkit.relay.downstream import Downstream
 from mcastkit.relay.egress import Egress
+from mcastkit.relay.fanout import DEFAULT_QUEUE_BYTES
 from mcastkit.relay.frame import MAX_RESUME_STREAMS
-from mcastkit.relay.ingress import DEFAULT_QUEUE_BYTES, RECEIVE_BUFFER_BYTES, Ingress
+from mcastkit.relay.ingress import RECEIVE_BUFFER_BYTES, Ingress
 from mcastkit.relay.link import RelayNode
 from mcastkit.relay.metrics import MetricsServer, RelayStats, emf_sampler
 from mcastkit.relay.tls import load_tls
@@ -41,6 +51,10 @@ example (ECS task in the multicast subnet, dialing the datacenter):
   mcastkit relay egress --connect 10.0.0.5:7400 --interface eth0 --ttl 8 \\
       --secret-env RELAY_SECRET --map 239.1.1.1:5000=239.10.1.1:5000 --allow 239.10.1.1:5000 \\
       --metrics 10.20.0.15:9400
+example (London: one group as unicast to two receivers, and Tokyo's egress served from here):
+  mcastkit relay egress --connect 10.0.0.5:7400 --interface eth0 --ttl 8 --secret-env RELAY_SECRET \\
+      --allow 239.10.1.1:5000 --allow 239.10.1.2:5002 \\
+      --unicast 239.10.1.2:5002=10.20.1.5:6000,10.20.1.6:6000 --serve 0.0.0.0:7400
 """
 
 
@@ -65,30 +79,9 @@ def register(subparsers: Any) -> None:
     _interface(ingress, "join the groups on this interface")
     _endpoints(ingress, connect_help="dial this egress (repeatable: one link per egress region)")
     _common(ingress)
-    _count(
-        ingress,
-        "--queue-bytes",
-        DEFAULT_QUEUE_BYTES,
-        "per-peer send queue (bytes); a peer further behind is dropped",
-    )
     _count(ingress, "--max-peers", 32, "authenticated egress peers at once with --listen")
     _count(ingress, "--rcvbuf", RECEIVE_BUFFER_BYTES, "UDP receive buffer per group; as root beyond rmem_max")
-    ingress.add_argument(
-        "--replay-bytes",
-        type=bounded_int(0),
-        default=DEFAULT_REPLAY_BYTES,
-        metavar="N",
-        help="keep this much of the recent stream (frames and bookkeeping), all groups together, to "
-        "replay to an egress that reconnects after an outage (0: keep nothing; default: %(default)s, "
-        "15-20 s of 100k msg/s of 64 B)",
-    )
-    ingress.add_argument(
-        "--replay-seconds",
-        type=bounded_float(0.0),
-        default=DEFAULT_REPLAY_SECONDS,
-        metavar="SECONDS",
-        help="and nothing older than this (default: %(default)s)",
-    )
+    _serving(ingress, only_with=None)
     ingress.set_defaults(handler=run_ingress)
 
     egress = roles.add_parser(
@@ -124,9 +117,71 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="do not deliver to listeners on this host (IP_MULTICAST_LOOP off; default: on)",
     )
-    _count(egress, "--sndbuf", DEFAULT_BUFFER_BYTES, "UDP send buffer")
+    egress.add_argument(
+        "--unicast",
+        action="append",
+        default=[],
+        metavar="G:P=HOST:PORT[,HOST:PORT...]",
+        help="send what this egress emits to G:P (an --allow group, after --map) as unicast UDP to "
+        "each HOST:PORT instead of as multicast (repeatable, one per group; other groups stay multicast)",
+    )
+    _count(
+        egress, "--sndbuf", DEFAULT_BUFFER_BYTES, "UDP send buffer (the group's and each unicast target's)"
+    )
     _count(egress, "--max-peers", 8, "authenticated ingress peers at once with --listen")
+    tree = egress.add_argument_group(
+        "serving egresses below this one (a relay tree: datacenter, London, Tokyo)",
+        "re-send all this egress takes (every group, before --map and --allow) to egresses that dial "
+        "here, with the ingress's sequence numbers, resume and replay; same secret and TLS options",
+    )
+    tree.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="accept downstream egresses here (needs one upstream: --connect once, or --listen with "
+        "--max-peers 1)",
+    )
+    tree.add_argument(
+        "--serve-max-peers",
+        type=bounded_int(1),
+        metavar="N",
+        help="authenticated downstream egresses at once (with --serve; default: 32)",
+    )
+    _serving(tree, only_with="--serve")
     egress.set_defaults(handler=run_egress)
+
+
+def _serving(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, only_with: str | None) -> None:
+    """How a relay serves egress peers: their queues and the replay window (the ingress, and an
+    egress with ``--serve``, whose defaults are None so that a value given without it is caught)."""
+    note = f"with {only_with}; " if only_with else ""
+
+    def default(value: float) -> float | None:
+        return None if only_with else value
+
+    parser.add_argument(
+        "--queue-bytes",
+        type=bounded_int(1),
+        default=default(DEFAULT_QUEUE_BYTES),
+        metavar="N",
+        help=f"per-peer send queue (bytes); a peer further behind is dropped ({note}default: "
+        f"{DEFAULT_QUEUE_BYTES})",
+    )
+    parser.add_argument(
+        "--replay-bytes",
+        type=bounded_int(0),
+        default=default(DEFAULT_REPLAY_BYTES),
+        metavar="N",
+        help="keep this much of the recent stream (frames and bookkeeping), all groups together, to "
+        f"replay to an egress that reconnects after an outage (0: keep nothing; {note}default: "
+        f"{DEFAULT_REPLAY_BYTES}, 15-20 s of 100k msg/s of 64 B)",
+    )
+    parser.add_argument(
+        "--replay-seconds",
+        type=bounded_float(0.0),
+        default=default(DEFAULT_REPLAY_SECONDS),
+        metavar="SECONDS",
+        help=f"and nothing older than this ({note}default: {DEFAULT_REPLAY_SECONDS:g})",
+    )
 
 
 def _count(parser: argparse.ArgumentParser, flag: str, default: int, purpose: str) -> None:
@@ -196,6 +251,82 @@ def _parse_map(values: list[str]) -> dict[tuple[str, int], tuple[str, int]]:
     return mapping
 
 
+def _parse_unicast(values: list[str], allowed: set[GroupPort]) -> dict[tuple[str, int], tuple[Endpoint, ...]]:
+    """``--unicast G:P=HOST:PORT[,HOST:PORT...]``: per allowed group, its receivers' addresses."""
+    unicast: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    for value in values:
+        where = f"--unicast {value!r}"
+        source, sep, listed = value.partition("=")
+        if not sep or not listed:
+            raise AddressError(
+                f"{where}: expected G:P=HOST:PORT[,HOST:PORT...], e.g. 239.10.1.1:5000=10.20.1.5:6000"
+            )
+        try:
+            group = parse_group(source, flag="")
+        except AddressError as err:
+            raise AddressError(f"{where}: group {err}") from None
+        if group not in allowed:
+            raise AddressError(
+                f"{where}: {group} is not an --allow group; add --allow {group} (name the group this "
+                "egress emits, after --map)"
+            )
+        if group in unicast:
+            raise AddressError(f"{where}: {group} is given twice; list all its receivers in one --unicast")
+        targets: list[Endpoint] = []
+        for item in listed.split(","):
+            target = _unicast_target(item, where)
+            if target in targets:
+                raise AddressError(f"{where}: {target} is listed twice for {group}; name each receiver once")
+            targets.append(target)
+        unicast[group] = tuple(targets)
+    return unicast
+
+
+def _unicast_target(item: str, where: str) -> Endpoint:
+    """One receiver of ``--unicast``: an IPv4 unicast address and a port."""
+    try:
+        target = parse_endpoint(item, flag="")
+    except AddressError as err:
+        raise AddressError(f"{where}: target {err}") from None
+    try:
+        address = ipaddress.IPv4Address(target.host)
+    except ValueError:
+        raise AddressError(
+            f"{where}: target {item!r}: {target.host!r} is not an IPv4 address; give the receiver's address"
+        ) from None
+    if address.is_multicast or address.is_unspecified or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise AddressError(
+            f"{where}: target {item!r}: {address} is not one receiver's address; give a unicast address "
+            "(a group goes out as multicast without --unicast)"
+        )
+    return Endpoint(str(address), target.port)
+
+
+def _parse_serve(args: argparse.Namespace) -> Endpoint | None:
+    """``--serve`` and what goes with it; a serving option without it is an error."""
+    if args.serve is None:
+        for flag in ("--serve-max-peers", "--queue-bytes", "--replay-bytes", "--replay-seconds"):
+            value = getattr(args, flag[2:].replace("-", "_"))
+            if value is not None:
+                raise AddressError(
+                    f"{flag} {value}: only with --serve (how this egress serves the egresses below it)"
+                )
+        return None
+    serve = parse_endpoint(args.serve, flag="--serve", any_port=True)
+    upstream = len(args.connect or []) if args.listen is None else args.max_peers
+    if upstream != 1:
+        given = (
+            f"--connect given {upstream} times"
+            if args.listen is None
+            else f"--listen with --max-peers {args.max_peers}"
+        )
+        raise AddressError(
+            f"--serve {args.serve}: relays one ingress, and {given} lets in more: give --connect once, "
+            "or --listen with --max-peers 1"
+        )
+    return serve
+
+
 def _setup_logging(console: Console, level: str, role: str) -> None:
     handler = logging.StreamHandler(console.err)
     handler.setFormatter(logging.Formatter(f"%(asctime)s relay-{role} %(levelname)s %(message)s"))
@@ -239,11 +370,28 @@ def run_ingress(args: argparse.Namespace, console: Console) -> ExitStatus:
 
 
 def run_egress(args: argparse.Namespace, console: Console) -> ExitStatus:
+    allowed: set[GroupPort] = set(args.allow)
+    if len(allowed) > MAX_RESUME_STREAMS:
+        raise AddressError(
+            f"--allow names {len(allowed)} groups; at most {MAX_RESUME_STREAMS} (what a resume can name)"
+        )
+    unicast = _parse_unicast(args.unicast, allowed)
+    serve = _parse_serve(args)
+
     def build(secret: bytes, stats: RelayStats) -> RelayNode:
-        allowed = {tuple(g) for g in args.allow}
-        if len(allowed) > MAX_RESUME_STREAMS:
-            raise AddressError(
-                f"--allow names {len(allowed)} groups; at most {MAX_RESUME_STREAMS} (what a resume can name)"
+        tls = load_tls(args.tls_cert, args.tls_key, args.tls_ca)
+        downstream = None
+        if serve is not None:
+            downstream = Downstream(
+                address=serve,
+                secret=secret,
+                stats=RelayStats(role="downstream"),
+                heartbeat=args.heartbeat,
+                max_peers=args.serve_max_peers or 32,
+                tls=tls,
+                queue_bytes=args.queue_bytes or DEFAULT_QUEUE_BYTES,
+                replay_bytes=DEFAULT_REPLAY_BYTES if args.replay_bytes is None else args.replay_bytes,
+                replay_seconds=DEFAULT_REPLAY_SECONDS if args.replay_seconds is None else args.replay_seconds,
             )
         node = Egress(
             interface=resolve_interface(args.interface),
@@ -256,10 +404,18 @@ def run_egress(args: argparse.Namespace, console: Console) -> ExitStatus:
             loop=not args.no_loop,
             buffer_bytes=args.sndbuf,
             max_peers=args.max_peers,
-            tls=load_tls(args.tls_cert, args.tls_key, args.tls_ca),
+            tls=tls,
+            unicast=unicast,
+            downstream=downstream,
         )
         node.open()
         log.info("emitting from %s with TTL %d", node.interface, node.ttl)
+        for group, targets in unicast.items():
+            log.info("%s goes as unicast to %s, not as multicast", group, ", ".join(map(str, targets)))
+        if downstream is not None and not downstream.window.enabled:
+            log.warning(
+                "--replay-bytes or --replay-seconds is 0: an egress below that reconnects resumes nothing"
+            )
         return node
 
     return _run(args, console, "egress", build)

@@ -42,7 +42,9 @@ class Relay:
 
     PEERS = Metric("Peers", "Count", "Authenticated relay links up at the end of the interval")
     DATAGRAMS_IN = Metric("DatagramsIn", "Count", "Datagrams received (egress: from the relay link)")
-    DATAGRAMS_OUT = Metric("DatagramsOut", "Count", "Datagrams sent (egress: multicast emitted)")
+    DATAGRAMS_OUT = Metric(
+        "DatagramsOut", "Count", "Datagrams sent (egress: emitted, a copy per receiver with --unicast)"
+    )
     GAPS = Metric("Gaps", "Count", "Sequence numbers never received (egress): datagrams lost on the way")
     UNRECOVERABLE = Metric("Unrecoverable", "Count", "Ingress: datagrams a resuming peer asked for, gone")
     DROPS = Metric("Drops", "Count", "Datagrams dropped instead of forwarded (oversize, send errors, ...)")

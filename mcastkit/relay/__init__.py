@@ -148,7 +148,50 @@ The egress counts every datagram of the DATA and RUN frames it decodes in
 ``datagrams_in{group}``; each one is emitted
 (``datagrams_out``), a repeat (``duplicates``), or dropped (``drops`` ``oversize``,
 ``not_multicast``, ``send_error``): ``datagrams_in = datagrams_out + duplicates + drops``.
-Datagrams that never reached it show as ``gaps``.
+Datagrams that never reached it show as ``gaps``. A group with ``--unicast`` targets owes each
+datagram it would emit once to each target instead: every copy counts in ``datagrams_out`` (as
+at an ingress with several peers) or in ``drops`` (``unicast_refused``, ``send_error``), and per
+target in ``unicast_datagrams_out{group,target}`` or ``unicast_drops{group,target,reason}``, so
+with one target the identity above holds as it is. An egress with ``--serve`` keeps the
+counters of what it serves the egresses below it apart, as an ingress counts them, under
+``mcastkit_relay_downstream_*`` (``datagrams_in{group}`` there: what it took to relay).
+
+Unicast delivery (``relay egress --unicast G:P=HOST:PORT[,HOST:PORT...]``)
+--------------------------------------------------------------------------
+For receivers that cannot join a group (Fargate tasks, applications that take only unicast,
+hosts with no multicast domain), the datagrams the egress would emit to G:P (after ``--map``;
+an ``--allow`` group) go as unicast UDP to each listed receiver instead of as multicast; groups
+without targets stay multicast. Sequencing, gaps, duplicates and the MTU check are the group's,
+as before; a RUN goes to each target as one UDP GSO message. Each (group, target) has a UDP
+socket connected to the target (:mod:`mcastkit.relay.unicast`), so the kernel reports the
+target's host refusing a datagram (ICMP port unreachable) as ``ECONNREFUSED`` on a later send:
+that copy is counted in ``drops{reason="unicast_refused"}`` and the target's
+``unicast_drops``, logged once per 10 s, and nothing else changes (an unconnected socket never
+hears of it). Those sent before the kernel learnt of the refusal count as out: the kernel took
+them. Unicast leaves from the address the route to the target picks, with TTL 64.
+
+Relay tree (``relay egress --serve HOST:PORT``)
+------------------------------------------------
+An egress may also serve egresses below it (datacenter, London, Tokyo): they dial it, with the
+same secret and TLS options, and the same protocol, as they would an ingress
+(:mod:`mcastkit.relay.downstream`). It relays every DATA and RUN frame it takes, every group,
+before its own ``--map`` and ``--allow``, as the ingress framed it: the same group, port,
+sequence numbers and receive time, so an egress below counts gaps against the ingress's
+numbering. Repeats it took are relayed once (a RUN cut where needed); a gap stays a gap. What
+it serves goes through the ingress's machinery (:class:`mcastkit.relay.fanout.Fanout`): a
+queue per egress below (``--queue-bytes``; one further behind is dropped, ``slow_peer``,
+without slowing the link up, the local emission or the others), a replay window
+(``--replay-bytes``, ``--replay-seconds``) and RESUME, so a cut between it and an egress below
+loses nothing the window covers. Its RESUME up names every stream it relays, not only those it
+emits, so an outage above it is replayed to it and relayed in order, as new, to the egresses
+below, whose links stay up on their heartbeats meanwhile. Toward the egresses below it has a
+session id of its own: random at every start (it restarts: they start fresh, and say so), and
+drawn anew when the ingress it relays is a new session (the ingress restarted and numbers from
+1 again): it then closes their links (``disconnects{reason="upstream_session"}``) and forgets
+its window, and they come back to a session they do not know and start fresh (a handshake
+under way meanwhile is closed, ``session_changed``, and comes back too). It relays one
+ingress session (the command line takes one upstream: ``--connect`` once, or ``--listen`` with
+``--max-peers 1``).
 
 Operation
 ---------

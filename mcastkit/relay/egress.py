@@ -1,24 +1,41 @@
-"""The egress relay: takes the stream from an ingress and re-emits it as multicast in AWS."""
+"""The egress relay: takes the stream from an ingress and re-emits it as multicast in AWS.
+
+Groups with ``--unicast`` targets go as unicast to those receivers instead
+(:mod:`mcastkit.relay.unicast`); with ``--serve`` the egress also serves what it takes to the
+egresses below it (:mod:`mcastkit.relay.downstream`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import ipaddress
 import logging
 import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
+from mcastkit.errors import EnvironmentFailure
 from mcastkit.net.limits import MAX_DATAGRAM
 from mcastkit.net.mmsg import BATCH, BatchSender, Destination, buffer_address, run_datagrams
 from mcastkit.net.sockets import DEFAULT_BUFFER_BYTES, open_sender
 from mcastkit.relay.auth import Role
-from mcastkit.relay.frame import MAX_RESUME_STREAMS, FrameError, FrameType, encode_resume, int_to_group
+from mcastkit.relay.downstream import Downstream
+from mcastkit.relay.frame import (
+    MAX_RESUME_STREAMS,
+    MAX_SEQUENCE_JUMP,
+    FrameError,
+    FrameType,
+    encode_resume,
+    int_to_group,
+)
 from mcastkit.relay.link import Link, RelayNode
 from mcastkit.relay.metrics import GroupStats, RelayStats
 from mcastkit.relay.throttle import Throttle
 from mcastkit.relay.tls import TlsContexts
+from mcastkit.relay.unicast import REFUSED, Target, open_unicast_sender
 
 log = logging.getLogger("mcastkit.relay")
 
@@ -27,9 +44,6 @@ MAX_SESSIONS = 16
 #: Streams (group and port) one session may open when no allow-list bounds them: an ingress that
 #: names ever new groups must not grow the egress's state and metrics without end.
 MAX_STREAMS = 1024
-#: A sequence number this far past the next expected is no gap but a forged or broken stream
-#: (2**40 is 30 hours at 10 million datagrams a second).
-MAX_SEQUENCE_JUMP = 2**40
 #: 224.0.0.0/24 carries IGMP, mDNS, routing protocols: never a feed's group.
 _LINK_LOCAL = ipaddress.IPv4Network("224.0.0.0/24")
 
@@ -38,14 +52,18 @@ HEARTBEAT, BYE = int(FrameType.HEARTBEAT), int(FrameType.BYE)
 
 
 class _Stream:
-    """Where one (group, port) of one ingress session goes, and the next sequence expected."""
+    """Where one (group, port) of one ingress session goes (a group, or its unicast ``targets``),
+    and the next sequence expected."""
 
-    __slots__ = ("destination", "next_sequence", "stats")
+    __slots__ = ("destination", "next_sequence", "stats", "targets")
 
-    def __init__(self, destination: Destination | None, stats: GroupStats) -> None:
+    def __init__(
+        self, destination: Destination | None, stats: GroupStats, targets: tuple[Target, ...] = ()
+    ) -> None:
         self.destination = destination
         self.next_sequence = 0
         self.stats = stats
+        self.targets = targets
 
 
 class Egress(RelayNode):
@@ -65,6 +83,8 @@ class Egress(RelayNode):
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         max_peers: int = 8,
         tls: TlsContexts | None = None,
+        unicast: Mapping[tuple[str, int], Sequence[tuple[str, int]]] | None = None,
+        downstream: Downstream | None = None,
     ) -> None:
         super().__init__(secret=secret, stats=stats, heartbeat=heartbeat, max_peers=max_peers, tls=tls)
         self.interface = interface
@@ -76,6 +96,18 @@ class Egress(RelayNode):
         self.allow = frozenset(allow) if allow is not None else None
         if self.allow is not None and len(self.allow) > MAX_RESUME_STREAMS:
             raise ValueError(f"{len(self.allow)} allowed groups; at most {MAX_RESUME_STREAMS}")
+        #: per emitted group, the receivers it goes to as unicast instead of as multicast
+        self.unicast: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {
+            (group, port): tuple((address, to) for address, to in targets)
+            for (group, port), targets in (unicast or {}).items()
+        }
+        if self.allow is not None and (unallowed := set(self.unicast) - self.allow):
+            raise ValueError(f"unicast groups that are not allowed: {sorted(unallowed)}")
+        self._targets: dict[tuple[str, int], tuple[Target, ...]] = {}
+        #: what the egresses below this one are served (``--serve``), or None
+        self.downstream = downstream
+        if downstream is not None:
+            stats.downstream = downstream.stats
         self.multicast_loop = loop
         self.buffer_bytes = buffer_bytes
         self._sock: socket.socket | None = None
@@ -87,25 +119,79 @@ class Egress(RelayNode):
         self._throttle = Throttle(log)
 
     def open(self) -> None:
-        """Create the sending socket now, so a bad interface fails at start."""
-        self._sock = open_sender(
-            self.interface, ttl=self.ttl, loop=self.multicast_loop, buffer_bytes=self.buffer_bytes
-        )
-        self._batch = BatchSender(self._sock, self._send_failed)
+        """Create the sending sockets now, so a bad interface or unicast target fails at start."""
+        try:
+            self._sock = open_sender(
+                self.interface, ttl=self.ttl, loop=self.multicast_loop, buffer_bytes=self.buffer_bytes
+            )
+            self._batch = BatchSender(self._sock, self._send_failed)
+            for (group, port), receivers in self.unicast.items():
+                label, targets = f"{group}:{port}", []
+                for address, to in receivers:
+                    sock = open_unicast_sender(address, to, buffer_bytes=self.buffer_bytes)
+                    targets.append(
+                        Target(
+                            sock,
+                            address,
+                            to,
+                            stats=self.stats.group(label),
+                            counts=self.stats.target(label, f"{address}:{to}"),
+                            on_error=self._unicast_failed,
+                        )
+                    )
+                self._targets[(group, port)] = tuple(targets)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
             self._batch = None
+        for targets in self._targets.values():
+            for target in targets:
+                target.sock.close()
+        self._targets.clear()
 
     async def run(self, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]) -> None:
         if self._sock is None:
             self.open()
         try:
-            await super().run(listen=listen, connect=connect)
+            if self.downstream is None:
+                await super().run(listen=listen, connect=connect)
+            else:
+                await self._run_serving(self.downstream, listen=listen, connect=connect)
         finally:
             self.close()
+
+    async def _run_serving(
+        self, downstream: Downstream, *, listen: tuple[str, int] | None, connect: list[tuple[str, int]]
+    ) -> None:
+        """Serve the egresses below (listening before the first link up, so ``ready`` means both),
+        and stop serving after the link up has drained: what had arrived is relayed."""
+        serving = asyncio.create_task(downstream.run(listen=downstream.address, connect=[]))
+        listening = asyncio.create_task(downstream.ready.wait())
+        try:
+            await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
+            if serving.done():
+                try:
+                    serving.result()
+                except OSError as err:
+                    host, port = downstream.address
+                    why = os.strerror(err.errno) if err.errno else str(err)  # not asyncio's long wording
+                    raise EnvironmentFailure(f"--serve {host}:{port}: {why}") from err
+            else:
+                log.info(
+                    "serving downstream egresses as session %016x (new at every start: the egresses "
+                    "below start fresh)",
+                    downstream.session,
+                )
+                await super().run(listen=listen, connect=connect)
+        finally:
+            listening.cancel()
+            downstream.stop()
+            await asyncio.gather(serving, listening, return_exceptions=True)
 
     def _streams(self, session: int) -> dict[int, _Stream]:
         """The state of an ingress session, made if new; past MAX_SESSIONS the one used least
@@ -138,7 +224,10 @@ class Egress(RelayNode):
             return self._refuse(label, "too_many_groups", f"is past {MAX_STREAMS} groups in one session")
         # Counted under the group emitted here (a --map target), which is what this side's
         # receivers and alarms know; refusals keep the group the ingress sent.
-        return _Stream(Destination(*target), self.stats.group(f"{target[0]}:{target[1]}")), ""
+        stats = self.stats.group(f"{target[0]}:{target[1]}")
+        if targets := self._targets.get(target):
+            return _Stream(None, stats, targets), ""
+        return _Stream(Destination(*target), stats), ""
 
     def _refuse(self, label: str, reason: str, why: str) -> tuple[_Stream, str]:
         self._throttle.warning(
@@ -158,6 +247,12 @@ class Egress(RelayNode):
         first_link = not self._sessions
         streams = link.context = self._streams(link.session)
         wanted = {key: stream.next_sequence for key, stream in streams.items() if stream.next_sequence}
+        if self.downstream is not None:
+            self.downstream.follow(link.session)
+            if known:  # and what it relays (all it takes, whatever --allow says); never past either
+                for key, sequence in self.downstream.positions().items():
+                    wanted[key] = min(wanted.get(key, sequence), sequence)
+                wanted = dict(list(wanted.items())[:MAX_RESUME_STREAMS])  # the rest from where it joined
         link.write(encode_resume(wanted, known=known))
         if known:
             self.stats.resumes += 1
@@ -175,14 +270,16 @@ class Egress(RelayNode):
             )
         else:
             log.warning(
-                "ingress session %016x is new (the ingress restarted): its streams start again at the "
-                "live stream; what was in flight before is not recovered",
+                "ingress session %016x is new (the ingress, or the egress relaying it to this one, "
+                "restarted): its streams start again at the live stream; what was in flight before is "
+                "not recovered",
                 link.session,
             )
 
     def receive(self, link: Link, data: bytes) -> str | None:
-        """Emit the datagrams of every DATA and RUN frame of the chunk as multicast, batched into
-        few system calls (a RUN's datagrams as one UDP GSO message where the kernel takes it)."""
+        """Emit the datagrams of every DATA and RUN frame of the chunk as multicast (or as unicast
+        to a group's targets), batched into few system calls (a RUN's datagrams as one UDP GSO
+        message where the kernel takes it); with ``--serve``, relay each frame downstream too."""
         streams: dict[int, _Stream] = link.context
         batch = self._batch
         assert batch is not None
@@ -190,6 +287,9 @@ class Egress(RelayNode):
         buffer, frames = link.decoder.feed_spans(data)
         base = buffer_address(buffer)
         newest_ns = 0
+        relay = self.downstream
+        if relay is not None and relay.upstream != link.session:
+            relay = None  # only the session followed is relayed (see mcastkit.relay.downstream)
         try:
             for frame_type, group, port, segment, sequence, received_ns, start, stop in frames:
                 if frame_type == DATA:
@@ -202,6 +302,10 @@ class Egress(RelayNode):
                     if frame_type == BYE:
                         return "peer_closed"
                     raise FrameError(f"unexpected {FrameType(frame_type).name} frame from an ingress")
+                if relay is not None:  # every stream, before this egress's --map and --allow
+                    relay.take(
+                        frame_type, group, port, segment, sequence, received_ns, count, buffer, start, stop
+                    )
                 key = group << 16 | port
                 stream = streams.get(key)
                 if stream is None:
@@ -240,26 +344,74 @@ class Egress(RelayNode):
                     else:
                         stats.gaps += sequence - expected
                 stream.next_sequence = sequence + count
-                destination = stream.destination
-                assert destination is not None  # refused streams are never stored
                 size = stop - start
                 if (size if frame_type == DATA else segment) > MAX_DATAGRAM:
                     drops["oversize"] += count
                     continue
+                newest_ns = received_ns
+                if stream.targets:
+                    self._to_targets(stream.targets, frame_type, base + start, segment, size, count)
+                    continue
+                destination = stream.destination
+                assert destination is not None  # refused streams are never stored
                 if frame_type == DATA:
                     batch.add(base + start, size, destination, stream)
                 else:
                     batch.add_run(base + start, segment, size, destination, stream)
                 stats.datagrams_out += count
                 stats.bytes_out += size
-                newest_ns = received_ns
                 if batch.count >= BATCH:
                     batch.flush()
         finally:
-            batch.flush()  # while ``buffer``, which the batch points into, is still referenced
+            # while ``buffer``, which the batches point into, is still referenced
+            batch.flush()
+            for targets in self._targets.values():
+                for target in targets:
+                    if target.batch.count:
+                        target.batch.flush()
+            if relay is not None:
+                relay.flush()
             if newest_ns:
                 self.stats.transit_ns = time.time_ns() - newest_ns
         return None
+
+    @staticmethod
+    def _to_targets(
+        targets: tuple[Target, ...], frame_type: int, address: int, segment: int, size: int, count: int
+    ) -> None:
+        """Queue a DATA (``count`` 1) or RUN frame's datagrams to each unicast target; each copy
+        counts in the group's ``datagrams_out`` and the target's."""
+        for target in targets:
+            target_batch = target.batch
+            if frame_type == DATA:
+                target_batch.add(address, size, target.destination, target)
+            else:
+                target_batch.add_run(address, segment, size, target.destination, target)
+            counts, stats = target.counts, target.stats
+            counts.datagrams_out += count
+            counts.bytes_out += size
+            stats.datagrams_out += count
+            stats.bytes_out += size
+            if target_batch.count >= BATCH:
+                target_batch.flush()
+
+    def _unicast_failed(self, code: int, target: Target, size: int) -> None:
+        """The kernel refused a copy to a unicast target: a drop by reason, for that target only."""
+        reason = REFUSED if code == errno.ECONNREFUSED else "send_error"
+        counts, stats = target.counts, target.stats
+        counts.datagrams_out -= 1
+        counts.bytes_out -= size
+        counts.drops[reason] += 1
+        stats.datagrams_out -= 1
+        stats.bytes_out -= size
+        self.stats.drops[reason] += 1
+        self._throttle.warning(
+            f"{reason} {target.label}",
+            "unicast to %s failed: %s (counted in drops{reason=%s}; the other targets go on)",
+            target.label,
+            os.strerror(code),
+            reason,
+        )
 
     def _send_failed(self, code: int, stream: _Stream, size: int) -> None:
         stats, destination = stream.stats, stream.destination

@@ -45,6 +45,9 @@ SpanFrame = tuple[int, int, int, int, int, int, int, int]
 RESUME_ENTRY = struct.Struct("!IHQ")
 #: Streams one RESUME can name (its payload must fit a frame).
 MAX_RESUME_STREAMS = MAX_PAYLOAD // RESUME_ENTRY.size
+#: A sequence number this far past the next expected is no gap but a forged or broken stream
+#: (2**40 is 30 hours at 10 million datagrams a second): a reader closes the link.
+MAX_SEQUENCE_JUMP = 2**40
 
 
 class FrameError(ValueError):

@@ -206,6 +206,8 @@ class RelayNode(ABC):
     """Runs links (listening or dialing), authenticates them and keeps them alive."""
 
     role: Role
+    #: the log line once listening (the address and port follow)
+    listening_log = "listening on %s:%d"
 
     def __init__(
         self, *, secret: bytes, stats: RelayStats, heartbeat: float, max_peers: int, tls: TlsContexts | None
@@ -266,7 +268,7 @@ class RelayNode(ABC):
                     ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.tls else None,
                 )
                 self.listening = server.sockets[0].getsockname()[:2]
-                log.info("listening on %s:%d", *self.listening)
+                log.info(self.listening_log, *self.listening)
             self.ready.set()
             await self._stopping.wait()
         finally:
@@ -390,13 +392,14 @@ class RelayNode(ABC):
     async def _run_link(self, connection: Connection, *, dialer: bool, reconnect: bool = False) -> bool:
         """Authenticate and serve one connection; True if it was authenticated."""
         name = connection.name
+        session = self.session
         try:
             hello = await handshake(
                 connection,
                 connection,
                 secret=self.secret,
                 role=self.role,
-                session=self.session,
+                session=session,
                 dialer=dialer,
             )
         except AuthError as err:
@@ -427,6 +430,12 @@ class RelayNode(ABC):
             assert connection.transport is not None
             if self._stopping.is_set():
                 connection.transport.close()
+                return True
+            if session != self.session:
+                # This relay began a new session during the handshake (a relaying egress whose
+                # ingress restarted): the peer would take it for the old one. It comes back.
+                self.stats.disconnects["session_changed"] += 1
+                connection.abort()
                 return True
             if any(other.session == hello.session for other in self.links):
                 # A second live link in one session would interleave (or, with a forged sequence,

@@ -47,7 +47,21 @@ class GroupStats:
 
 
 @dataclass
+class UnicastStats:
+    """Per (group, unicast target) counters of an egress with ``--unicast``: each datagram of the
+    group is owed once to each of its targets, and ends in ``datagrams_out`` or ``drops``."""
+
+    datagrams_out: int = 0
+    bytes_out: int = 0
+    #: copies not sent, by reason (``unicast_refused``: the target's host answered port
+    #: unreachable; ``send_error``: any other refusal of the kernel)
+    drops: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
 class RelayStats:
+    #: ``ingress``, ``egress``, or ``downstream``: what an egress with ``--serve`` serves the
+    #: egresses below it (counted as an ingress counts)
     role: str
     groups: dict[str, GroupStats] = field(default_factory=dict)
     #: datagrams not forwarded, by reason (oversize, send_error, not_multicast, ...)
@@ -63,8 +77,17 @@ class RelayStats:
     #: links that resumed a stream where an earlier link of the same sessions stopped
     resumes: int = 0
     auth_failures: int = 0
+    #: egress: per (emitted group, ``HOST:PORT``), the copies sent to each ``--unicast`` target
+    unicast: dict[tuple[str, str], UnicastStats] = field(default_factory=dict)
+    #: egress with ``--serve``: the counters of what it serves the egresses below it
+    downstream: RelayStats | None = None
     started: float = field(default_factory=time.monotonic)
     last_tick: float = field(default_factory=time.monotonic)
+
+    @property
+    def serves(self) -> bool:
+        """Whether these are the counters of a side that serves egress peers (queues, replay)."""
+        return self.role in ("ingress", "downstream")
 
     def group(self, label: str) -> GroupStats:
         stats = self.groups.get(label)
@@ -72,16 +95,25 @@ class RelayStats:
             stats = self.groups[label] = GroupStats()
         return stats
 
+    def target(self, group: str, target: str) -> UnicastStats:
+        stats = self.unicast.get((group, target))
+        if stats is None:
+            stats = self.unicast[(group, target)] = UnicastStats()
+        return stats
+
     def healthy(self) -> bool:
         return time.monotonic() - self.last_tick < STALL_SECONDS
 
     def health(self) -> dict[str, Any]:
-        return {
+        health = {
             "status": "ok" if self.healthy() else "stalled",
             "role": self.role,
             "peers": self.peers,
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
+        if self.downstream is not None:
+            health["downstream_peers"] = self.downstream.peers
+        return health
 
 
 _GROUP_COUNTERS = (
@@ -99,7 +131,7 @@ _GROUP_COUNTERS = (
     (
         "datagrams_out",
         "Datagrams sent (ingress: frames written to a peer's socket, summed over peers; "
-        "egress: multicast emitted)",
+        "egress: multicast emitted, or a copy per --unicast target)",
     ),
     ("bytes_out", "Payload bytes sent"),
     ("gaps", "Sequence numbers never received (egress)"),
@@ -107,7 +139,7 @@ _GROUP_COUNTERS = (
     ("replayed", "Ingress: datagrams written again from the replay window to peers that resumed"),
     ("unrecoverable", "Ingress: datagrams resuming peers asked for that the replay window no longer held"),
 )
-#: Counters only the ingress keeps.
+#: Counters only a side that serves egress peers keeps (the ingress, an egress's ``--serve``).
 _INGRESS_ONLY = frozenset({"datagrams_due", "replayed", "unrecoverable"})
 
 
@@ -120,56 +152,96 @@ class RelayCollector(Collector):
         info = InfoMetricFamily("mcastkit_relay", "Relay role and version")
         info.add_metric([], {"role": stats.role, "version": __version__})
         yield info
-        groups = list(stats.groups.items())
-        for name, help_text in _GROUP_COUNTERS:
-            if name in _INGRESS_ONLY and stats.role != "ingress":
-                continue
-            family = CounterMetricFamily(f"mcastkit_relay_{name}", help_text, labels=["group"])
-            for label, group in groups:
-                family.add_metric([label], getattr(group, name))
-            yield family
-        drops = CounterMetricFamily(
-            "mcastkit_relay_drops", "Datagrams dropped instead of forwarded", labels=["reason"]
-        )
-        for reason, count in sorted(stats.drops.items()):
-            drops.add_metric([reason], count)
-        yield drops
-        disconnects = CounterMetricFamily(
-            "mcastkit_relay_disconnects", "Relay links closed, by reason", labels=["reason"]
-        )
-        for reason, count in sorted(stats.disconnects.items()):
-            disconnects.add_metric([reason], count)
-        yield disconnects
-        yield GaugeMetricFamily("mcastkit_relay_peers", "Authenticated peers connected", value=stats.peers)
-        if stats.role == "ingress":
-            yield GaugeMetricFamily(
-                "mcastkit_relay_queued_datagrams",
-                "Datagram copies in peers' send queues, not yet written to their sockets",
-                value=stats.queued,
+        yield from _families(stats, "mcastkit_relay", "")
+        if stats.unicast:
+            yield from _unicast_families(stats)
+        if stats.downstream is not None:
+            yield from _families(
+                stats.downstream, "mcastkit_relay_downstream", "Served to downstream egresses: "
             )
-        if stats.transit_ns is not None:
-            yield GaugeMetricFamily(
-                "mcastkit_relay_transit_seconds",
-                "Ingress receive to egress emit of the latest datagram (meaningful with synchronized clocks)",
-                value=stats.transit_ns / 1e9,
-            )
-        yield CounterMetricFamily(
-            "mcastkit_relay_reconnects", "Links re-established after a failure", value=stats.reconnects
+
+
+def _families(stats: RelayStats, prefix: str, about: str) -> Iterator[Any]:
+    """The families of one side's counters, named ``prefix_...``, each help text led by ``about``."""
+    groups = list(stats.groups.items())
+    for name, help_text in _GROUP_COUNTERS:
+        if name in _INGRESS_ONLY and not stats.serves:
+            continue
+        family = CounterMetricFamily(f"{prefix}_{name}", about + help_text, labels=["group"])
+        for label, group in groups:
+            family.add_metric([label], getattr(group, name))
+        yield family
+    drops = CounterMetricFamily(
+        f"{prefix}_drops", about + "Datagrams dropped instead of forwarded", labels=["reason"]
+    )
+    for reason, count in sorted(stats.drops.items()):
+        drops.add_metric([reason], count)
+    yield drops
+    disconnects = CounterMetricFamily(
+        f"{prefix}_disconnects", about + "Relay links closed, by reason", labels=["reason"]
+    )
+    for reason, count in sorted(stats.disconnects.items()):
+        disconnects.add_metric([reason], count)
+    yield disconnects
+    yield GaugeMetricFamily(f"{prefix}_peers", about + "Authenticated peers connected", value=stats.peers)
+    if stats.serves:
+        yield GaugeMetricFamily(
+            f"{prefix}_queued_datagrams",
+            about + "Datagram copies in peers' send queues, not yet written to their sockets",
+            value=stats.queued,
         )
-        yield CounterMetricFamily(
-            "mcastkit_relay_resumes",
-            "Links that took up the stream where an earlier link stopped (ingress: replays begun; "
-            "egress: resumes asked for)",
-            value=stats.resumes,
+    if stats.transit_ns is not None:
+        yield GaugeMetricFamily(
+            f"{prefix}_transit_seconds",
+            about
+            + "Ingress receive to egress emit of the latest datagram (meaningful with synchronized clocks)",
+            value=stats.transit_ns / 1e9,
         )
-        yield CounterMetricFamily(
-            "mcastkit_relay_auth_failures", "Peers refused by the handshake", value=stats.auth_failures
-        )
+    yield CounterMetricFamily(
+        f"{prefix}_reconnects", about + "Links re-established after a failure", value=stats.reconnects
+    )
+    yield CounterMetricFamily(
+        f"{prefix}_resumes",
+        about + "Links that took up the stream where an earlier link stopped (ingress: replays begun; "
+        "egress: resumes asked for)",
+        value=stats.resumes,
+    )
+    yield CounterMetricFamily(
+        f"{prefix}_auth_failures", about + "Peers refused by the handshake", value=stats.auth_failures
+    )
+
+
+def _unicast_families(stats: RelayStats) -> Iterator[Any]:
+    """Per ``--unicast`` target of each group: copies sent, their bytes, and copies dropped by reason."""
+    targets = list(stats.unicast.items())
+    datagrams = CounterMetricFamily(
+        "mcastkit_relay_unicast_datagrams_out",
+        "Egress: datagrams of the group sent as unicast to the target (--unicast)",
+        labels=["group", "target"],
+    )
+    sent = CounterMetricFamily(
+        "mcastkit_relay_unicast_bytes_out",
+        "Egress: payload bytes sent to the target",
+        labels=["group", "target"],
+    )
+    drops = CounterMetricFamily(
+        "mcastkit_relay_unicast_drops",
+        "Egress: datagrams of the group not sent to the target, by reason",
+        labels=["group", "target", "reason"],
+    )
+    for (group, target), counts in targets:
+        datagrams.add_metric([group, target], counts.datagrams_out)
+        sent.add_metric([group, target], counts.bytes_out)
+        for reason, count in sorted(counts.drops.items()):
+            drops.add_metric([group, target, reason], count)
+    yield from (datagrams, sent, drops)
 
 
 def emf_sampler(stats: RelayStats) -> Callable[[], dict[emf.Metric, float]]:
     """What ``--emf`` publishes each interval: counts since the last call, and the links up
     (none while the event loop is stalled: the publisher's thread would report a frozen relay).
+    An egress's unicast copies count in ``DatagramsOut`` and their refusals in ``Drops``, as in
+    ``/metrics``; what it serves below (``--serve``) is in ``/metrics`` only.
 
     Runs on the publisher's thread: ``list()`` and ``sum()`` over the counters are single C
     calls, so the data path adding a group or a reason meanwhile cannot break them.
@@ -187,7 +259,7 @@ def emf_sampler(stats: RelayStats) -> Callable[[], dict[emf.Metric, float]]:
             m.DISCONNECTS: sum(list(stats.disconnects.values())),
             m.AUTH_FAILURES: stats.auth_failures,
         }
-        if stats.role == "ingress":
+        if stats.serves:
             totals[m.UNRECOVERABLE] = sum(g.unrecoverable for g in groups)
         # A stalled event loop still has peers on paper: report it as no link.
         return {m.PEERS: stats.peers if stats.healthy() else 0, **deltas.since_last(totals)}
