@@ -143,6 +143,13 @@ class Case:
 
 
 # fmt: off
+def _overlay_in_the_vpc(data: dict[str, Any]) -> None:
+    overlay = data["overlays"][0]
+    overlay["cidr"] = "10.20.200.0/24"
+    for index, host in enumerate(overlay["hosts"], start=1):
+        host["address"] = f"10.20.200.{index}"
+
+
 BAD_INPUTS: list[Case] = [
     # Groups
     Case("group-outside-multicast-range", _london_set(*GROUP_1, "address", value="10.1.1.1"),
@@ -459,6 +466,12 @@ BAD_INPUTS: list[Case] = [
          "overlays[0].hosts[1].address", "outside the overlay's cidr 10.99.0.0/24"),
     Case("overlay-group-not-multicast", lambda d: d["overlays"][0].update(groups=["10.1.1.1:5000"]),
          "overlays[0].groups[0]", "10.1.1.1"),
+    Case("overlay-host-in-a-multicast-subnet", lambda d: d["overlays"][0]["hosts"][0].update(underlay="10.20.0.50"),
+         "overlays[0].hosts[0].underlay", "multicast subnet 10.20.0.0/24"),
+    Case("overlay-cidr-overlaps-a-vpc", _overlay_in_the_vpc,
+         "overlays[0].cidr", "overlaps regions.eu-west-2.vpc_cidr"),
+    Case("overlay-group-on-its-vxlan-port", lambda d: d["overlays"][0].update(groups=["239.10.1.1:4789"]),
+         "overlays[0].groups[0]", "the overlay's own VXLAN port 4789"),
     # Monitoring
     Case("alarm-email-not-an-address", lambda d: d["monitoring"].update(email=["ops-at-example.com"]),
          "monitoring.email[0]", "ops-at-example.com"),

@@ -20,7 +20,7 @@ from netns_support import needs_netns, new_namespace
 from mcastkit.cli import Console, main
 from mcastkit.config import load_overlays
 from mcastkit.exit import ExitStatus
-from mcastkit.overlay.device import filter_rules
+from mcastkit.overlay import firewall
 from mcastkit.overlay.unit import systemd_unit
 
 GROUP, PORT = "239.77.1.1", 40001
@@ -106,17 +106,27 @@ def test_the_unit_brings_the_host_up_at_boot_and_down_at_stop(tmp_path: Path) ->
         overlay, overlay.host("h2"), executable="/usr/bin/mcastkit", source=["--file", str(path)]
     )
     assert f"ExecStart=/usr/bin/mcastkit overlay up --file {path} --name md --host h2" in unit
+    assert "Restart=on-failure" in unit
     assert f"ExecStop=/usr/bin/mcastkit overlay down --file {path} --name md --host h2" in unit
     assert "After=network-online.target" in unit and "WantedBy=multi-user.target" in unit
 
 
-def test_only_the_overlays_groups_and_igmp_may_leave_by_it(tmp_path: Path) -> None:
+def test_only_the_overlays_groups_and_control_leave_and_only_its_hosts_come_in(tmp_path: Path) -> None:
     [overlay] = load_overlays(overlay_file(tmp_path))
-    assert filter_rules(overlay) == [
-        ["-p", "2", "-j", "RETURN"],
-        ["-p", "udp", "-d", f"{GROUP}/32", "--dport", str(PORT), "-j", "RETURN"],
-        ["-d", "224.0.0.0/4", "-j", "DROP"],
-    ]
+    out, inbound = firewall.chains(overlay, overlay.host("h1"))
+    assert out.jump == ("OUTPUT", "-o", "mck-md", "-j", "MCK-MD-OUT")
+    assert out.rules == (
+        ("-p", "2", "-j", "RETURN"),
+        ("-d", "224.0.0.0/24", "-j", "RETURN"),
+        ("-p", "udp", "-d", f"{GROUP}/32", "--dport", str(PORT), "-j", "RETURN"),
+        ("-d", "224.0.0.0/4", "-j", "DROP"),
+    )
+    assert inbound.jump == ("INPUT", "-p", "udp", "--dport", "4789", "-j", "MCK-MD-IN")
+    assert inbound.rules == (
+        ("-s", "10.88.0.2/32", "-j", "RETURN"),
+        ("-s", "10.88.0.3/32", "-j", "RETURN"),
+        ("-j", "DROP"),
+    )
 
 
 # ---- in network namespaces -------------------------------------------------------------------
@@ -346,7 +356,7 @@ def test_the_network_stack_makes_the_overlays_security_group_where_it_has_a_host
     ]
     assert len(groups) == 1
     [group] = groups
-    peers = {"10.20.0.50/32", "192.168.40.20/32"}
+    peers = {"10.20.50.200/32", "192.168.40.20/32"}
     assert {
         (r["IpProtocol"], r["FromPort"], r["ToPort"], r["CidrIp"]) for r in group["SecurityGroupIngress"]
     } == {("udp", 4789, 4789, cidr) for cidr in peers}
@@ -362,3 +372,26 @@ def test_the_network_stack_makes_the_overlays_security_group_where_it_has_a_host
         if r["Type"] == "AWS::EC2::SecurityGroup"
     ]
     assert descriptions and not any("overlay" in d for d in descriptions)
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.timeout(120)
+def test_an_accept_rule_before_it_does_not_bypass_the_filter_and_status_sees_it_gone(net: Net) -> None:
+    h1 = net.hosts["h1"]
+    # A distribution's firewall that accepts new UDP first (as ufw does).
+    iptables = ["ip", "netns", "exec", h1, "iptables", "-w"]
+    subprocess.run([*iptables, "-I", "OUTPUT", "1", "-p", "udp", "-j", "ACCEPT"], check=True)
+    for host in ("h1", "h2"):
+        assert net.overlay(host, "up", "--host", host).returncode == 0
+    assert _send(net, "h1", HOSTS["h1"][1], 10, group=OUTSIDE) == 10
+    # Someone flushes the jump away: status says so, and up puts it back first.
+    subprocess.run([*iptables, "-D", "OUTPUT", "-o", "mck-md", "-j", "MCK-MD-OUT"], check=True)
+    status, found = _status(net, "h1", "--no-check")
+    assert status == 1 and any(
+        "filter MCK-MD-OUT is missing or not first in OUTPUT" in p for p in found["problems"]
+    )
+    again = net.overlay("h1", "up", "--host", "h1")
+    assert "filter MCK-MD-OUT: jumped to first from OUTPUT" in again.stdout
+    status, found = _status(net, "h1", "--no-check")
+    assert status == 0 and found["outside_groups"] == 0, found  # counted since this up

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 from mcastkit.config import Overlay, load_config, load_overlays
@@ -56,10 +57,11 @@ def register(subparsers: Any) -> None:
 
 
 def _overlay(args: argparse.Namespace) -> tuple[Overlay, list[str]]:
+    # Absolute: a systemd unit runs its command from /.
     if args.file:
-        overlays, source = load_overlays(args.file), ["--file", args.file]
+        overlays, source = load_overlays(args.file), ["--file", str(Path(args.file).resolve())]
     else:
-        overlays, source = load_config(args.config).overlays, ["--config", args.config]
+        overlays, source = load_config(args.config).overlays, ["--config", str(Path(args.config).resolve())]
     names = [o.name for o in overlays]
     if args.name is None:
         if len(overlays) != 1:

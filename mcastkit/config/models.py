@@ -681,6 +681,14 @@ class Overlay(_Model):
     vni: int = Field(ge=1, le=16_777_215, description="VXLAN network identifier")
     port: int = Field(default=4789, ge=1, le=65535, description="UDP port of the VXLAN tunnel")
     cidr: Cidr = Field(description="the overlay's subnet, one address per host")
+    mtu: int = Field(
+        default=1450,
+        ge=576,
+        le=8951,
+        description="the overlay device's MTU on every host: 1450 fits any path that carries 1500 "
+        "(the internet, VPN, Direct Connect by default); up to 8450 through a Transit Gateway or "
+        "VPC peering, 8951 inside one VPC",
+    )
     groups: list[OverlayGroup] = Field(min_length=1, description="GROUP:PORT the overlay carries")
     hosts: list[OverlayHost] = Field(min_length=2)
 

@@ -1,18 +1,20 @@
 """Bring an overlay up on this host, or down: a VXLAN device with head-end replication.
 
 ``up`` makes the host's part of the overlay match the config, whatever is there already, and
-says what it changed:
+says what it changed (nothing, the second time):
 
+- first the filter (:mod:`.firewall`), so the device never carries anything unfiltered;
 - the device ``mck-<name>`` (VXLAN ``vni``, UDP ``port``, from this host's underlay address;
   no learning, no multicast underlay). An existing device with another VNI, port or local
   address is made again;
 - one all-zeros forwarding entry per other host, ``dst`` its underlay address: each broadcast,
   unknown or multicast frame leaves once per peer, by unicast UDP (head-end replication), which
   is what a VPC carries; entries for hosts no longer in the config are removed;
-- the host's overlay address; an MTU of the underlay's less the 50 bytes VXLAN adds;
-- IGMPv2 forced on the device (as on every mcastkit host); a route for each group by the device;
-- a filter (iptables chain ``MCK-<name>``): multicast leaves by the device only to the overlay's
-  groups (and IGMP); datagrams to any other group are dropped and counted (``status`` shows them).
+- the overlay's MTU (the same on every host: ``overlay.mtu``, checked against the underlay's
+  route to each peer less the 50 bytes VXLAN adds), the host's overlay address (others removed);
+- IGMPv2 forced and IPv6 off on the device; a route for each group by the device (a group that
+  another interface already routes is left alone, and said so), routes of groups no longer in
+  the config removed.
 
 ``down`` removes the device (its routes and entries go with it) and the filter; twice is fine.
 """
@@ -21,21 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
-from mcastkit.errors import BadInput, EnvironmentFailure
+from mcastkit.errors import BadInput
+from mcastkit.overlay import firewall
 from mcastkit.overlay.system import System
 
 #: Bytes VXLAN adds over IPv4: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14.
 VXLAN_OVERHEAD = 50
 ZERO_MAC = "00:00:00:00:00:00"
-#: IGMP (protocol 2) always leaves: joins and leaves are how peers learn nothing, but the doctor
-#: and any snooping switch on the overlay see them.
-IGMP = "2"
-
-
-def chain(overlay: Overlay) -> str:
-    return f"MCK-{overlay.name.upper()}"
 
 
 @dataclass
@@ -44,20 +41,31 @@ class Changes:
 
     lines: list[str] = field(default_factory=list)
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+
+def _local_addresses(system: System) -> set[IPv4Address]:
+    links = system.json("ip", "-j", "-4", "address", "show")
+    return {IPv4Address(a["local"]) for link in links for a in link.get("addr_info", [])}
 
 
 def this_host(overlay: Overlay, system: System, name: str | None) -> OverlayHost:
-    """The host named ``name``, or the one whose underlay address this machine has."""
+    """The host named ``name`` (which must have its underlay address here), or the one whose
+    underlay address this machine has."""
+    local = _local_addresses(system)
     if name is not None:
         try:
-            return overlay.host(name)
+            host = overlay.host(name)
         except KeyError:
             known = ", ".join(h.name for h in overlay.hosts)
             raise BadInput(f"--host {name}: not a host of overlay {overlay.name} ({known})") from None
-    local = {IPv4Address(a["local"]) for link in system.json("ip", "-j", "-4", "address", "show")
-             for a in link.get("addr_info", [])}  # fmt: skip
+        if host.underlay not in local:
+            raise BadInput(
+                f"--host {name}: this machine does not have {name}'s underlay address {host.underlay}; "
+                "fix the address in the config, or run this on that host"
+            )
+        return host
     mine = [h for h in overlay.hosts if h.underlay in local]
     if len(mine) != 1:
         underlays = ", ".join(f"{h.name} {h.underlay}" for h in overlay.hosts)
@@ -69,75 +77,85 @@ def this_host(overlay: Overlay, system: System, name: str | None) -> OverlayHost
     return mine[0]
 
 
-def underlay_mtu(overlay: Overlay, me: OverlayHost, system: System) -> int:
-    """The smallest MTU of the interfaces the routes to the peers leave by."""
-    mtus = []
+def check_underlay(overlay: Overlay, me: OverlayHost, system: System) -> None:
+    """Every peer has a route, and each route carries the overlay's MTU plus VXLAN's 50 bytes."""
     for peer in overlay.hosts:
         if peer is me:
             continue
         routes = system.json("ip", "-j", "route", "get", str(peer.underlay), "from", str(me.underlay))
-        device = routes[0]["dev"] if routes else None
-        links = system.json("ip", "-j", "link", "show", "dev", device) if device else []
-        if not links:
+        device = routes[0].get("dev") if routes else None
+        if device is None:
             raise BadInput(
                 f"overlay {overlay.name}: no route from {me.underlay} to host {peer.name} at "
                 f"{peer.underlay}; fix the underlay's routes (the peers must reach each other by unicast UDP)"
             )
-        mtus.append(int(links[0]["mtu"]))
-    return min(mtus)
+        mtu = routes[0].get("metrics", [{}])[0].get("mtu") if routes[0].get("metrics") else None
+        if mtu is None:
+            mtu = int(system.json("ip", "-j", "link", "show", "dev", device)[0]["mtu"])
+        if mtu < overlay.mtu + VXLAN_OVERHEAD:
+            raise BadInput(
+                f"overlay {overlay.name}: mtu {overlay.mtu} needs {overlay.mtu + VXLAN_OVERHEAD} bytes on "
+                f"the way to host {peer.name}, but {device} carries {mtu}; set the overlay's mtu to "
+                f"{mtu - VXLAN_OVERHEAD} or less"
+            )
 
 
-def _device(overlay: Overlay, system: System) -> dict[str, object] | None:
-    links = system.json("ip", "-j", "-d", "link", "show") or []
-    for link in links:
+def _device(overlay: Overlay, system: System) -> dict[str, Any] | None:
+    for link in system.json("ip", "-j", "-d", "link", "show"):
         if link.get("ifname") == overlay.device:
             return dict(link)
     return None
 
 
-def _vxlan_settings(link: dict[str, object]) -> tuple[object, object, object]:
-    info = link.get("linkinfo") or {}
-    data = info.get("info_data", {}) if isinstance(info, dict) else {}
+def vxlan_settings(link: dict[str, Any]) -> tuple[object, object, object]:
+    data = (link.get("linkinfo") or {}).get("info_data", {})
     return data.get("id"), data.get("local"), data.get("port")
 
 
 def up(overlay: Overlay, me: OverlayHost, system: System) -> Changes:
     system.require("ip", "bridge", "iptables")
+    check_underlay(overlay, me, system)
     changes = Changes()
+    for chain in firewall.chains(overlay, me):
+        changes.add(*firewall.install(system, chain))
     device = overlay.device
-    mtu = underlay_mtu(overlay, me, system) - VXLAN_OVERHEAD
     existing = _device(overlay, system)
     wanted = (overlay.vni, str(me.underlay), overlay.port)
-    if existing is not None and _vxlan_settings(existing) != wanted:
+    if existing is not None and vxlan_settings(existing) != wanted:
         system.run("ip", "link", "delete", device)
-        changes.add(f"{device}: made again (it had VNI, local address or port {_vxlan_settings(existing)})")
+        changes.add(f"{device}: made again (it had VNI, local address and port {vxlan_settings(existing)})")
         existing = None
     if existing is None:
         vxlan = ["id", str(overlay.vni), "local", str(me.underlay), "dstport", str(overlay.port)]
         system.run("ip", "link", "add", device, "type", "vxlan", *vxlan, "nolearning", "ttl", "64")
         changes.add(f"{device}: VXLAN {overlay.vni} from {me.underlay} on UDP {overlay.port}")
-    if existing is None or existing.get("mtu") != mtu:
-        system.run("ip", "link", "set", device, "mtu", str(mtu))
-        changes.add(f"{device}: MTU {mtu}")
+        # No IPv6 on the overlay: nothing but IPv4 multicast and its control should cross it.
+        system.set_sysctl(f"net.ipv6.conf.{device}.disable_ipv6", "1", missing_ok=True)
+    if existing is None or existing.get("mtu") != overlay.mtu:
+        system.run("ip", "link", "set", device, "mtu", str(overlay.mtu))
+        changes.add(f"{device}: MTU {overlay.mtu}")
     system.run("ip", "link", "set", device, "multicast", "on", "up")
-    address = f"{me.address}/{overlay.cidr.prefixlen}"
-    links = system.json("ip", "-j", "-4", "address", "show", "dev", device)
-    present = {f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])}
-    if address not in present:
-        system.run("ip", "address", "replace", address, "dev", device)
-        changes.add(f"{device}: address {address}")
+    _address(overlay, me, system, changes)
     _peers(overlay, me, system, changes)
     key = f"net.ipv4.conf.{device}.force_igmp_version"
     if system.sysctl(key) != "2":
         system.set_sysctl(key, "2")
         changes.add(f"{device}: IGMPv2 forced")
-    routes = {r.get("dst") for r in system.json("ip", "-j", "route", "show", "dev", device)}
-    for group in sorted({g.group for g in overlay.groups}):
-        if group not in routes and f"{group}/32" not in routes:
-            system.run("ip", "route", "replace", f"{group}/32", "dev", device)
-            changes.add(f"{device}: route {group}")
-    _filter(overlay, system, changes)
+    _routes(overlay, system, changes)
     return changes
+
+
+def _address(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
+    device = overlay.device
+    wanted = f"{me.address}/{overlay.cidr.prefixlen}"
+    links = system.json("ip", "-j", "-4", "address", "show", "dev", device)
+    present = {f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])}
+    for stale in sorted(present - {wanted}):
+        system.run("ip", "address", "delete", stale, "dev", device)
+        changes.add(f"{device}: address {stale} removed")
+    if wanted not in present:
+        system.run("ip", "address", "add", wanted, "dev", device)
+        changes.add(f"{device}: address {wanted}")
 
 
 def _peers(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
@@ -154,61 +172,40 @@ def _peers(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) 
         changes.add(f"{device}: peer at {address} removed (not in the overlay any more)")
 
 
-def filter_rules(overlay: Overlay) -> list[list[str]]:
-    """The rules of the overlay's chain, in order: IGMP and its groups pass, other multicast stops."""
-    rules = [["-p", IGMP, "-j", "RETURN"]]
-    rules += [
-        ["-p", "udp", "-d", f"{g.group}/32", "--dport", str(g.port), "-j", "RETURN"] for g in overlay.groups
-    ]
-    rules.append(["-d", "224.0.0.0/4", "-j", "DROP"])
-    return rules
-
-
-def _filter(overlay: Overlay, system: System, changes: Changes) -> None:
-    name = chain(overlay)
-    jump = ["OUTPUT", "-o", overlay.device, "-j", name]
-    current = system.run("iptables", "-S", name, check=False)
-    rules = filter_rules(overlay)
-    listed = [line for line in current.splitlines() if line.startswith("-A ")]
-    # iptables prints rules its own way (-p igmp, -m udp): ask it whether each one is there.
-    if len(listed) != len(rules) or not all(_check(system, [name, *rule]) for rule in rules):
-        if current:
-            system.run("iptables", "-F", name)
-        else:
-            system.run("iptables", "-N", name)
-        for rule in rules:
-            system.run("iptables", "-A", name, *rule)
-        groups = len(overlay.groups)
-        changes.add(f"{device_filter(overlay)}: only its {groups} group(s) leave by {overlay.device}")
-    if not _check(system, jump):
-        system.run("iptables", "-A", *jump)
-
-
-def _check(system: System, rule: list[str]) -> bool:
-    """Whether ``rule`` is in place (``iptables -C`` exits 1 when it is not)."""
-    try:
-        system.run("iptables", "-C", *rule)
-    except EnvironmentFailure:
-        return False
-    return True
-
-
-def device_filter(overlay: Overlay) -> str:
-    return f"filter {chain(overlay)}"
+def _routes(overlay: Overlay, system: System, changes: Changes) -> None:
+    device = overlay.device
+    wanted = sorted({g.group for g in overlay.groups})
+    mine = {
+        str(r.get("dst", "")).removesuffix("/32")
+        for r in system.json("ip", "-j", "route", "show", "dev", device)
+    }
+    for group in sorted(mine - set(wanted)):
+        if group.startswith(tuple(f"{n}." for n in range(224, 240))):
+            system.run("ip", "route", "delete", f"{group}/32", "dev", device)
+            changes.add(f"{device}: route {group} removed (not in the overlay any more)")
+    for group in wanted:
+        if group in mine:
+            continue
+        others = [
+            r for r in system.json("ip", "-j", "route", "show", f"{group}/32") if r.get("dev") != device
+        ]
+        if others:
+            changes.add(
+                f"{device}: route {group} left by {others[0].get('dev')} (already routed there): senders and "
+                f"receivers of {group} on the overlay must name {device} or its address"
+            )
+            continue
+        system.run("ip", "route", "add", f"{group}/32", "dev", device)
+        changes.add(f"{device}: route {group}")
 
 
 def down(overlay: Overlay, system: System) -> Changes:
-    system.require("ip", "iptables")
+    system.require("ip")
     changes = Changes()
     if _device(overlay, system) is not None:
         system.run("ip", "link", "delete", overlay.device)
         changes.add(f"{overlay.device}: removed, with its peers and routes")
-    name = chain(overlay)
-    jump = ["OUTPUT", "-o", overlay.device, "-j", name]
-    while _check(system, jump):
-        system.run("iptables", "-D", *jump)
-    if system.run("iptables", "-S", name, check=False):
-        system.run("iptables", "-F", name)
-        system.run("iptables", "-X", name)
-        changes.add(f"{device_filter(overlay)}: removed")
+    if system.has("iptables"):
+        for chain in firewall.chains(overlay, None):
+            changes.add(*firewall.remove(system, chain))
     return changes

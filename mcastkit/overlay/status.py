@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
-from mcastkit.overlay.device import ZERO_MAC, chain
+from mcastkit.overlay import firewall
+from mcastkit.overlay.device import ZERO_MAC, vxlan_settings
 from mcastkit.overlay.system import System
 
 
@@ -34,8 +35,10 @@ class OverlayStatus:
     groups_routed: list[str] = field(default_factory=list)
     igmpv2: bool = False
     traffic: dict[str, int] = field(default_factory=dict)
-    #: Datagrams the filter stopped: sent to groups outside the overlay.
+    #: Since ``up``: datagrams the filter stopped, sent to groups outside the overlay; VXLAN
+    #: packets from addresses that are not the overlay's hosts.
     outside_groups: int = 0
+    strangers: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +61,8 @@ class OverlayStatus:
         out.append(
             f"  traffic: in {t.get('rx_packets', 0)} packets ({t.get('rx_bytes', 0)} B), "
             f"out {t.get('tx_packets', 0)} packets ({t.get('tx_bytes', 0)} B); "
-            f"{self.outside_groups} datagrams to groups outside the overlay dropped"
+            f"{self.outside_groups} datagrams to groups outside the overlay and {self.strangers} VXLAN "
+            "packets from strangers dropped since up"
         )
         return out + self.problems
 
@@ -72,13 +76,23 @@ def status(
     echo: Callable[[str, str], bool] | None = None,
 ) -> OverlayStatus:
     device = overlay.device
-    found = [link for link in system.json("ip", "-j", "-s", "link", "show") if link.get("ifname") == device]
+    found = [
+        link for link in system.json("ip", "-j", "-s", "-d", "link", "show") if link.get("ifname") == device
+    ]
     result = OverlayStatus(overlay.name, me.name, device, up=bool(found))
     if not found:
-        result.problems.append(f"fix: mcastkit overlay up (on {me.name})")
+        result.problems.append(f"{device} does not exist; fix: mcastkit overlay up (on {me.name})")
         return result
     link = found[0]
+    fix = "fix: mcastkit overlay up"
+    if "UP" not in link.get("flags", []):
+        result.up = False
+        result.problems.append(f"{device} is down; {fix}")
+    if vxlan_settings(link) != (overlay.vni, str(me.underlay), overlay.port):
+        result.problems.append(f"{device} has VNI, local address and port {vxlan_settings(link)}; {fix}")
     result.mtu = link.get("mtu")
+    if result.mtu != overlay.mtu:
+        result.problems.append(f"{device} has MTU {result.mtu}, the overlay {overlay.mtu}; {fix}")
     stats = link.get("stats64", {})
     result.traffic = {
         "rx_packets": stats.get("rx", {}).get("packets", 0),
@@ -86,54 +100,49 @@ def status(
         "tx_packets": stats.get("tx", {}).get("packets", 0),
         "tx_bytes": stats.get("tx", {}).get("bytes", 0),
     }
+    addresses = system.json("ip", "-j", "-4", "address", "show", "dev", device)
+    if str(me.address) not in {a["local"] for entry in addresses for a in entry.get("addr_info", [])}:
+        result.problems.append(f"{device} lacks its address {me.address}; {fix}")
     entries = system.json("bridge", "-j", "fdb", "show", "dev", device)
     replicated = {e["dst"] for e in entries if e.get("mac") == ZERO_MAC and "dst" in e}
     for host in overlay.hosts:
         if host is me:
             continue
-        reachable = echo(str(host.address), device) if (check_peers and echo) else None
-        result.peers.append(
-            Peer(
-                host.name, str(host.underlay), str(host.address), str(host.underlay) in replicated, reachable
-            )
-        )
-        if str(host.underlay) not in replicated:
-            result.problems.append(f"peer {host.name}: no forwarding entry; fix: mcastkit overlay up")
+        reachable = echo(str(host.address), device) if (check_peers and echo and result.up) else None
+        is_replicated = str(host.underlay) in replicated
+        result.peers.append(Peer(host.name, str(host.underlay), str(host.address), is_replicated, reachable))
+        if not is_replicated:
+            result.problems.append(f"peer {host.name}: no forwarding entry; {fix}")
         elif reachable is False:
             result.problems.append(
                 f"peer {host.name} at {host.underlay} does not answer across the overlay: its overlay is "
-                f"down, or UDP {overlay.port} is blocked between the hosts (security group, network ACL, "
-                "firewall); "
-                f"fix: mcastkit overlay up on {host.name}, and allow UDP {overlay.port} between the peers"
+                f"down, or its config does not list {me.name} at {me.underlay}, or UDP {overlay.port} (or "
+                "ICMP inside it) is blocked between the hosts (security group, network ACL, firewall); "
+                f"fix: mcastkit overlay status on {host.name}, and allow UDP {overlay.port} between the peers"
             )
-    routes = {
-        str(r.get("dst", "")).removesuffix("/32")
-        for r in system.json("ip", "-j", "route", "show", "dev", device)
-    }
+    routes = system.json("ip", "-j", "route", "show", "dev", device)
+    routed = {str(r.get("dst", "")).removesuffix("/32") for r in routes}
     wanted = sorted({g.group for g in overlay.groups})
-    result.groups_routed = [g for g in wanted if g in routes]
-    missing = [g for g in wanted if g not in routes]
-    if missing:
-        result.problems.append(f"no route by {device} for {', '.join(missing)}; fix: mcastkit overlay up")
+    result.groups_routed = [g for g in wanted if g in routed]
     result.igmpv2 = system.sysctl(f"net.ipv4.conf.{device}.force_igmp_version") == "2"
     if not result.igmpv2:
-        result.problems.append(f"IGMPv2 not forced on {device}; fix: mcastkit overlay up")
-    result.outside_groups = _dropped(system, chain(overlay))
+        result.problems.append(f"IGMPv2 not forced on {device}; {fix}")
+    out, inbound = firewall.chains(overlay, me)
+    for chain in (out, inbound):
+        if firewall.dropped(system, chain) is None or not firewall.jumped_first(system, chain):
+            result.problems.append(f"filter {chain.name} is missing or not first in {chain.builtin}; {fix}")
+    result.outside_groups = firewall.dropped(system, out) or 0
+    result.strangers = firewall.dropped(system, inbound) or 0
     if result.outside_groups:
         carried = ", ".join(str(g) for g in overlay.groups)
         result.problems.append(
-            f"{result.outside_groups} datagrams to groups outside the overlay were dropped (it carries "
-            f"{carried}): a sender uses a group the overlay does not carry; fix: add the group to the "
-            "overlay's groups, or send to one of them"
+            f"{result.outside_groups} datagrams to groups outside the overlay were dropped since up (it "
+            f"carries {carried}): a sender uses a group the overlay does not carry; fix: add the group to "
+            "the overlay's groups, or send to one of them"
+        )
+    if result.strangers:
+        result.problems.append(
+            f"{result.strangers} VXLAN packets on UDP {overlay.port} from addresses that are not the "
+            "overlay's hosts were dropped since up: a host missing from this host's config, or a stranger"
         )
     return result
-
-
-def _dropped(system: System, name: str) -> int:
-    """Packets the chain's DROP rule counted (0 when the chain is not there)."""
-    listing = system.run("iptables", "-L", name, "-v", "-x", "-n", check=False)
-    for line in listing.splitlines():
-        columns = line.split()
-        if len(columns) > 2 and columns[2] == "DROP" and columns[0].isdigit():
-            return int(columns[0])
-    return 0

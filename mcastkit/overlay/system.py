@@ -41,6 +41,13 @@ class System:
             )
         return done.stdout
 
+    def returncode(self, *command: str) -> int:
+        """The exit status of ``command`` (its output discarded): for commands that answer by it."""
+        try:
+            return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise EnvironmentFailure(f"`{' '.join(command)}`: {err}") from None
+
     def json(self, *command: str) -> Any:
         """``command`` (an iproute2 one with ``-j``) as parsed JSON; nothing printed is ``[]``."""
         text = self.run(*command).strip()
@@ -52,9 +59,15 @@ class System:
         except OSError:
             return None
 
-    def set_sysctl(self, key: str, value: str) -> None:
+    def set_sysctl(self, key: str, value: str, *, missing_ok: bool = False) -> None:
         path = self.proc_sys / key.replace(".", "/")
+        if missing_ok and not path.exists():
+            return
         try:
             path.write_text(value)
         except OSError as err:
             raise EnvironmentFailure(f"sysctl {key}={value}: {err.strerror}") from None
+
+    @staticmethod
+    def has(tool: str) -> bool:
+        return shutil.which(tool) is not None

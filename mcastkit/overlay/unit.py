@@ -20,6 +20,8 @@ Wants=network-online.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+Restart=on-failure
+RestartSec=10
 ExecStart={up}
 ExecStop={down}
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from mcastkit.config.checks.capacity import capacity_problems
 from mcastkit.config.checks.common import overlaps
 from mcastkit.config.checks.customers import customer_problems
-from mcastkit.config.checks.overlay import overlays_problems
+from mcastkit.config.checks.overlay import overlay_config_problems, overlays_problems
 from mcastkit.config.checks.region import region_problems
 from mcastkit.config.checks.relay import secret_problems
 from mcastkit.config.checks.stream import stream_access_problems
@@ -44,6 +44,7 @@ def config_problems(config: Config) -> list[Problem]:
     problems += customer_problems(config, refused_regions=refused)
     problems += stream_access_problems(config, refused)
     problems += overlays_problems(("overlays",), config.overlays)
+    problems += overlay_config_problems(config)
     return problems
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcastkit.config.checks.common import repeats
-from mcastkit.config.models import Overlay
+from mcastkit.config.models import Config, Overlay
 from mcastkit.config.problems import Path, Problem
 
 
@@ -80,4 +80,65 @@ def overlay_problems(overlay: Overlay) -> list[Problem]:
         Problem(("groups", i), f"{overlay.groups[i]} is listed twice")
         for i, _ in repeats(str(g) for g in overlay.groups)
     ]
+    problems += [
+        Problem(
+            ("groups", i),
+            f"{group}: its port is the overlay's own VXLAN port {overlay.port}",
+            fix="give the group or the overlay another port",
+        )
+        for i, group in enumerate(overlay.groups)
+        if group.port == overlay.port
+    ]
+    return problems
+
+
+def overlay_config_problems(config: Config) -> list[Problem]:
+    """Overlays against the rest of the config: their subnets clash with no network, no group is
+    carried by two, and no host sits in a multicast subnet (whose network ACL admits multicast only)."""
+    problems: list[Problem] = []
+    networks = [(f"regions.{name}.vpc_cidr", region.vpc_cidr) for name, region in config.regions.items()]
+    networks += [
+        (f"regions.{name}.relay.datacenter_cidrs", cidr)
+        for name, region in config.regions.items()
+        if region.relay
+        for cidr in region.relay.datacenter_cidrs
+    ]
+    networks += [(f"overlays[{i}].cidr", overlay.cidr) for i, overlay in enumerate(config.overlays)]
+    carried: dict[str, str] = {}
+    for index, overlay in enumerate(config.overlays):
+        path: Path = ("overlays", index)
+        for where, network in networks:
+            if where != f"overlays[{index}].cidr" and overlay.cidr.overlaps(network):
+                problems.append(
+                    Problem(
+                        (*path, "cidr"),
+                        f"{overlay.cidr} overlaps {where} {network}: the overlay's route would take that "
+                        "network's traffic on its hosts",
+                        fix="choose a subnet no network of the config uses",
+                    )
+                )
+                break
+        for g, group in enumerate(overlay.groups):
+            other = carried.setdefault(str(group), overlay.name)
+            if other != overlay.name:
+                problems.append(
+                    Problem(
+                        (*path, "groups", g),
+                        f"{group} is also carried by overlay {other}: each host routes a group by one device",
+                        fix="carry each group on one overlay",
+                    )
+                )
+        for h, host in enumerate(overlay.hosts):
+            for name, region in config.regions.items():
+                subnet = next((s for s in region.subnets if host.underlay in s.cidr), None)
+                if subnet is not None:
+                    problems.append(
+                        Problem(
+                            (*path, "hosts", h, "underlay"),
+                            f"{host.underlay} is in the multicast subnet {subnet.cidr} of {name}, whose "
+                            f"network ACL admits multicast and HTTPS only: VXLAN on UDP {overlay.port} "
+                            "would be dropped",
+                            fix="put the overlay's host in another subnet of the VPC",
+                        )
+                    )
     return problems
