@@ -452,8 +452,17 @@ def test_an_ingress_restart_gives_the_tree_a_new_session_and_its_numbers_are_not
             await _stop(ingress, ingress_task)
             restarted = _ingress([source])
             restarted_task = await _start(restarted, listen=address)
-            await until(lambda: restarted.stats.peers == 1 and _live(middle) == 1, "the tree again")
-            assert middle.downstream.session != session
+            # Wait for the middle to take the new session (the old leaf link may still count as
+            # live for a moment): a middle that never changes its session fails here.
+            await until(
+                lambda: (
+                    middle.downstream is not None
+                    and middle.downstream.session != session
+                    and restarted.stats.peers == 1
+                    and _live(middle) == 1
+                ),
+                "the tree again, under a new session",
+            )
             assert middle.downstream.stats.disconnects["upstream_session"] == 1
             await send(sender, source, [_message(i) for i in range(50, 80)])
             await until(lambda: len(receiver.received) == 80, "the restarted ingress's stream")
