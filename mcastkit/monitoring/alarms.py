@@ -22,7 +22,7 @@ A metric that stops arriving is itself the failure for "is it up" alarms (``brea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mcastkit.config.models import Alarms, Region
 from mcastkit.config.names import pascal
@@ -90,8 +90,6 @@ class AlarmSpec:
     periods: int
     datapoints: int
     missing: str
-    #: Names of the config fields that set it, for the README and the messages.
-    settings: tuple[str, ...] = field(default=())
 
 
 def task_alarm_key(service: Service) -> str:
@@ -123,7 +121,6 @@ def region_alarms(
                 periods=thresholds.relay_down_minutes,
                 datapoints=thresholds.relay_down_minutes,
                 missing="breaching",
-                settings=("monitoring.alarms.relay_down_minutes",),
             )
         )
         alarms.append(
@@ -138,7 +135,6 @@ def region_alarms(
                 periods=1,
                 datapoints=1,
                 missing="notBreaching",
-                settings=("monitoring.alarms.relay_gaps",),
             )
         )
     if settings.probe is not None and settings.probe.receivers > 0:
@@ -155,7 +151,6 @@ def region_alarms(
                 periods=1,
                 datapoints=1,
                 missing="notBreaching",
-                settings=("monitoring.alarms.probe_loss_percent",),
             )
         )
         alarms.append(
@@ -171,7 +166,6 @@ def region_alarms(
                 periods=thresholds.probe_silent_minutes,
                 datapoints=thresholds.probe_silent_minutes,
                 missing="breaching",
-                settings=("monitoring.alarms.probe_silent_minutes",),
             )
         )
         receivers = settings.probe.receivers
@@ -187,7 +181,6 @@ def region_alarms(
                 periods=1,
                 datapoints=1,
                 missing="notBreaching",
-                settings=("monitoring.alarms.probe_sender_restarts",),
             )
         )
     for stream in settings.streams:
@@ -209,7 +202,6 @@ def region_alarms(
                 periods=1,
                 datapoints=1,
                 missing="notBreaching",
-                settings=("monitoring.alarms.stream_send_errors",),
             )
         )
         alarms.append(
@@ -224,7 +216,6 @@ def region_alarms(
                 periods=thresholds.stream_silent_minutes,
                 datapoints=thresholds.stream_silent_minutes,
                 missing="breaching",
-                settings=("monitoring.alarms.stream_silent_minutes",),
             )
         )
     for service in services:
@@ -247,7 +238,6 @@ def region_alarms(
                 periods=thresholds.tasks_below_desired_minutes,
                 datapoints=thresholds.tasks_below_desired_minutes,
                 missing="breaching",
-                settings=("monitoring.alarms.tasks_below_desired_minutes",),
             )
         )
     if settings.capacity.min > 0:
@@ -268,7 +258,6 @@ def region_alarms(
                 periods=thresholds.hosts_missing_minutes,
                 datapoints=thresholds.hosts_missing_minutes,
                 missing="breaching",
-                settings=("monitoring.alarms.hosts_missing_minutes", "capacity.min"),
             )
         )
     alarms.append(
@@ -289,7 +278,6 @@ def region_alarms(
             periods=thresholds.hosts_missing_minutes,
             datapoints=thresholds.hosts_missing_minutes,
             missing="notBreaching",
-            settings=("monitoring.alarms.hosts_missing_minutes", "capacity.max"),
         )
     )
     return alarms
