@@ -43,6 +43,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from relay_bench import SENDER_LIMIT, kept_up  # one rule for a step that passes, in both benchmarks
+
 from mcastkit.lab import netns
 from mcastkit.lab.topology import joined_locally
 from mcastkit.net.addresses import GroupPort
@@ -52,8 +54,6 @@ RATES = (1_000, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000
 SIZES = (SizeRange(64, 64), SizeRange(1024, 1024), SizeRange(64, 512))
 PATHS = ("direct", "overlay", "n2n")
 LATENCY_RATE = 10_000
-SENDER_LIMIT = 0.95
-KEEP_UP_P99_US = 100_000.0
 SECONDS = 2.0
 GROUP = GroupPort("239.66.1.1", 46001)
 PREFIX = "mckob"
@@ -220,10 +220,6 @@ def _last_json(text: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
     return None
-
-
-def kept_up(step: dict[str, Any]) -> bool:
-    return step["lost"] == 0 and step["p99_us"] is not None and step["p99_us"] <= KEEP_UP_P99_US
 
 
 def step_up(path: str, size: SizeRange, workdir: Path, rates: tuple[int, ...] = RATES) -> dict[str, Any]:

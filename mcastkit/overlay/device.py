@@ -22,7 +22,7 @@ says what it changed (nothing, the second time):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_network
 from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
@@ -180,7 +180,7 @@ def _routes(overlay: Overlay, system: System, changes: Changes) -> None:
         for r in system.json("ip", "-j", "route", "show", "dev", device)
     }
     for group in sorted(mine - set(wanted)):
-        if group.startswith(tuple(f"{n}." for n in range(224, 240))):
+        if ip_network(group, strict=False).is_multicast:  # not the connected subnet
             system.run("ip", "route", "delete", f"{group}/32", "dev", device)
             changes.add(f"{device}: route {group} removed (not in the overlay any more)")
     for group in wanted:

@@ -68,12 +68,9 @@ def present(system: System, rule: tuple[str, ...]) -> bool:
 def install(system: System, chain: Chain) -> list[str]:
     """Make ``chain`` hold its rules, jumped to first; return what changed."""
     changed = []
-    listed = [
-        line
-        for line in iptables(system, "-S", chain.name, check=False).splitlines()
-        if line.startswith("-A ")
-    ]
-    exists = system.returncode("iptables", "-w", "-S", chain.name) == 0
+    current = iptables(system, "-S", chain.name, check=False)  # "-N CHAIN" first when it exists
+    exists = bool(current.strip())
+    listed = [line for line in current.splitlines() if line.startswith("-A ")]
     # iptables prints rules its own way (-p igmp, -m udp): ask whether each one is there.
     if (
         not exists
