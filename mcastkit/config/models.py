@@ -669,6 +669,14 @@ class OverlayHost(_Model):
     address: Annotated[IPv4Address, PlainSerializer(str, return_type=str)] = Field(
         description="its address on the overlay, inside the overlay's cidr"
     )
+    receives: list[Annotated[IPv4Address, PlainSerializer(str, return_type=str)]] | None = Field(
+        default=None,
+        description="the overlay's groups this host receives (default: all of them; [] for a host that "
+        "only sends): a group's frames are replicated only to the hosts that receive it",
+    )
+
+    def receives_group(self, group: IPv4Address) -> bool:
+        return self.receives is None or group in self.receives
 
 
 class Overlay(_Model):
@@ -695,6 +703,10 @@ class Overlay(_Model):
     @property
     def device(self) -> str:
         return f"mck-{self.name}"
+
+    def group_addresses(self) -> list[IPv4Address]:
+        """The overlay's group addresses, each once, in order (two ports of one group are one)."""
+        return list(dict.fromkeys(IPv4Address(g.group) for g in self.groups))
 
     def host(self, name: str) -> OverlayHost:
         for host in self.hosts:

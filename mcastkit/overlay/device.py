@@ -7,9 +7,12 @@ says what it changed (nothing, the second time):
 - the device ``mck-<name>`` (VXLAN ``vni``, UDP ``port``, from this host's underlay address;
   no learning, no multicast underlay). An existing device with another VNI, port or local
   address is made again;
-- one all-zeros forwarding entry per other host, ``dst`` its underlay address: each broadcast,
-  unknown or multicast frame leaves once per peer, by unicast UDP (head-end replication), which
-  is what a VPC carries; entries for hosts no longer in the config are removed;
+- static forwarding entries, nothing learned and nothing flooded: each peer's MAC (made from its
+  overlay address, see :func:`host_mac`; the device takes its own the same way) and broadcast
+  (ARP) to each peer; each group's MAC to the peers that receive it (``receives``), so a
+  multicast frame leaves once per receiving peer, by unicast UDP (head-end replication), which is
+  what a VPC carries. A frame to any other MAC (a group no peer receives) is dropped by the
+  device. Entries the config no longer wants are removed;
 - the overlay's MTU (the same on every host: ``overlay.mtu``, checked against the underlay's
   route to each peer less the 50 bytes VXLAN adds), the host's overlay address (others removed);
 - IGMPv2 forced and IPv6 off on the device; a route for each group by the device (a group that
@@ -32,7 +35,41 @@ from mcastkit.overlay.system import System
 
 #: Bytes VXLAN adds over IPv4: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14.
 VXLAN_OVERHEAD = 50
-ZERO_MAC = "00:00:00:00:00:00"
+BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+
+
+def host_mac(address: IPv4Address) -> str:
+    """A host's MAC on the overlay, from its overlay address (locally administered, unicast): its
+    peers know it from the config, so nothing has to be learned or flooded."""
+    return "02:00:" + ":".join(f"{byte:02x}" for byte in address.packed)
+
+
+def group_mac(group: IPv4Address) -> str:
+    """The Ethernet address of IPv4 multicast to ``group``: 01:00:5e and its low 23 bits (RFC 1112)."""
+    low = int(group) & 0x7F_FFFF
+    return f"01:00:5e:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
+
+
+def forwarding(overlay: Overlay, me: OverlayHost) -> dict[tuple[str, str], str]:
+    """The device's forwarding entries on ``me``: (MAC, peer's underlay address) -> what it is for.
+
+    Groups whose low 23 bits match share a MAC: their entries are the union of their receivers.
+    """
+    peers = [h for h in overlay.hosts if h is not me]
+    wanted: dict[tuple[str, str], str] = {}
+    for peer in peers:
+        wanted[(host_mac(peer.address), str(peer.underlay))] = f"peer {peer.name} at {peer.underlay}"
+        wanted[(BROADCAST_MAC, str(peer.underlay))] = f"broadcast to {peer.name}"
+    for group in overlay.group_addresses():
+        for peer in peers:
+            if peer.receives_group(group):
+                wanted[(group_mac(group), str(peer.underlay))] = f"{group} to {peer.name}"
+    return wanted
+
+
+def forwarding_present(overlay: Overlay, system: System) -> set[tuple[str, str]]:
+    entries = system.json("bridge", "-j", "fdb", "show", "dev", overlay.device)
+    return {(e["mac"], e["dst"]) for e in entries if "mac" in e and "dst" in e}
 
 
 @dataclass
@@ -135,8 +172,12 @@ def up(overlay: Overlay, me: OverlayHost, system: System) -> Changes:
         system.run("ip", "link", "set", device, "mtu", str(overlay.mtu))
         changes.add(f"{device}: MTU {overlay.mtu}")
     system.run("ip", "link", "set", device, "multicast", "on", "up")
+    mac = host_mac(me.address)
+    if existing is None or existing.get("address") != mac:
+        system.run("ip", "link", "set", device, "address", mac)
+        changes.add(f"{device}: MAC {mac} (from {me.address})")
     _address(overlay, me, system, changes)
-    _peers(overlay, me, system, changes)
+    _forwarding(overlay, me, system, changes)
     key = f"net.ipv4.conf.{device}.force_igmp_version"
     if system.sysctl(key) != "2":
         system.set_sysctl(key, "2")
@@ -158,18 +199,23 @@ def _address(overlay: Overlay, me: OverlayHost, system: System, changes: Changes
         changes.add(f"{device}: address {wanted}")
 
 
-def _peers(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
+def _forwarding(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
     device = overlay.device
-    entries = system.json("bridge", "-j", "fdb", "show", "dev", device)
-    present = {e["dst"] for e in entries if e.get("mac") == ZERO_MAC and "dst" in e}
-    wanted = {str(h.underlay): h.name for h in overlay.hosts if h is not me}
-    for address, name in wanted.items():
-        if address not in present:
-            system.run("bridge", "fdb", "append", ZERO_MAC, "dev", device, "dst", address)
-            changes.add(f"{device}: peer {name} at {address}")
-    for address in sorted(present - set(wanted)):
-        system.run("bridge", "fdb", "del", ZERO_MAC, "dev", device, "dst", address)
-        changes.add(f"{device}: peer at {address} removed (not in the overlay any more)")
+    wanted = forwarding(overlay, me)
+    present = forwarding_present(overlay, system)
+    for (mac, address), purpose in wanted.items():
+        if (mac, address) not in present:
+            system.run("bridge", "fdb", "append", mac, "dev", device, "dst", address)
+            changes.add(f"{device}: {purpose}")
+    hosts = {str(h.underlay) for h in overlay.hosts}
+    gone: set[str] = set()
+    for mac, address in sorted(present - set(wanted)):
+        system.run("bridge", "fdb", "del", mac, "dev", device, "dst", address)
+        if address in hosts:
+            changes.add(f"{device}: {mac} to {address} removed (the config no longer sends it there)")
+        elif address not in gone:
+            gone.add(address)
+            changes.add(f"{device}: peer at {address} removed (not in the overlay any more)")
 
 
 def _routes(overlay: Overlay, system: System, changes: Changes) -> None:

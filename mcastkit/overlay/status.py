@@ -9,7 +9,14 @@ from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
 from mcastkit.overlay import firewall
-from mcastkit.overlay.device import ZERO_MAC, vxlan_settings
+from mcastkit.overlay.device import (
+    BROADCAST_MAC,
+    forwarding,
+    forwarding_present,
+    group_mac,
+    host_mac,
+    vxlan_settings,
+)
 from mcastkit.overlay.system import System
 
 
@@ -18,7 +25,7 @@ class Peer:
     name: str
     underlay: str
     address: str
-    #: Frames are replicated to it (an all-zeros forwarding entry names it).
+    #: Frames are replicated to it (forwarding entries for its MAC and broadcast name it).
     replicated: bool
     #: It answered an ICMP echo across the overlay (None: not checked).
     reachable: bool | None
@@ -33,6 +40,8 @@ class OverlayStatus:
     mtu: int | None = None
     peers: list[Peer] = field(default_factory=list)
     groups_routed: list[str] = field(default_factory=list)
+    #: Group -> the peers its frames are replicated to (by the forwarding entries in place).
+    receivers: dict[str, list[str]] = field(default_factory=dict)
     igmpv2: bool = False
     traffic: dict[str, int] = field(default_factory=dict)
     #: Since ``up``: datagrams the filter stopped, sent to groups outside the overlay; VXLAN
@@ -56,6 +65,8 @@ class OverlayStatus:
             replicated = "replicated to" if peer.replicated else "NOT replicated to"
             out.append(f"  peer {peer.name} at {peer.underlay} ({peer.address}): {replicated}, {reach}")
         out.append(f"  groups routed by {self.device}: {', '.join(self.groups_routed) or 'none'}")
+        for group, names in self.receivers.items():
+            out.append(f"  {group} replicated to: {', '.join(names) or 'no peer (it stays on this host)'}")
         out.append(f"  IGMPv2 {'forced' if self.igmpv2 else 'NOT forced'}")
         t = self.traffic
         out.append(
@@ -103,23 +114,30 @@ def status(
     addresses = system.json("ip", "-j", "-4", "address", "show", "dev", device)
     if str(me.address) not in {a["local"] for entry in addresses for a in entry.get("addr_info", [])}:
         result.problems.append(f"{device} lacks its address {me.address}; {fix}")
-    entries = system.json("bridge", "-j", "fdb", "show", "dev", device)
-    replicated = {e["dst"] for e in entries if e.get("mac") == ZERO_MAC and "dst" in e}
+    present = forwarding_present(overlay, system)
+    missing = [purpose for entry, purpose in forwarding(overlay, me).items() if entry not in present]
+    if missing:
+        result.problems.append(f"forwarding entries missing: {', '.join(missing)}; {fix}")
     for host in overlay.hosts:
         if host is me:
             continue
         reachable = echo(str(host.address), device) if (check_peers and echo and result.up) else None
-        is_replicated = str(host.underlay) in replicated
-        result.peers.append(Peer(host.name, str(host.underlay), str(host.address), is_replicated, reachable))
-        if not is_replicated:
-            result.problems.append(f"peer {host.name}: no forwarding entry; {fix}")
-        elif reachable is False:
+        underlay = str(host.underlay)
+        is_replicated = {(host_mac(host.address), underlay), (BROADCAST_MAC, underlay)} <= present
+        result.peers.append(Peer(host.name, underlay, str(host.address), is_replicated, reachable))
+        if is_replicated and reachable is False:
             result.problems.append(
                 f"peer {host.name} at {host.underlay} does not answer across the overlay: its overlay is "
                 f"down, or its config does not list {me.name} at {me.underlay}, or UDP {overlay.port} (or "
                 "ICMP inside it) is blocked between the hosts (security group, network ACL, firewall); "
                 f"fix: mcastkit overlay status on {host.name}, and allow UDP {overlay.port} between the peers"
             )
+    result.receivers = {
+        str(group): [
+            h.name for h in overlay.hosts if h is not me and (group_mac(group), str(h.underlay)) in present
+        ]
+        for group in overlay.group_addresses()
+    }
     routes = system.json("ip", "-j", "route", "show", "dev", device)
     routed = {str(r.get("dst", "")).removesuffix("/32") for r in routes}
     wanted = sorted({g.group for g in overlay.groups})

@@ -76,6 +76,23 @@ def overlay_problems(overlay: Overlay) -> list[Problem]:
                     fix="use the address the host has on its real network",
                 )
             )
+    carried = overlay.group_addresses()
+    for i, host in enumerate(hosts):
+        receives = host.receives or []
+        problems += [
+            Problem(("hosts", i, "receives", r), f"{receives[r]} is listed twice")
+            for r, _ in repeats(receives)
+        ]
+        problems += [
+            Problem(
+                ("hosts", i, "receives", r),
+                f"{group} is not a group of overlay {overlay.name} "
+                f"({', '.join(str(g) for g in carried)}): no frame of it would reach the host",
+                fix="add it to the overlay's groups, or name one of them",
+            )
+            for r, group in enumerate(receives)
+            if group not in carried
+        ]
     problems += [
         Problem(("groups", i), f"{overlay.groups[i]} is listed twice")
         for i, _ in repeats(str(g) for g in overlay.groups)
