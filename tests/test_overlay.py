@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,18 +32,18 @@ HOSTS = {"h1": ("10.88.0.1", "10.99.0.1"), "h2": ("10.88.0.2", "10.99.0.2"), "h3
 def overlay_file(
     tmp: Path,
     hosts: dict[str, tuple[str, str]] = HOSTS,
-    receives: dict[str, list[str]] | None = None,
+    per_host: dict[str, dict[str, str]] | None = None,
     **extra: Any,
 ) -> Path:
-    """A file of one overlay, ``md``, carrying GROUP:PORT between ``hosts`` (``receives``: the groups
-    a host receives, where it is not all of them; ``extra`` overrides fields)."""
+    """A file of one overlay, ``md``, carrying GROUP:PORT between ``hosts`` (``per_host``: more
+    fields of a host, as YAML; ``extra`` overrides or adds fields of the overlay)."""
     fields = {"name": "md", "vni": 4242, "cidr": "10.99.0.0/24", **extra}
     lines = ["overlays:", f"  - name: {fields.pop('name')}"]
     lines += [f"    {key}: {value}" for key, value in fields.items()]
     lines += [f"    groups: [{GROUP}:{PORT}]", "    hosts:"]
     for name, (underlay, address) in hosts.items():
-        only = "" if name not in (receives or {}) else f", receives: [{', '.join((receives or {})[name])}]"
-        lines.append(f"      - {{name: {name}, underlay: {underlay}, address: {address}{only}}}")
+        more = "".join(f", {key}: {value}" for key, value in (per_host or {}).get(name, {}).items())
+        lines.append(f"      - {{name: {name}, underlay: {underlay}, address: {address}{more}}}")
     path = tmp / "overlay.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -82,11 +83,44 @@ def test_a_file_with_a_host_twice_is_one_line_per_problem(tmp_path: Path) -> Non
         (HOSTS, {"vni": 0}, "overlays[0].vni"),
         (
             HOSTS,
-            {"receives": {"h3": [OUTSIDE]}},
+            {"per_host": {"h3": {"receives": f"[{OUTSIDE}]"}}},
             f"overlays[0].hosts[2].receives[0]: {OUTSIDE} is not a group of overlay md ({GROUP}): no "
             "frame of it would reach the host; add it to the overlay's groups, or name one of them",
         ),
-        (HOSTS, {"receives": {"h2": [GROUP, GROUP]}}, f"hosts[1].receives[1]: {GROUP} is listed twice"),
+        (
+            HOSTS,
+            {"per_host": {"h2": {"receives": f"[{GROUP}, {GROUP}]"}}},
+            f"hosts[1].receives[1]: {GROUP} is listed twice",
+        ),
+        (
+            HOSTS,
+            {"wireguard": "{cidr: 10.98.0.0/16}"},
+            "overlays[0].wireguard.cidr: 10.98.0.0/16 is a /16, the overlay's cidr 10.99.0.0/24 a /24",
+        ),
+        (HOSTS, {"wireguard": "{cidr: 10.99.0.0/24}"}, "overlaps the overlay's cidr 10.99.0.0/24"),
+        (
+            HOSTS,
+            {"wireguard": "{cidr: 10.98.0.0/24, port: 4789}"},
+            "overlays[0].wireguard.port: UDP 4789 is also the overlay's VXLAN port",
+        ),
+        (
+            HOSTS,
+            {"wireguard": "{cidr: 10.88.0.0/24}"},
+            "hosts[0].underlay: 10.88.0.1 is inside the WireGuard cidr 10.88.0.0/24",
+        ),
+        (
+            HOSTS,
+            {"per_host": {"h1": {"public_key": "nope"}}},
+            "overlays[0].hosts[0].public_key: must be a WireGuard public key",
+        ),
+        (
+            HOSTS,
+            {
+                "wireguard": "{cidr: 10.98.0.0/24}",
+                "per_host": {"h1": {"public_key": "A" * 43 + "="}, "h3": {"public_key": "A" * 43 + "="}},
+            },
+            "overlays[0].hosts[2].public_key: the public key of host h1 again",
+        ),
     ],
     ids=[
         "address-outside-cidr",
@@ -95,13 +129,18 @@ def test_a_file_with_a_host_twice_is_one_line_per_problem(tmp_path: Path) -> Non
         "vni-zero",
         "receives-a-group-outside-the-overlay",
         "receives-a-group-twice",
+        "wireguard-cidr-another-length",
+        "wireguard-cidr-overlaps-the-overlay",
+        "wireguard-on-the-vxlan-port",
+        "underlay-inside-the-wireguard-cidr",
+        "public-key-not-a-key",
+        "public-key-twice",
     ],
 )
 def test_a_bad_overlay_is_refused_naming_the_field(
     tmp_path: Path, hosts: dict[str, tuple[str, str]], extra: dict[str, Any], says: str
 ) -> None:
-    receives = extra.pop("receives", None)
-    path = overlay_file(tmp_path, hosts, receives, **extra)
+    path = overlay_file(tmp_path, hosts, **extra)
     status, _, err = _cli("overlay", "status", "--file", str(path))
     assert status == ExitStatus.BAD_INPUT and says in err, err
 
@@ -135,6 +174,41 @@ def test_the_unit_brings_the_host_up_at_boot_and_down_at_stop(tmp_path: Path) ->
     assert "After=network-online.target" in unit and "WantedBy=multi-user.target" in unit
 
 
+def test_the_unit_of_a_wireguard_host_names_where_its_key_is(tmp_path: Path) -> None:
+    [overlay] = load_overlays(overlay_file(tmp_path, wireguard="{cidr: 10.98.0.0/24}"))
+    unit = systemd_unit(
+        overlay, overlay.host("h1"), executable="/usr/bin/mcastkit", source=["--file", "/etc/o.yaml"],
+        key_dir=Path("/srv/keys"),
+    )  # fmt: skip
+    assert (
+        "ExecStart=/usr/bin/mcastkit overlay up --file /etc/o.yaml --name md --host h1 --key-dir /srv/keys"
+        in unit
+    )
+    assert "ExecStop=/usr/bin/mcastkit overlay down --file /etc/o.yaml --name md --host h1\n" in unit
+
+
+def test_a_wireguard_overlays_security_group_opens_wireguards_port_only(tmp_path: Path) -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_ec2 as ec2
+    from aws_cdk.assertions import Template
+
+    from mcastkit.constructs.overlay_peers import OverlayPeers
+
+    [overlay] = load_overlays(overlay_file(tmp_path, wireguard="{cidr: 10.98.0.0/24, port: 51999}"))
+    stack = Stack(App(), "Overlay")
+    isolated = ec2.SubnetConfiguration(name="hosts", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0, subnet_configuration=[isolated])
+    OverlayPeers(stack, "Peers", vpc=vpc, overlay=overlay)
+    [group] = Template.from_stack(stack).find_resources("AWS::EC2::SecurityGroup").values()
+    rules = group["Properties"]["SecurityGroupIngress"] + group["Properties"]["SecurityGroupEgress"]
+    assert {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules} == {("udp", 51999, 51999)}
+    assert sorted(r["CidrIp"] for r in group["Properties"]["SecurityGroupIngress"]) == [
+        f"{underlay}/32" for underlay, _ in HOSTS.values()
+    ]
+    # What forces a new group (and a stuck delete while instances wear the old one) stays put.
+    assert group["Properties"]["GroupDescription"] == "mcastkit overlay md: UDP between its hosts"
+
+
 def test_only_the_overlays_groups_and_control_leave_and_only_its_hosts_come_in(tmp_path: Path) -> None:
     [overlay] = load_overlays(overlay_file(tmp_path))
     out, inbound = firewall.chains(overlay, overlay.host("h1"))
@@ -161,9 +235,15 @@ class Net:
     vpc: str
     hosts: dict[str, str]  # name -> namespace
     file: Path
+    #: Each host's own /run/wireguard (where wireguard-go keeps its control socket): hosts are
+    #: separate machines, but these namespaces share one file system.
+    run_dirs: dict[str, Path]
 
     def mcastkit(self, host: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        command = ["ip", "netns", "exec", self.hosts[host], sys.executable, "-m", "mcastkit", *args]
+        private_run = 'mount --bind "$0" /run/wireguard && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", private_run,
+                   str(self.run_dirs[host]), "ip", "netns", "exec", self.hosts[host], sys.executable, "-m",
+                   "mcastkit", *args]  # fmt: skip
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=check)
 
     def overlay(self, host: str, action: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -203,8 +283,12 @@ def net(tmp_path: Path) -> Iterator[Net]:
             # A VPC carries no multicast: the underlay floods none to any port.
             _ip("-n", vpc, "link", "set", "dev", f"p{name}", "type", "bridge_slave", "mcast_flood", "off")
             hosts[name] = namespace
+        Path("/run/wireguard").mkdir(mode=0o700, exist_ok=True)
+        run_dirs = {name: tmp_path / f"run-{name}" for name in HOSTS}
+        for run_dir in run_dirs.values():
+            run_dir.mkdir()
         # h3 receives no group: it only sends (and answers its peers).
-        yield Net(vpc, hosts, overlay_file(tmp_path, receives={"h3": []}))
+        yield Net(vpc, hosts, overlay_file(tmp_path, per_host={"h3": {"receives": "[]"}}), run_dirs)
 
 
 _RECEIVE = textwrap.dedent(
@@ -294,7 +378,7 @@ def test_multicast_crosses_only_by_the_overlay_and_reaches_only_hosts_that_joine
         assert "mck-md: VXLAN 4242" in done.stdout and "peer" in done.stdout
     status, h1 = _status(net, "h1", "--no-check")
     assert status == 0 and h1["receivers"] == {GROUP: ["h2"]}, h1
-    _, before = _status(net, "h3", "--no-check")
+    _, h3_before = _status(net, "h3", "--no-check")
     joined = _receiver(net, "h2", join=True)
     # h3 joins too, but the config says it receives no group: h1 replicates the group to h2 only.
     bystander = _receiver(net, "h3", join=True)
@@ -303,7 +387,7 @@ def test_multicast_crosses_only_by_the_overlay_and_reaches_only_hosts_that_joine
     assert _received(bystander) == []
     status, h3 = _status(net, "h3", "--no-check")
     # None of the 200 frames reached h3's device (what it did get is its own peers' control).
-    assert status == 0 and h3["traffic"]["rx_packets"] - before["traffic"]["rx_packets"] < 20
+    assert status == 0 and h3["traffic"]["rx_packets"] - h3_before["traffic"]["rx_packets"] < 20
 
 
 @pytest.mark.netns
@@ -435,3 +519,180 @@ def test_an_accept_rule_before_it_does_not_bypass_the_filter_and_status_sees_it_
     assert "filter MCK-MD-OUT: jumped to first from OUTPUT" in again.stdout
     status, found = _status(net, "h1", "--no-check")
     assert status == 0 and found["outside_groups"] == 0, found  # counted since this up
+
+
+# ---- WireGuard under the overlay ---------------------------------------------------------------
+
+TUNNEL = "10.98.0.0/24"
+needs_wireguard = pytest.mark.skipif(
+    shutil.which("wg") is None or shutil.which("wireguard-go") is None,
+    reason="needs wireguard-tools and wireguard-go (make test installs them with apt-get)",
+)
+
+_SNIFF = textwrap.dedent(
+    """
+    import collections, json, socket, struct, sys, time
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    sock.bind((sys.argv[1], 0))
+    sock.settimeout(0.2)
+    ports, deadline = collections.Counter(), time.monotonic() + float(sys.argv[2])
+    print("ready", flush=True)
+    while time.monotonic() < deadline:
+        try:
+            frame = sock.recv(65535)
+        except socket.timeout:
+            continue
+        if frame[12:14] == b"\\x08\\x00" and frame[23] == 17:
+            header = (frame[14] & 0x0F) * 4
+            ports[struct.unpack("!H", frame[14 + header + 2 : 14 + header + 4])[0]] += 1
+    print(json.dumps(ports))
+    """
+)
+
+
+def _wireguard_overlay(net: Net, tmp: Path, **extra: Any) -> dict[str, Path]:
+    """Make ``net``'s overlay a WireGuard one: each host makes its key, the file gets the public
+    keys. Returns each host's key directory."""
+    fields = {"wireguard": f"{{cidr: {TUNNEL}}}", "mtu": 1390, **extra}
+    per_host: dict[str, dict[str, str]] = {"h3": {"receives": "[]"}}
+    net.file = overlay_file(tmp, per_host=per_host, **fields)
+    key_dirs = {host: tmp / f"keys-{host}" for host in HOSTS}
+    for host, key_dir in key_dirs.items():
+        done = net.overlay(host, "key", "--host", host, "--key-dir", str(key_dir))
+        assert done.returncode == 0 and "private key" in done.stderr and "made" in done.stderr, done.stderr
+        assert oct((key_dir / "md.key").stat().st_mode & 0o777) == "0o600"
+        per_host.setdefault(host, {})["public_key"] = done.stdout.strip()
+    net.file = overlay_file(tmp, per_host=per_host, **fields)
+    return key_dirs
+
+
+def _sniffer(net: Net, host: str, seconds: float) -> subprocess.Popen[str]:
+    """UDP packets by destination port on ``host``'s port of the VPC stand-in, for ``seconds``."""
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", net.vpc, sys.executable, "-c", _SNIFF, f"p{host}", str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+@pytest.mark.netns
+@needs_netns
+@needs_wireguard
+@pytest.mark.timeout(180)
+def test_wireguard_carries_the_overlay_and_no_vxlan_crosses_the_underlay(net: Net, tmp_path: Path) -> None:
+    key_dirs = _wireguard_overlay(net, tmp_path)
+    for host in HOSTS:
+        done = net.overlay(host, "up", "--host", host, "--key-dir", str(key_dirs[host]))
+        assert done.returncode == 0, done.stderr
+        assert (
+            "mcw-md: WireGuard (" in done.stdout
+            and f"mck-md: VXLAN 4242 from 10.98.0.{host[1]}" in done.stdout
+        )
+    again = net.overlay("h1", "up", "--host", "h1", "--key-dir", str(key_dirs["h1"]))
+    assert again.stdout.strip() == "overlay md on h1: up, nothing changed", again.stdout
+    wire = _sniffer(net, "h1", 4.0)
+    joined = _receiver(net, "h2", join=True)
+    bystander = _receiver(net, "h3", join=True)
+    _send(net, "h1", HOSTS["h1"][1], 200)
+    assert _received(joined) == [f"m{i}" for i in range(200)]
+    assert _received(bystander) == []
+    ports = {
+        int(k): v for k, v in json.loads(wire.communicate(timeout=30)[0].strip().splitlines()[-1]).items()
+    }
+    # On the underlay: WireGuard only, at least one packet per datagram; VXLAN never in clear.
+    assert ports.get(4789, 0) == 0 and ports.get(51820, 0) >= 200, ports
+    status, h1 = _status(net, "h1")
+    assert status == 0, h1["problems"]
+    assert [(p["name"], p["reachable"], p["handshake_age"] is not None) for p in h1["peers"]] == [
+        ("h2", True, True), ("h3", True, True),
+    ]  # fmt: skip
+    assert h1["peers"][0]["tunnel_tx_bytes"] > 200 * 64
+
+    for _ in range(2):
+        down = net.overlay("h2", "down", "--host", "h2")
+        assert down.returncode == 0
+    assert "mcw-md: removed" in net.overlay("h3", "down", "--host", "h3").stdout
+    gone = subprocess.run(["ip", "-n", net.hosts["h3"], "link", "show", "mcw-md"], capture_output=True)
+    assert gone.returncode != 0 and not (net.run_dirs["h3"] / "mcw-md.sock").exists()
+
+
+@pytest.mark.netns
+@needs_netns
+@needs_wireguard
+@pytest.mark.timeout(120)
+def test_vxlan_in_clear_from_the_underlay_does_not_reach_a_wireguard_overlay(
+    net: Net, tmp_path: Path
+) -> None:
+    key_dirs = _wireguard_overlay(net, tmp_path)
+    for host in ("h1", "h2"):
+        assert net.overlay(host, "up", "--host", host, "--key-dir", str(key_dirs[host])).returncode == 0
+    joined = _receiver(net, "h2", join=True, seconds=2.0)
+    # h3 (not up) forges what h1's VXLAN would carry and sends it to h2's VXLAN port in clear.
+    forge = textwrap.dedent(
+        """
+        import socket, struct, sys
+        group, port = sys.argv[1], int(sys.argv[2])
+        payload = b"forged"
+        udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 1, 17, 0,
+                         socket.inet_aton("10.99.0.1"), socket.inet_aton(group))
+        words = struct.unpack("!10H", ip)
+        total = sum(words); total = (total >> 16) + (total & 0xFFFF); total += total >> 16
+        ip = ip[:10] + struct.pack("!H", ~total & 0xFFFF) + ip[12:]
+        low = socket.inet_aton(group)
+        to_group = b"\\x01\\x00\\x5e" + bytes([low[1] & 0x7F]) + low[2:]
+        ether = to_group + b"\\x02\\x00\\x0a\\x63\\x00\\x01" + b"\\x08\\x00"  # from h1's MAC
+        vxlan = struct.pack("!II", 0x08000000, 4242 << 8)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(10):
+            sock.sendto(vxlan + ether + ip + udp, ("10.88.0.2", 4789))
+        """
+    )
+    subprocess.run(["ip", "netns", "exec", net.hosts["h3"], sys.executable, "-c", forge, GROUP, str(PORT)],
+                   check=True, timeout=30)  # fmt: skip
+    assert _received(joined) == []
+    _, h2 = _status(net, "h2", "--no-check")
+    assert h2["strangers"] == 10, h2
+    assert any("did not come through WireGuard" in p for p in h2["problems"])
+
+
+@pytest.mark.netns
+@needs_netns
+@needs_wireguard
+@pytest.mark.timeout(120)
+def test_a_wireguard_overlay_with_a_key_missing_wrong_or_no_room_is_refused_in_one_line(
+    net: Net, tmp_path: Path
+) -> None:
+    key_dirs = _wireguard_overlay(net, tmp_path)
+    text = net.file.read_text()
+    keys = {host: line.split("public_key: ")[1].rstrip("}") for host in HOSTS for line in text.splitlines()
+            if f"name: {host}," in line}  # fmt: skip
+    # h2's key left out: h1 cannot name it as a peer.
+    net.file.write_text(text.replace(f", public_key: {keys['h2']}", ""))
+    done = net.overlay("h1", "up", "--host", "h1", "--key-dir", str(key_dirs["h1"]))
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        "overlay md: host h2 has no public_key; run `mcastkit overlay key` on h2 and put the key it prints "
+        "in the config as its public_key"
+    ), done.stderr
+    # h1's entry carries another key than h1's own (a stale copy of the config).
+    net.file.write_text(text.replace(keys["h1"], "A" * 43 + "="))
+    done = net.overlay("h1", "up", "--host", "h1", "--key-dir", str(key_dirs["h1"]))
+    assert (
+        done.returncode == 2 and f"but its key at {key_dirs['h1'] / 'md.key'} is {keys['h1']}" in done.stderr
+    )
+    # A host with no key made yet.
+    net.file.write_text(text)
+    done = net.overlay("h1", "up", "--host", "h1", "--key-dir", str(tmp_path / "nowhere"))
+    assert (
+        done.returncode == 2
+        and "no WireGuard key at" in done.stderr
+        and "mcastkit overlay key" in done.stderr
+    )
+    # The default MTU does not fit VXLAN inside WireGuard on a 1500-byte underlay.
+    net.file.write_text(text.replace("mtu: 1390", "mtu: 1450"))
+    done = net.overlay("h1", "up", "--host", "h1", "--key-dir", str(key_dirs["h1"]))
+    assert (
+        done.returncode == 2 and "mtu 1450 needs 1560 bytes" in done.stderr and "1390 or less" in done.stderr
+    )
+    assert all("Traceback" not in d for d in (done.stderr,)) and len(done.stderr.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""``mcastkit overlay up|down|status|unit``: multicast between hosts where no Transit Gateway
+"""``mcastkit overlay up|down|status|unit|key``: multicast between hosts where no Transit Gateway
 domain reaches, over VXLAN with head-end replication (see :mod:`mcastkit.overlay.device`)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mcastkit.config import Overlay, load_config, load_overlays
 from mcastkit.console import Console
 from mcastkit.errors import BadInput
 from mcastkit.exit import ExitStatus
-from mcastkit.overlay import device
+from mcastkit.overlay import device, wireguard
 from mcastkit.overlay.echo import echo
 from mcastkit.overlay.status import status
 from mcastkit.overlay.system import System
@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
         "down": "remove this host's part of the overlay (idempotent)",
         "status": "show the device, its peers (and whether they answer), its groups and traffic",
         "unit": "print a systemd unit that brings the overlay up at boot",
+        "key": "make this host's WireGuard key (once) and print its public key for the config",
     }
     for name, text in helps.items():
         sub = actions.add_parser(name, help=text)
@@ -44,6 +45,13 @@ def register(subparsers: Any) -> None:
             "--host",
             help="this host's name in the overlay (default: the host whose underlay address this has)",
         )
+        if name in ("up", "unit", "key"):
+            sub.add_argument(
+                "--key-dir",
+                type=Path,
+                default=wireguard.DEFAULT_KEY_DIR,
+                help=f"where this host's WireGuard key is kept (default {wireguard.DEFAULT_KEY_DIR})",
+            )
         if name == "status":
             sub.add_argument("--no-check", action="store_true", help="do not send an ICMP echo to each peer")
             sub.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -83,10 +91,28 @@ def run(args: argparse.Namespace, console: Console) -> ExitStatus:
         return ExitStatus.OK
     me = device.this_host(overlay, system, args.host)
     if args.overlay_command == "unit":
-        print(systemd_unit(overlay, me, executable=args.executable, source=source), end="", file=console.out)
+        keys = None if args.key_dir == wireguard.DEFAULT_KEY_DIR else args.key_dir.resolve()
+        unit = systemd_unit(overlay, me, executable=args.executable, source=source, key_dir=keys)
+        print(unit, end="", file=console.out)
+        return ExitStatus.OK
+    if args.overlay_command == "key":
+        if overlay.wireguard is None:
+            raise BadInput(
+                f"overlay {overlay.name} has no wireguard section, so it needs no key; add "
+                "wireguard: {cidr: ...} to it to carry it encrypted"
+            )
+        key, created = wireguard.ensure_key(overlay, system, args.key_dir)
+        print(key, file=console.out)
+        kept = "made" if created else "already there"
+        path = wireguard.key_path(overlay, args.key_dir)
+        print(
+            f"overlay {overlay.name}, host {me.name}: private key {path} {kept}; put "
+            f"`public_key: {key}` in {me.name}'s entry of the config",
+            file=console.err,
+        )
         return ExitStatus.OK
     if args.overlay_command == "up":
-        changes = device.up(overlay, me, system)
+        changes = device.up(overlay, me, system, args.key_dir)
         print(
             "\n".join(changes.lines) or f"overlay {overlay.name} on {me.name}: up, nothing changed",
             file=console.out,

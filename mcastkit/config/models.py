@@ -41,6 +41,7 @@ from mcastkit.config.names import (
     SHARE_ARN,
     STREAM_NAME_MAX,
     TRANSIT_GATEWAY_ID_PATTERN,
+    WIREGUARD_KEY_PATTERN,
     stack_name,
 )
 from mcastkit.config.problems import FieldProblem
@@ -669,6 +670,11 @@ class OverlayHost(_Model):
     address: Annotated[IPv4Address, PlainSerializer(str, return_type=str)] = Field(
         description="its address on the overlay, inside the overlay's cidr"
     )
+    public_key: Annotated[str, StringConstraints(pattern=WIREGUARD_KEY_PATTERN)] | None = Field(
+        default=None,
+        description="its WireGuard public key (`mcastkit overlay key` prints it on the host); needed "
+        "on every host of an overlay with wireguard",
+    )
     receives: list[Annotated[IPv4Address, PlainSerializer(str, return_type=str)]] | None = Field(
         default=None,
         description="the overlay's groups this host receives (default: all of them; [] for a host that "
@@ -677,6 +683,16 @@ class OverlayHost(_Model):
 
     def receives_group(self, group: IPv4Address) -> bool:
         return self.receives is None or group in self.receives
+
+
+class OverlayWireGuard(_Model):
+    """The overlay's VXLAN carried inside WireGuard: encrypted and authenticated between its hosts."""
+
+    port: int = Field(default=51820, ge=1, le=65535, description="UDP port of WireGuard on every host")
+    cidr: Cidr = Field(
+        description="the tunnel subnet, as long a prefix as the overlay's cidr: a host's tunnel address "
+        "is its overlay address moved into it (10.99.0.5 in 10.99.0.0/24 is 10.98.0.5 in 10.98.0.0/24)"
+    )
 
 
 class Overlay(_Model):
@@ -699,6 +715,26 @@ class Overlay(_Model):
     )
     groups: list[OverlayGroup] = Field(min_length=1, description="GROUP:PORT the overlay carries")
     hosts: list[OverlayHost] = Field(min_length=2)
+    wireguard: OverlayWireGuard | None = Field(
+        default=None, description="carry the overlay inside WireGuard (encrypted); default: VXLAN in clear"
+    )
+
+    @property
+    def tunnel_device(self) -> str:
+        """The WireGuard device, with ``wireguard``."""
+        return f"mcw-{self.name}"
+
+    def tunnel_address(self, host: OverlayHost) -> IPv4Address:
+        """Where the host's VXLAN packets go: its tunnel address with ``wireguard``, else its underlay."""
+        if self.wireguard is None:
+            return host.underlay
+        offset = int(host.address) - int(self.cidr.network_address)
+        return self.wireguard.cidr.network_address + offset
+
+    @property
+    def underlay_port(self) -> int:
+        """The UDP port between the hosts' underlay addresses: WireGuard's, or VXLAN's."""
+        return self.port if self.wireguard is None else self.wireguard.port
 
     @property
     def device(self) -> str:

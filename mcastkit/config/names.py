@@ -16,6 +16,9 @@ NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 #: An overlay's device is ``mck-<name>``: Linux interface names are at most 15 characters.
 OVERLAY_NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,9}[a-z0-9])?$"
 ACCOUNT_ID_PATTERN: Final = r"^\d{12}$"
+#: A Curve25519 key in base64, as ``wg genkey`` and ``wg pubkey`` print it (32 bytes: 43
+#: characters, the last of which holds 4 bits, and one ``=``).
+WIREGUARD_KEY_PATTERN: Final = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"
 ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
 TRANSIT_GATEWAY_ID_PATTERN: Final = r"^tgw-[0-9a-f]{8,17}$"
 DOMAIN_ID_PATTERN: Final = r"^tgw-mcast-domain-[0-9a-f]{8,17}$"
@@ -50,6 +53,8 @@ PATTERN_MEANINGS: Final = {
     NAME_PATTERN: "must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
     OVERLAY_NAME_PATTERN: "must be 1-11 lowercase letters, digits or hyphens (the device mck-<name> "
     "has at most 15 characters), not starting or ending with a hyphen",
+    WIREGUARD_KEY_PATTERN: "must be a WireGuard public key as `mcastkit overlay key` prints it (44 "
+    "characters of base64 ending in =)",
     ACCOUNT_ID_PATTERN: 'must be a 12-digit AWS account id, quoted in YAML ("012345678901")',
     ORGANIZATION_ID_PATTERN: "must be an AWS Organizations id such as o-a1b2c3d4e5 "
     "(aws organizations describe-organization --query Organization.Id)",

@@ -1,5 +1,5 @@
-"""The security group an overlay's hosts in a VPC wear: VXLAN (UDP ``overlay.port``) to and from
-the overlay's hosts only, nothing else."""
+"""The security group an overlay's hosts in a VPC wear: the overlay's UDP port between its hosts
+(VXLAN's, or WireGuard's when VXLAN runs inside it), nothing else."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from mcastkit.config import Overlay
 
 
 class OverlayPeers(Construct):
-    """One security group: in and out, UDP ``overlay.port`` from and to each host's underlay /32.
+    """One security group: in and out, UDP ``overlay.underlay_port`` from and to each host's
+    underlay /32.
 
     Attach it to the overlay's instances in this VPC (next to their own groups). Every frame of the
     overlay is unicast UDP between hosts, so a VPC (which carries no multicast) needs nothing more;
-    a network ACL that blocks the port between their subnets would need an entry too.
+    a network ACL that blocks the port between their subnets would need an entry too. The
+    description names the overlay only: a description cannot change without a new group, which
+    CloudFormation could not delete while the instances still wear the old one.
 
     Attributes:
         security_group.
@@ -26,12 +29,12 @@ class OverlayPeers(Construct):
             self,
             "SecurityGroup",
             vpc=vpc,
-            description=f"mcastkit overlay {overlay.name}: VXLAN {overlay.vni} on UDP {overlay.port} "
-            "between its hosts",
+            description=f"mcastkit overlay {overlay.name}: UDP between its hosts",
             allow_all_outbound=False,
         )
-        port = ec2.Port.udp(overlay.port)
+        port = ec2.Port.udp(overlay.underlay_port)
+        what = "VXLAN" if overlay.wireguard is None else "WireGuard"
         for host in overlay.hosts:
             peer = ec2.Peer.ipv4(f"{host.underlay}/32")
-            self.security_group.add_ingress_rule(peer, port, f"VXLAN from {host.name}")
-            self.security_group.add_egress_rule(peer, port, f"VXLAN to {host.name}")
+            self.security_group.add_ingress_rule(peer, port, f"{what} from {host.name}")
+            self.security_group.add_egress_rule(peer, port, f"{what} to {host.name}")

@@ -24,17 +24,16 @@ says what it changed (nothing, the second time):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_network
+from pathlib import Path
 from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
 from mcastkit.errors import BadInput
-from mcastkit.overlay import firewall
+from mcastkit.overlay import firewall, wireguard
+from mcastkit.overlay.links import VXLAN_OVERHEAD, Changes, link, set_address, set_mtu
 from mcastkit.overlay.system import System
 
-#: Bytes VXLAN adds over IPv4: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14.
-VXLAN_OVERHEAD = 50
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 
@@ -51,35 +50,27 @@ def group_mac(group: IPv4Address) -> str:
 
 
 def forwarding(overlay: Overlay, me: OverlayHost) -> dict[tuple[str, str], str]:
-    """The device's forwarding entries on ``me``: (MAC, peer's underlay address) -> what it is for.
+    """The device's forwarding entries on ``me``: (MAC, peer's tunnel address: its underlay address
+    without WireGuard) -> what it is for.
 
     Groups whose low 23 bits match share a MAC: their entries are the union of their receivers.
     """
     peers = [h for h in overlay.hosts if h is not me]
     wanted: dict[tuple[str, str], str] = {}
     for peer in peers:
-        wanted[(host_mac(peer.address), str(peer.underlay))] = f"peer {peer.name} at {peer.underlay}"
-        wanted[(BROADCAST_MAC, str(peer.underlay))] = f"broadcast to {peer.name}"
+        at = str(overlay.tunnel_address(peer))
+        wanted[(host_mac(peer.address), at)] = f"peer {peer.name} at {at}"
+        wanted[(BROADCAST_MAC, at)] = f"broadcast to {peer.name}"
     for group in overlay.group_addresses():
         for peer in peers:
             if peer.receives_group(group):
-                wanted[(group_mac(group), str(peer.underlay))] = f"{group} to {peer.name}"
+                wanted[(group_mac(group), str(overlay.tunnel_address(peer)))] = f"{group} to {peer.name}"
     return wanted
 
 
 def forwarding_present(overlay: Overlay, system: System) -> set[tuple[str, str]]:
     entries = system.json("bridge", "-j", "fdb", "show", "dev", overlay.device)
     return {(e["mac"], e["dst"]) for e in entries if "mac" in e and "dst" in e}
-
-
-@dataclass
-class Changes:
-    """What ``up`` or ``down`` did, one line per change (nothing: it was already so)."""
-
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, *lines: str) -> None:
-        self.lines.extend(lines)
 
 
 def _local_addresses(system: System) -> set[IPv4Address]:
@@ -115,7 +106,9 @@ def this_host(overlay: Overlay, system: System, name: str | None) -> OverlayHost
 
 
 def check_underlay(overlay: Overlay, me: OverlayHost, system: System) -> None:
-    """Every peer has a route, and each route carries the overlay's MTU plus VXLAN's 50 bytes."""
+    """Every peer has a route, and each route carries the overlay's MTU plus VXLAN's 50 bytes (and
+    WireGuard's 60 under it)."""
+    overhead = VXLAN_OVERHEAD + (wireguard.WIREGUARD_OVERHEAD if overlay.wireguard else 0)
     for peer in overlay.hosts:
         if peer is me:
             continue
@@ -129,19 +122,12 @@ def check_underlay(overlay: Overlay, me: OverlayHost, system: System) -> None:
         mtu = routes[0].get("metrics", [{}])[0].get("mtu") if routes[0].get("metrics") else None
         if mtu is None:
             mtu = int(system.json("ip", "-j", "link", "show", "dev", device)[0]["mtu"])
-        if mtu < overlay.mtu + VXLAN_OVERHEAD:
+        if mtu < overlay.mtu + overhead:
             raise BadInput(
-                f"overlay {overlay.name}: mtu {overlay.mtu} needs {overlay.mtu + VXLAN_OVERHEAD} bytes on "
+                f"overlay {overlay.name}: mtu {overlay.mtu} needs {overlay.mtu + overhead} bytes on "
                 f"the way to host {peer.name}, but {device} carries {mtu}; set the overlay's mtu to "
-                f"{mtu - VXLAN_OVERHEAD} or less"
+                f"{mtu - overhead} or less"
             )
-
-
-def _device(overlay: Overlay, system: System) -> dict[str, Any] | None:
-    for link in system.json("ip", "-j", "-d", "link", "show"):
-        if link.get("ifname") == overlay.device:
-            return dict(link)
-    return None
 
 
 def vxlan_settings(link: dict[str, Any]) -> tuple[object, object, object]:
@@ -149,34 +135,37 @@ def vxlan_settings(link: dict[str, Any]) -> tuple[object, object, object]:
     return data.get("id"), data.get("local"), data.get("port")
 
 
-def up(overlay: Overlay, me: OverlayHost, system: System) -> Changes:
+def up(
+    overlay: Overlay, me: OverlayHost, system: System, key_dir: Path = wireguard.DEFAULT_KEY_DIR
+) -> Changes:
     system.require("ip", "bridge", "iptables")
     check_underlay(overlay, me, system)
     changes = Changes()
     for chain in firewall.chains(overlay, me):
         changes.add(*firewall.install(system, chain))
+    if overlay.wireguard is not None:
+        wireguard.up(overlay, me, system, key_dir, changes)
     device = overlay.device
-    existing = _device(overlay, system)
-    wanted = (overlay.vni, str(me.underlay), overlay.port)
+    existing = link(system, device)
+    local = str(overlay.tunnel_address(me))
+    wanted = (overlay.vni, local, overlay.port)
     if existing is not None and vxlan_settings(existing) != wanted:
         system.run("ip", "link", "delete", device)
         changes.add(f"{device}: made again (it had VNI, local address and port {vxlan_settings(existing)})")
         existing = None
     if existing is None:
-        vxlan = ["id", str(overlay.vni), "local", str(me.underlay), "dstport", str(overlay.port)]
+        vxlan = ["id", str(overlay.vni), "local", local, "dstport", str(overlay.port)]
         system.run("ip", "link", "add", device, "type", "vxlan", *vxlan, "nolearning", "ttl", "64")
-        changes.add(f"{device}: VXLAN {overlay.vni} from {me.underlay} on UDP {overlay.port}")
+        changes.add(f"{device}: VXLAN {overlay.vni} from {local} on UDP {overlay.port}")
         # No IPv6 on the overlay: nothing but IPv4 multicast and its control should cross it.
         system.set_sysctl(f"net.ipv6.conf.{device}.disable_ipv6", "1", missing_ok=True)
-    if existing is None or existing.get("mtu") != overlay.mtu:
-        system.run("ip", "link", "set", device, "mtu", str(overlay.mtu))
-        changes.add(f"{device}: MTU {overlay.mtu}")
+    set_mtu(system, device, existing, overlay.mtu, changes)
     system.run("ip", "link", "set", device, "multicast", "on", "up")
     mac = host_mac(me.address)
     if existing is None or existing.get("address") != mac:
         system.run("ip", "link", "set", device, "address", mac)
         changes.add(f"{device}: MAC {mac} (from {me.address})")
-    _address(overlay, me, system, changes)
+    set_address(system, device, f"{me.address}/{overlay.cidr.prefixlen}", changes)
     _forwarding(overlay, me, system, changes)
     key = f"net.ipv4.conf.{device}.force_igmp_version"
     if system.sysctl(key) != "2":
@@ -184,19 +173,6 @@ def up(overlay: Overlay, me: OverlayHost, system: System) -> Changes:
         changes.add(f"{device}: IGMPv2 forced")
     _routes(overlay, system, changes)
     return changes
-
-
-def _address(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
-    device = overlay.device
-    wanted = f"{me.address}/{overlay.cidr.prefixlen}"
-    links = system.json("ip", "-j", "-4", "address", "show", "dev", device)
-    present = {f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])}
-    for stale in sorted(present - {wanted}):
-        system.run("ip", "address", "delete", stale, "dev", device)
-        changes.add(f"{device}: address {stale} removed")
-    if wanted not in present:
-        system.run("ip", "address", "add", wanted, "dev", device)
-        changes.add(f"{device}: address {wanted}")
 
 
 def _forwarding(overlay: Overlay, me: OverlayHost, system: System, changes: Changes) -> None:
@@ -207,7 +183,7 @@ def _forwarding(overlay: Overlay, me: OverlayHost, system: System, changes: Chan
         if (mac, address) not in present:
             system.run("bridge", "fdb", "append", mac, "dev", device, "dst", address)
             changes.add(f"{device}: {purpose}")
-    hosts = {str(h.underlay) for h in overlay.hosts}
+    hosts = {str(overlay.tunnel_address(h)) for h in overlay.hosts}
     gone: set[str] = set()
     for mac, address in sorted(present - set(wanted)):
         system.run("bridge", "fdb", "del", mac, "dev", device, "dst", address)
@@ -246,11 +222,14 @@ def _routes(overlay: Overlay, system: System, changes: Changes) -> None:
 
 
 def down(overlay: Overlay, system: System) -> Changes:
+    """Remove the devices (their routes and entries go with them; wireguard-go exits with its
+    device) and the filter, whether or not the config still has WireGuard."""
     system.require("ip")
     changes = Changes()
-    if _device(overlay, system) is not None:
-        system.run("ip", "link", "delete", overlay.device)
-        changes.add(f"{overlay.device}: removed, with its peers and routes")
+    for device in (overlay.device, overlay.tunnel_device):
+        if link(system, device) is not None:
+            system.run("ip", "link", "delete", device)
+            changes.add(f"{device}: removed, with its peers and routes")
     if system.has("iptables"):
         for chain in firewall.chains(overlay, None):
             changes.add(*firewall.remove(system, chain))

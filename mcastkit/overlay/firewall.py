@@ -3,9 +3,12 @@
 - ``MCK-<NAME>-OUT`` (from ``OUTPUT -o mck-<name>``): IGMP, link-local control (224.0.0.0/24:
   mDNS, LLMNR...) and the overlay's groups pass; any other multicast is dropped and counted
   (the sender gets ``EPERM`` at once);
-- ``MCK-<NAME>-IN`` (from ``INPUT -p udp --dport <port>``): VXLAN from the overlay's hosts
-  passes; from anyone else it is dropped and counted (a VXLAN device without learning takes any
-  packet with its VNI, from any source).
+- ``MCK-<NAME>-IN`` (from ``INPUT -p udp --dport <port>``): VXLAN from the overlay's hosts passes;
+  from anyone else it is dropped and counted (a VXLAN device without learning takes any packet
+  with its VNI, from any source). With WireGuard it is jumped to for both ports: WireGuard passes
+  from the hosts' underlay addresses, VXLAN only out of the WireGuard device from a peer's tunnel
+  address (the VXLAN socket listens on every address: without this, VXLAN in clear on the
+  underlay would still reach the overlay).
 
 Both jumps are inserted at the top, so an earlier ``ACCEPT`` (ufw, a distribution's rules) cannot
 bypass them. ``-w`` waits for the xtables lock another tool holds. One overlay per UDP port on a
@@ -45,14 +48,22 @@ def chains(overlay: Overlay, me: OverlayHost | None) -> tuple[Chain, Chain]:
     ]
     out_rules.append(("-d", "224.0.0.0/4", "-j", "DROP"))
     peers = [h for h in overlay.hosts if h is not me]
+    ports: tuple[str, ...] = ("--dport", str(overlay.port))
     in_rules: list[tuple[str, ...]] = [("-s", f"{h.underlay}/32", "-j", "RETURN") for h in peers]
+    if overlay.wireguard is not None:
+        ports = ("-m", "multiport", "--dports", f"{overlay.wireguard.port},{overlay.port}")
+        wireguard, vxlan = (
+            ("-p", "udp", "--dport", str(overlay.wireguard.port)),
+            ("-p", "udp", "--dport", str(overlay.port)),
+        )
+        in_rules = [(*wireguard, *rule) for rule in in_rules]
+        in_rules += [
+            ("-i", overlay.tunnel_device, *vxlan, "-s", f"{overlay.tunnel_address(h)}/32", "-j", "RETURN")
+            for h in peers
+        ]
     in_rules.append(("-j", "DROP"))
     out = Chain(f"{base}-OUT", ("OUTPUT", "-o", overlay.device, "-j", f"{base}-OUT"), tuple(out_rules))
-    inbound = Chain(
-        f"{base}-IN",
-        ("INPUT", "-p", "udp", "--dport", str(overlay.port), "-j", f"{base}-IN"),
-        tuple(in_rules),
-    )
+    inbound = Chain(f"{base}-IN", ("INPUT", "-p", "udp", *ports, "-j", f"{base}-IN"), tuple(in_rules))
     return out, inbound
 
 
@@ -82,25 +93,31 @@ def install(system: System, chain: Chain) -> list[str]:
             iptables(system, "-A", chain.name, *rule)
         changed.append(f"filter {chain.name}: {len(chain.rules)} rules")
     if not jumped_first(system, chain):
-        while present(system, chain.jump):
-            iptables(system, "-D", *chain.jump)
+        # Every jump to the chain goes, another port's from an earlier config included.
+        for number in reversed(_jumps(system, chain)):
+            iptables(system, "-D", chain.builtin, str(number))
         iptables(system, "-I", chain.builtin, "1", *chain.jump[1:])
         changed.append(f"filter {chain.name}: jumped to first from {chain.builtin}")
     iptables(system, "-Z", chain.name)
     return changed
 
 
-def jumped_first(system: System, chain: Chain) -> bool:
-    """Whether the built-in chain's first rule is the jump (and no other copy of it follows)."""
+def _jumps(system: System, chain: Chain) -> list[int]:
+    """The rule numbers in the built-in chain that jump to ``chain``."""
     listing = iptables(system, "-L", chain.builtin, "-n", "--line-numbers").splitlines()
-    targets = [line.split()[1] for line in listing[2:] if len(line.split()) > 1]
-    return bool(targets) and targets[0] == chain.name and targets.count(chain.name) == 1
+    rows = [line.split() for line in listing[2:]]
+    return [int(row[0]) for row in rows if len(row) > 1 and row[1] == chain.name]
+
+
+def jumped_first(system: System, chain: Chain) -> bool:
+    """Whether the built-in chain's first rule is the jump as the config has it, and the only one."""
+    return _jumps(system, chain) == [1] and present(system, chain.jump)
 
 
 def remove(system: System, chain: Chain) -> list[str]:
     removed = []
-    while present(system, chain.jump):
-        iptables(system, "-D", *chain.jump)
+    for number in reversed(_jumps(system, chain)):
+        iptables(system, "-D", chain.builtin, str(number))
     if system.returncode("iptables", "-w", "-S", chain.name) == 0:
         iptables(system, "-F", chain.name)
         iptables(system, "-X", chain.name)

@@ -3,12 +3,13 @@ the overlay), its groups, its traffic, and what ``up`` would still have to fix."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
-from mcastkit.overlay import firewall
+from mcastkit.overlay import firewall, wireguard
 from mcastkit.overlay.device import (
     BROADCAST_MAC,
     forwarding,
@@ -17,6 +18,7 @@ from mcastkit.overlay.device import (
     host_mac,
     vxlan_settings,
 )
+from mcastkit.overlay.links import link
 from mcastkit.overlay.system import System
 
 
@@ -29,6 +31,10 @@ class Peer:
     replicated: bool
     #: It answered an ICMP echo across the overlay (None: not checked).
     reachable: bool | None
+    #: With WireGuard: seconds since the last handshake (None: never), bytes in and out.
+    handshake_age: int | None = None
+    tunnel_rx_bytes: int | None = None
+    tunnel_tx_bytes: int | None = None
 
 
 @dataclass
@@ -63,7 +69,14 @@ class OverlayStatus:
         for peer in self.peers:
             reach = {True: "answers", False: "does not answer", None: "not checked"}[peer.reachable]
             replicated = "replicated to" if peer.replicated else "NOT replicated to"
-            out.append(f"  peer {peer.name} at {peer.underlay} ({peer.address}): {replicated}, {reach}")
+            line = f"  peer {peer.name} at {peer.underlay} ({peer.address}): {replicated}, {reach}"
+            if peer.tunnel_rx_bytes is not None:
+                handshake = "never" if peer.handshake_age is None else f"{peer.handshake_age} s ago"
+                line += (
+                    f"; WireGuard handshake {handshake}, in {peer.tunnel_rx_bytes} B, "
+                    f"out {peer.tunnel_tx_bytes} B"
+                )
+            out.append(line)
         out.append(f"  groups routed by {self.device}: {', '.join(self.groups_routed) or 'none'}")
         for group, names in self.receivers.items():
             out.append(f"  {group} replicated to: {', '.join(names) or 'no peer (it stays on this host)'}")
@@ -88,23 +101,25 @@ def status(
 ) -> OverlayStatus:
     device = overlay.device
     found = [
-        link for link in system.json("ip", "-j", "-s", "-d", "link", "show") if link.get("ifname") == device
+        entry
+        for entry in system.json("ip", "-j", "-s", "-d", "link", "show")
+        if entry.get("ifname") == device
     ]
     result = OverlayStatus(overlay.name, me.name, device, up=bool(found))
     if not found:
         result.problems.append(f"{device} does not exist; fix: mcastkit overlay up (on {me.name})")
         return result
-    link = found[0]
+    vxlan = found[0]
     fix = "fix: mcastkit overlay up"
-    if "UP" not in link.get("flags", []):
+    if "UP" not in vxlan.get("flags", []):
         result.up = False
         result.problems.append(f"{device} is down; {fix}")
-    if vxlan_settings(link) != (overlay.vni, str(me.underlay), overlay.port):
-        result.problems.append(f"{device} has VNI, local address and port {vxlan_settings(link)}; {fix}")
-    result.mtu = link.get("mtu")
+    if vxlan_settings(vxlan) != (overlay.vni, str(overlay.tunnel_address(me)), overlay.port):
+        result.problems.append(f"{device} has VNI, local address and port {vxlan_settings(vxlan)}; {fix}")
+    result.mtu = vxlan.get("mtu")
     if result.mtu != overlay.mtu:
         result.problems.append(f"{device} has MTU {result.mtu}, the overlay {overlay.mtu}; {fix}")
-    stats = link.get("stats64", {})
+    stats = vxlan.get("stats64", {})
     result.traffic = {
         "rx_packets": stats.get("rx", {}).get("packets", 0),
         "rx_bytes": stats.get("rx", {}).get("bytes", 0),
@@ -118,23 +133,34 @@ def status(
     missing = [purpose for entry, purpose in forwarding(overlay, me).items() if entry not in present]
     if missing:
         result.problems.append(f"forwarding entries missing: {', '.join(missing)}; {fix}")
+    tunnel = _tunnel(overlay, me, system, result, fix)
+    port = overlay.underlay_port
     for host in overlay.hosts:
         if host is me:
             continue
         reachable = echo(str(host.address), device) if (check_peers and echo and result.up) else None
-        underlay = str(host.underlay)
-        is_replicated = {(host_mac(host.address), underlay), (BROADCAST_MAC, underlay)} <= present
-        result.peers.append(Peer(host.name, underlay, str(host.address), is_replicated, reachable))
+        at = str(overlay.tunnel_address(host))
+        is_replicated = {(host_mac(host.address), at), (BROADCAST_MAC, at)} <= present
+        peer = Peer(host.name, str(host.underlay), str(host.address), is_replicated, reachable)
+        state = tunnel.get(host.public_key or "")
+        if state is not None:
+            age = int(time.time()) - state.latest_handshake if state.latest_handshake else None
+            peer = Peer(**{**asdict(peer), "handshake_age": age, "tunnel_rx_bytes": state.rx_bytes,
+                           "tunnel_tx_bytes": state.tx_bytes})  # fmt: skip
+        result.peers.append(peer)
         if is_replicated and reachable is False:
+            keys = " or a WireGuard key in a config is not the host's own," if overlay.wireguard else ""
             result.problems.append(
                 f"peer {host.name} at {host.underlay} does not answer across the overlay: its overlay is "
-                f"down, or its config does not list {me.name} at {me.underlay}, or UDP {overlay.port} (or "
+                f"down, or its config does not list {me.name} at {me.underlay},{keys} or UDP {port} (or "
                 "ICMP inside it) is blocked between the hosts (security group, network ACL, firewall); "
-                f"fix: mcastkit overlay status on {host.name}, and allow UDP {overlay.port} between the peers"
+                f"fix: mcastkit overlay status on {host.name}, and allow UDP {port} between the peers"
             )
     result.receivers = {
         str(group): [
-            h.name for h in overlay.hosts if h is not me and (group_mac(group), str(h.underlay)) in present
+            h.name
+            for h in overlay.hosts
+            if h is not me and (group_mac(group), str(overlay.tunnel_address(h))) in present
         ]
         for group in overlay.group_addresses()
     }
@@ -160,7 +186,29 @@ def status(
         )
     if result.strangers:
         result.problems.append(
-            f"{result.strangers} VXLAN packets on UDP {overlay.port} from addresses that are not the "
-            "overlay's hosts were dropped since up: a host missing from this host's config, or a stranger"
+            f"{result.strangers} packets on UDP {overlay.underlay_port} or {overlay.port} from addresses "
+            "that are not the overlay's hosts (or VXLAN that did not come through WireGuard) were dropped "
+            "since up: a host missing from this host's config, or a stranger"
         )
     return result
+
+
+def _tunnel(
+    overlay: Overlay, me: OverlayHost, system: System, result: OverlayStatus, fix: str
+) -> dict[str, wireguard.PeerState]:
+    """The WireGuard device's peers by public key (none without WireGuard), and its problems."""
+    if overlay.wireguard is None:
+        return {}
+    device = overlay.tunnel_device
+    if link(system, device) is None or not system.has("wg"):
+        result.problems.append(f"{device} (WireGuard) does not exist; {fix}")
+        return {}
+    _, port, present = wireguard.read_state(system, device)
+    if port != str(overlay.wireguard.port):
+        result.problems.append(
+            f"{device} listens on UDP {port}, the config says {overlay.wireguard.port}; {fix}"
+        )
+    for key, (peer, wanted) in wireguard.wanted_peers(overlay, me).items():
+        if not wireguard.same_peer(present.get(key), wanted):
+            result.problems.append(f"{device}: peer {peer.name} is not set as the config has it; {fix}")
+    return present

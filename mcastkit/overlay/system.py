@@ -1,4 +1,4 @@
-"""The commands an overlay runs on its host (iproute2, iptables), one way, with one-line errors."""
+"""The commands an overlay runs on its host (iproute2, iptables, WireGuard), one way, with one-line errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from mcastkit.errors import EnvironmentFailure
 
 
 class System:
-    """Runs ``ip``, ``bridge`` and ``iptables`` and reads ``/proc/sys`` of the current network namespace.
+    """Runs ``ip``, ``bridge``, ``iptables`` and ``wg``, and reads ``/proc/sys`` of the current
+    network namespace.
 
     A failed command raises :class:`EnvironmentFailure` with the command and what it printed.
     """
@@ -26,12 +27,14 @@ class System:
             raise EnvironmentFailure("an overlay changes this host's interfaces and routes: run it as root")
         for tool in tools:
             if shutil.which(tool) is None:
-                package = "iptables" if tool == "iptables" else "iproute2"
+                package = {"iptables": "iptables", "wg": "wireguard-tools"}.get(tool, "iproute2")
                 raise EnvironmentFailure(f"`{tool}` not found: install {package}")
 
-    def run(self, *command: str, check: bool = True) -> str:
+    def run(self, *command: str, check: bool = True, stdin: str | None = None) -> str:
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+            done = subprocess.run(
+                command, input=stdin, capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as err:
             raise EnvironmentFailure(f"`{' '.join(command)}`: {err}") from None
         if check and done.returncode != 0:

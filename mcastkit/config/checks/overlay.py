@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcastkit.config.checks.common import repeats
-from mcastkit.config.models import Config, Overlay
+from mcastkit.config.models import Config, Overlay, OverlayWireGuard
 from mcastkit.config.problems import Path, Problem
 
 
@@ -23,6 +23,16 @@ def overlays_problems(path: Path, overlays: Sequence[Overlay]) -> list[Problem]:
             fix="give each overlay a VNI of its own",
         )
         for i, j in repeats((o.vni, o.port) for o in overlays)
+    ]
+    wireguard = [(i, o.wireguard.port) for i, o in enumerate(overlays) if o.wireguard]
+    problems += [
+        Problem(
+            (*path, wireguard[i][0], "wireguard", "port"),
+            f"UDP {wireguard[i][1]} is also overlay {overlays[wireguard[j][0]].name}'s WireGuard port: a "
+            "host in both could listen for one only",
+            fix="give each overlay's WireGuard a port of its own",
+        )
+        for i, j in repeats(port for _, port in wireguard)
     ]
     for index, overlay in enumerate(overlays):
         problems += [p.within((*path, index)) for p in overlay_problems(overlay)]
@@ -93,6 +103,8 @@ def overlay_problems(overlay: Overlay) -> list[Problem]:
             for r, group in enumerate(receives)
             if group not in carried
         ]
+    if overlay.wireguard is not None:
+        problems += _wireguard_problems(overlay, overlay.wireguard)
     problems += [
         Problem(("groups", i), f"{overlay.groups[i]} is listed twice")
         for i, _ in repeats(str(g) for g in overlay.groups)
@@ -109,6 +121,57 @@ def overlay_problems(overlay: Overlay) -> list[Problem]:
     return problems
 
 
+def _wireguard_problems(overlay: Overlay, wireguard: OverlayWireGuard) -> list[Problem]:
+    problems = []
+    if wireguard.cidr.prefixlen != overlay.cidr.prefixlen:
+        problems.append(
+            Problem(
+                ("wireguard", "cidr"),
+                f"{wireguard.cidr} is a /{wireguard.cidr.prefixlen}, the overlay's cidr {overlay.cidr} a "
+                f"/{overlay.cidr.prefixlen}: each host's tunnel address is its overlay address moved into it",
+                fix=f"use a /{overlay.cidr.prefixlen}",
+            )
+        )
+    elif wireguard.cidr.overlaps(overlay.cidr):
+        problems.append(
+            Problem(
+                ("wireguard", "cidr"),
+                f"{wireguard.cidr} overlaps the overlay's cidr {overlay.cidr}: the tunnel would be routed "
+                "into the overlay",
+                fix="choose a subnet of its own",
+            )
+        )
+    if wireguard.port == overlay.port:
+        problems.append(
+            Problem(
+                ("wireguard", "port"),
+                f"UDP {wireguard.port} is also the overlay's VXLAN port: both listen on the host",
+                fix="give WireGuard another port (51820 is usual)",
+            )
+        )
+    problems += [
+        Problem(
+            ("hosts", i, "underlay"),
+            f"{host.underlay} is inside the WireGuard cidr {wireguard.cidr}: the tunnel would be routed "
+            "into itself",
+            fix="use the address the host has on its real network",
+        )
+        for i, host in enumerate(overlay.hosts)
+        if host.underlay in wireguard.cidr
+    ]
+    keys = [h.public_key for h in overlay.hosts]
+    problems += [
+        Problem(
+            ("hosts", i, "public_key"),
+            f"the public key of host {overlay.hosts[j].name} again: WireGuard could not tell them apart",
+            fix="run `mcastkit overlay key` on each host and copy its own key",
+        )
+        for i, j in repeats(keys)
+        if keys[i] is not None
+    ]
+    return problems
+
+
 def overlay_config_problems(config: Config) -> list[Problem]:
     """Overlays against the rest of the config: their subnets clash with no network, no group is
     carried by two, and no host sits in a multicast subnet (whose network ACL admits multicast only)."""
@@ -121,20 +184,29 @@ def overlay_config_problems(config: Config) -> list[Problem]:
         for cidr in region.relay.datacenter_cidrs
     ]
     networks += [(f"overlays[{i}].cidr", overlay.cidr) for i, overlay in enumerate(config.overlays)]
+    networks += [
+        (f"overlays[{i}].wireguard.cidr", overlay.wireguard.cidr)
+        for i, overlay in enumerate(config.overlays)
+        if overlay.wireguard
+    ]
     carried: dict[str, str] = {}
     for index, overlay in enumerate(config.overlays):
         path: Path = ("overlays", index)
-        for where, network in networks:
-            if where != f"overlays[{index}].cidr" and overlay.cidr.overlaps(network):
-                problems.append(
-                    Problem(
-                        (*path, "cidr"),
-                        f"{overlay.cidr} overlaps {where} {network}: the overlay's route would take that "
-                        "network's traffic on its hosts",
-                        fix="choose a subnet no network of the config uses",
+        own = {(*path, "cidr"): overlay.cidr}
+        if overlay.wireguard:
+            own[(*path, "wireguard", "cidr")] = overlay.wireguard.cidr
+        for field, cidr in own.items():
+            for where, network in networks:
+                if not where.startswith(f"overlays[{index}].") and cidr.overlaps(network):
+                    problems.append(
+                        Problem(
+                            field,
+                            f"{cidr} overlaps {where} {network}: the overlay's route would take that "
+                            "network's traffic on its hosts",
+                            fix="choose a subnet no network of the config uses",
+                        )
                     )
-                )
-                break
+                    break
         for g, group in enumerate(overlay.groups):
             other = carried.setdefault(str(group), overlay.name)
             if other != overlay.name:
