@@ -45,10 +45,12 @@ synth: setup ## synthesize every region of $(CONFIG) into cdk.out (no AWS creden
 
 # Debian packages some tests use, each with a file that shows it is there: iptables (the stream
 # lab's induced loss), tshark (an independent MoldUDP64 and SoupBinTCP decoder), the CNI plugins
-# (the EKS pods' network chain: host-device, tuning), curl (the EKS node's boot script). Installed as
+# (the EKS pods' network chain: host-device, tuning), curl (the EKS node's boot script),
+# wireguard-tools and wireguard-go (the overlay over WireGuard, where the kernel has none). Installed as
 # root where apt-get works; elsewhere those tests skip.
 TEST_PACKAGES := iptables:/usr/sbin/iptables tshark:/usr/bin/tshark \
-  containernetworking-plugins:/usr/lib/cni/host-device curl:/usr/bin/curl
+  containernetworking-plugins:/usr/lib/cni/host-device curl:/usr/bin/curl \
+  wireguard-tools:/usr/bin/wg wireguard-go:/usr/bin/wireguard-go
 
 test-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
