@@ -472,6 +472,13 @@ BAD_INPUTS: list[Case] = [
          "overlays[0].cidr", "overlaps regions.eu-west-2.vpc_cidr"),
     Case("overlay-group-on-its-vxlan-port", lambda d: d["overlays"][0].update(groups=["239.10.1.1:4789"]),
          "overlays[0].groups[0]", "the overlay's own VXLAN port 4789"),
+    Case("overlay-more-hosts-than-a-security-group-holds",
+         lambda d: d["overlays"][0]["hosts"].extend(
+             {"name": f"dc-{i}", "underlay": f"192.168.41.{i}", "address": f"10.99.0.{i}"} for i in range(3, 62)),
+         "overlays[0].hosts", "61 hosts need as many inbound (and outbound) rules in the overlay's security group"),
+    Case("overlay-wireguard-cidr-overlaps-a-vpc",
+         lambda d: d["overlays"][0].update(wireguard={"cidr": "10.20.99.0/24"}),
+         "overlays[0].wireguard.cidr", "overlaps regions.eu-west-2.vpc_cidr"),
     # Monitoring
     Case("alarm-email-not-an-address", lambda d: d["monitoring"].update(email=["ops-at-example.com"]),
          "monitoring.email[0]", "ops-at-example.com"),

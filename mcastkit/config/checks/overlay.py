@@ -217,6 +217,18 @@ def overlay_config_problems(config: Config) -> list[Problem]:
                         fix="carry each group on one overlay",
                     )
                 )
+        in_a_vpc = any(h.underlay in r.vpc_cidr for h in overlay.hosts for r in config.regions.values())
+        if in_a_vpc and len(overlay.hosts) > config.quotas.security_group_rules:
+            problems.append(
+                Problem(
+                    (*path, "hosts"),
+                    f"{len(overlay.hosts)} hosts need as many inbound (and outbound) rules in the "
+                    "overlay's security group, over quotas.security_group_rules "
+                    f"({config.quotas.security_group_rules})",
+                    fix="split the hosts into overlays of fewer hosts, or raise the VPC quota and "
+                    "quotas.security_group_rules",
+                )
+            )
         for h, host in enumerate(overlay.hosts):
             for name, region in config.regions.items():
                 subnet = next((s for s in region.subnets if host.underlay in s.cidr), None)
