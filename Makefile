@@ -102,7 +102,7 @@ bench-stream: setup-dev ## sequenced-stream benchmark in the netns lab (root; 3 
 	python bench/stream_bench.py > bench/out/stream.json
 	python bench/stream_bench.py --table bench/out/stream.json
 
-bench-overlay: setup-dev ## direct, relay, udptunnel, overlay and n2n in namespaces (root; 2 repeats, about 30 min): JSON in bench/out/overlay.json
+bench-overlay: setup-dev ## direct, relay, udptunnel, overlay (in clear and in WireGuard) and n2n in namespaces (root; 2 repeats, about 40 min): JSON in bench/out/overlay.json
 	mkdir -p bench/out
 	python bench/overlay_bench.py --install > bench/out/overlay.json
 	python bench/overlay_bench.py --table bench/out/overlay.json

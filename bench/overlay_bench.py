@@ -14,6 +14,10 @@ forwards unicast and floods no multicast to any port. Paths, side by side in one
   it read from TCP only once more data has come in after it, so every stream's last few
   datagrams stay in it: the pass rule counts them lost;
 - ``overlay``: ``mcastkit overlay`` (VXLAN, head-end replication) over the VPC stand-in;
+- ``overlay-wg``: the same inside WireGuard (``wireguard:`` in the overlay): wireguard-go, the
+  user-space WireGuard a host without the kernel's runs (this kernel has no WireGuard; each host
+  gets its own ``/run/wireguard``, where wireguard-go keeps its control socket). Encrypted like
+  n2n, so ``overlay-wg/n2n`` compares like with like; EC2's kernel WireGuard is not measured;
 - ``n2n``: Debian's n2n (v1: ``supernode`` on a host ``sn``, an ``edge`` on each host; it
   encrypts with twofish, which Debian's build cannot turn off; ``-r`` lets an edge accept frames
   not addressed to its own IP, multicast included: without it, it discards them as "bad
@@ -45,7 +49,7 @@ every (size, path); the summary takes medians, and per size the ratio of each pa
 and of the overlay to n2n. Goals (issue 16): the overlay at >= 90% of direct, and ahead of n2n,
 on every row. ``--paths``, ``--sizes`` and ``--rates`` choose a subset (a smoke run).
 
-Run as root on an otherwise idle machine (2 repeats: about 30 minutes on 2 CPUs, estimated)::
+Run as root on an otherwise idle machine (2 repeats: about 40 minutes on 2 CPUs, estimated)::
 
     python bench/overlay_bench.py --install > bench/out/overlay.json
     python bench/overlay_bench.py --table bench/out/overlay.json
@@ -81,8 +85,8 @@ from mcastkit.probe.wire import SizeRange
 
 RATES = (1_000, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000)
 SIZES = (SizeRange(64, 64), SizeRange(1024, 1024), SizeRange(64, 512))
-PATHS = ("direct", "relay", "udptunnel", "overlay", "n2n")
-RATIOS = ("overlay/direct", "overlay/n2n", "relay/direct", "udptunnel/direct", "n2n/direct")
+PATHS = ("direct", "relay", "udptunnel", "overlay", "overlay-wg", "n2n")
+RATIOS = ("overlay/direct", "overlay/n2n", "overlay-wg/n2n", "relay/direct")
 LATENCY_RATE = 10_000
 SECONDS = 2.0
 #: A group per path: a receiver cannot count a copy that came by another path.
@@ -92,6 +96,7 @@ PREFIX = "mckob"
 VPC = {"a": "10.88.0.1", "b": "10.88.0.2", "ut": "10.88.0.3", "sn": "10.88.0.9"}
 LAN = {"a": "10.87.0.1", "b": "10.87.0.2"}  # the bridge that carries multicast (eth1)
 OVERLAY_ADDRESS = {"a": "10.99.0.1", "b": "10.99.0.2"}
+WIREGUARD_OVERLAY_ADDRESS = {"a": "10.97.0.1", "b": "10.97.0.2"}
 N2N_ADDRESS = {"a": "10.66.0.1", "b": "10.66.0.2"}
 #: Each host's own multicast segment, where the relay ingress and udptunnel's client read the
 #: sender and the relay egress writes for the receiver: a TAP device that no process reads
@@ -110,6 +115,7 @@ ENDS = {
     "relay": (LOCAL["a"], LOCAL["b"]),
     "udptunnel": (LOCAL["a"], UT_LINK["b"]),
     "overlay": (OVERLAY_ADDRESS["a"], OVERLAY_ADDRESS["b"]),
+    "overlay-wg": (WIREGUARD_OVERLAY_ADDRESS["a"], WIREGUARD_OVERLAY_ADDRESS["b"]),
     "n2n": (N2N_ADDRESS["a"], N2N_ADDRESS["b"]),
     "underlay": (VPC["a"], VPC["b"]),
 }
@@ -125,6 +131,16 @@ OVERLAY = f"""overlays:
     hosts:
       - {{name: a, underlay: {VPC["a"]}, address: {OVERLAY_ADDRESS["a"]}}}
       - {{name: b, underlay: {VPC["b"]}, address: {OVERLAY_ADDRESS["b"]}}}
+  - name: benchwg
+    vni: 4344
+    port: 4790
+    cidr: 10.97.0.0/24
+    mtu: 1390
+    wireguard: {{cidr: 10.96.0.0/24}}
+    groups: [{GROUPS["overlay-wg"]}]
+    hosts:
+      - {{name: a, underlay: {VPC["a"]}, address: {WIREGUARD_OVERLAY_ADDRESS["a"]}, public_key: KEY_a}}
+      - {{name: b, underlay: {VPC["b"]}, address: {WIREGUARD_OVERLAY_ADDRESS["b"]}, public_key: KEY_b}}
 """
 
 
@@ -198,13 +214,14 @@ def topology(workdir: Path, paths: Collection[str]) -> Iterator[None]:
         secret.touch(mode=0o600)
         secret.write_text(secrets.token_hex(32) + "\n")
         overlay_file = workdir / "overlay.yaml"
-        overlay_file.write_text(OVERLAY)
+        overlay_file.write_text(OVERLAY.replace("KEY_a", "A" * 43 + "=").replace("KEY_b", "A" * 42 + "E="))
+        keys = {host: _overlay(workdir, host, "key", "--name", "benchwg").strip() for host in ("a", "b")}
+        overlay_file.write_text(OVERLAY.replace("KEY_a", keys["a"]).replace("KEY_b", keys["b"]))
         for host in ("a", "b"):
             for key in ("all", "default"):
                 netns.in_namespace(ns(host), ["sysctl", "-qw", f"net.ipv4.conf.{key}.force_igmp_version=2"])
-            netns.in_namespace(
-                ns(host), netns.mcastkit_command("overlay", "up", "--file", str(overlay_file), "--host", host)
-            )
+            for name in ("bench", "benchwg"):
+                _overlay(workdir, host, "up", "--name", name)
         if "n2n" in paths:
             pids.extend(start_n2n(workdir))
         yield
@@ -212,6 +229,31 @@ def topology(workdir: Path, paths: Collection[str]) -> Iterator[None]:
         netns.stop(pids)
         for name in names:
             netns.ip("netns", "delete", name, check=False)
+
+
+def _overlay(workdir: Path, host: str, action: str, *args: str) -> str:
+    """``mcastkit overlay ACTION`` on ``host`` (on its CPUs, which wireguard-go inherits), with the
+    host's own /run/wireguard and key directory: the namespaces share one file system."""
+    run_dir, key_dir = workdir / f"run-{host}", workdir / f"keys-{host}"
+    run_dir.mkdir(exist_ok=True)
+    Path("/run/wireguard").mkdir(mode=0o700, exist_ok=True)
+    command = netns.mcastkit_command(
+        "overlay", action, "--file", str(workdir / "overlay.yaml"), "--host", host, *args,
+        *(["--key-dir", str(key_dir)] if action in ("key", "up") else []),
+    )  # fmt: skip
+    private_run = 'mount --bind "$0" /run/wireguard && exec "$@"'
+    wrapped = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        private_run,
+        str(run_dir),
+        *command,
+    ]
+    return netns.in_namespace(ns(host), wrapped, cpus=CPUS[host])
 
 
 def start_n2n(workdir: Path) -> list[int]:
@@ -343,7 +385,7 @@ def step_up(path: str, size: SizeRange, workdir: Path, rates: tuple[int, ...] = 
     stopped_by = "all rates passed"
     for rate in rates:
         result = one_step(path, size, rate, workdir)
-        log(f"{path:9} {size!s:>7} B target {rate:>7}/s sent {result['achieved_send_rate']:>7}/s "
+        log(f"{path:10} {size!s:>7} B target {rate:>7}/s sent {result['achieved_send_rate']:>7}/s "
             f"lost {result['lost']:>7} p50/p99 {result['p50_us']}/{result['p99_us']} µs")  # fmt: skip
         if not kept_up(result):
             retry = one_step(path, size, rate, workdir)
@@ -488,6 +530,18 @@ def _n2n_version(install: bool) -> str:
     return query.stdout.strip()
 
 
+def _wireguard_go_version(install: bool) -> str:
+    """The overlays need wg and wireguard-go (this kernel has no WireGuard) on every run."""
+    missing = [tool for tool in ("wg", "wireguard-go") if shutil.which(tool) is None]
+    if missing and install:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wireguard-tools",
+                        "wireguard-go"], capture_output=True, check=False)  # fmt: skip
+    if any(shutil.which(tool) is None for tool in ("wg", "wireguard-go")):
+        sys.exit("overlay_bench: wireguard-tools and wireguard-go are not installed (or --install)")
+    query = subprocess.run(["dpkg-query", "-W", "wireguard-go"], capture_output=True, text=True, check=False)
+    return query.stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
@@ -499,7 +553,7 @@ def main() -> int:
     )
     parser.add_argument("--rates", help="comma-separated rates to step through (default: the full ladder)")
     parser.add_argument(
-        "--install", action="store_true", help="apt-get install n2n and udptunnel when missing"
+        "--install", action="store_true", help="apt-get install n2n, udptunnel and wireguard-go when missing"
     )
     parser.add_argument("--table", metavar="JSON", help="print the README table of an earlier run")
     args = parser.parse_args()
@@ -517,6 +571,7 @@ def main() -> int:
     }
     if "n2n" in args.paths:
         results["n2n"] = _n2n_version(args.install)
+    results["wireguard-go"] = _wireguard_go_version(args.install)
     if "udptunnel" in args.paths:
         results["udptunnel"] = udptunnel_status(args.install)
         if not results["udptunnel"]["available"]:

@@ -1,4 +1,4 @@
-"""bench/overlay_bench.py's summary and table: five paths side by side, ratios, goals.
+"""bench/overlay_bench.py's summary and table: six paths side by side, ratios, goals.
 
 The benchmark itself needs namespaces (root); these check its pure functions on hand-made runs.
 """
@@ -33,9 +33,9 @@ def _run(path: str, size: str, rate: int, *, p99: float | None, stopped_by: str)
 #: Per size, each path's max zero-loss rate in two runs (udptunnel: no step passed).
 RATES = {
     "64": {"direct": (400_000, 400_000), "relay": (300_000, 400_000), "udptunnel": (0, 0),
-           "overlay": (400_000, 400_000), "n2n": (25_000, 25_000)},
+           "overlay": (400_000, 400_000), "overlay-wg": (50_000, 50_000), "n2n": (25_000, 25_000)},
     "64-512": {"direct": (200_000, 210_000), "relay": (100_000, 100_000), "udptunnel": (0, 0),
-               "overlay": (170_000, 172_000), "n2n": (25_000, 25_000)},
+               "overlay": (170_000, 172_000), "overlay-wg": (40_000, 60_000), "n2n": (25_000, 25_000)},
 }  # fmt: skip
 
 
@@ -81,14 +81,13 @@ def test_each_row_has_every_path_with_its_median_and_range() -> None:
     assert row["overlay"]["p50_us_at_10k"]["median"] == 25.25
 
 
-def test_ratios_are_each_path_to_direct_and_the_overlay_to_n2n() -> None:
+def test_ratios_are_the_overlays_to_direct_and_to_n2n() -> None:
     ratios = bench.summarise(_runs())["table"]["64-512"]["ratios"]
     assert ratios == {
         "overlay/direct": 0.83,  # 171,000 / 205,000
         "overlay/n2n": 6.84,
+        "overlay-wg/n2n": 2.0,  # both encrypted
         "relay/direct": 0.49,
-        "udptunnel/direct": 0.0,
-        "n2n/direct": 0.12,
     }
 
 
@@ -110,12 +109,12 @@ def test_a_path_not_measured_has_no_ratio_and_leaves_its_goal_unjudged() -> None
     assert row["n2n"]["runs"] == 0
     assert row["n2n"]["max_zero_loss_rate"]["median"] is None
     assert row["ratios"]["overlay/n2n"] is None
-    assert row["ratios"]["n2n/direct"] is None
+    assert row["ratios"]["overlay-wg/n2n"] is None
     assert summary["goals"]["overlay ahead of n2n on every row"] is None
     assert summary["goals"]["overlay >= 90% of direct on every row"] is False
 
 
-def test_the_table_is_one_markdown_table_of_all_five_paths() -> None:
+def test_the_table_is_one_markdown_table_of_all_six_paths() -> None:
     results = {
         "runs": [run for run in _runs() if run["path"] != "relay"],
         "load_average": [0.5, 0.4, 0.3],
@@ -126,20 +125,20 @@ def test_the_table_is_one_markdown_table_of_all_five_paths() -> None:
     lines = bench.render(results).splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header == [
-        "size", "max zero-loss msg/s: direct", "relay", "udptunnel", "overlay", "n2n",
-        "overlay/direct", "overlay/n2n", "relay/direct", "udptunnel/direct", "n2n/direct",
-        "p50/p99 µs at 10k: direct", "relay", "udptunnel", "overlay", "n2n",
+        "size", "max zero-loss msg/s: direct", "relay", "udptunnel", "overlay", "overlay-wg", "n2n",
+        "overlay/direct", "overlay/n2n", "overlay-wg/n2n", "relay/direct",
+        "p50/p99 µs at 10k: direct", "relay", "udptunnel", "overlay", "overlay-wg", "n2n",
     ]  # fmt: skip
-    assert lines[1] == "| --- |" + " ---: |" * 15
+    assert lines[1] == "| --- |" + " ---: |" * 16
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")[1:]]
         for line in lines[2:4]
     }
     # Not measured: "-"; a sender that fell short (no loss): "*".
-    assert rows["64-512 B"][:5] == ["205,000", "-", "0", "171,000*", "25,000"]
-    assert rows["64-512 B"][5:10] == ["0.83", "6.84", "-", "0.00", "0.12"]
-    assert rows["64-512 B"][10:] == ["25/50", "-", "-", "25/50", "25/50"]
-    assert rows["64 B"][:5] == ["400,000", "-", "0", "400,000", "25,000"]
+    assert rows["64-512 B"][:6] == ["205,000", "-", "0", "171,000*", "50,000", "25,000"]
+    assert rows["64-512 B"][6:10] == ["0.83", "6.84", "2.00", "-"]
+    assert rows["64-512 B"][10:] == ["25/50", "-", "-", "25/50", "25/50", "25/50"]
+    assert rows["64 B"][:6] == ["400,000", "-", "0", "400,000", "50,000", "25,000"]
     assert lines[4] == ""
     assert lines[5].startswith("\\* no loss at that rate")
     assert '"underlay": 0, "relay": 0, "udptunnel": 0' in lines[6]
@@ -149,7 +148,7 @@ def test_the_table_is_one_markdown_table_of_all_five_paths() -> None:
 def test_an_older_json_without_controls_or_placement_still_renders() -> None:
     runs = [run for run in _runs() if run["path"] in ("direct", "overlay", "n2n")]
     text = bench.render({"runs": runs, "load_average": [0.9], "repeat": 2, "underlay_carries": 0})
-    assert "| 64-512 B | 205,000 | - | - | 171,000* | 25,000 | 0.83 | 6.84 | - | - | 0.12 |" in text
+    assert "| 64-512 B | 205,000 | - | - | 171,000* | - | 25,000 | 0.83 | 6.84 | - | - |" in text
     assert 'controls (datagrams heard, must be 0): {"underlay": 0}' in text
     assert text.endswith('CPUs "any"')
 
