@@ -121,6 +121,11 @@ def test_a_file_with_a_host_twice_is_one_line_per_problem(tmp_path: Path) -> Non
             },
             "overlays[0].hosts[2].public_key: the public key of host h1 again",
         ),
+        (
+            HOSTS,
+            {"wireguard": f"{{cidr: 10.98.0.0/24, port: {PORT}}}"},
+            f"overlays[0].groups[0]: {GROUP}:{PORT}: its port is the overlay's WireGuard port {PORT}",
+        ),
     ],
     ids=[
         "address-outside-cidr",
@@ -135,6 +140,7 @@ def test_a_file_with_a_host_twice_is_one_line_per_problem(tmp_path: Path) -> Non
         "underlay-inside-the-wireguard-cidr",
         "public-key-not-a-key",
         "public-key-twice",
+        "group-on-the-wireguard-port",
     ],
 )
 def test_a_bad_overlay_is_refused_naming_the_field(
@@ -456,6 +462,24 @@ def test_a_host_removed_from_the_config_or_its_group_is_no_longer_replicated_to(
 
 @pytest.mark.netns
 @needs_netns
+@pytest.mark.timeout(120)
+def test_a_peer_that_moved_to_another_underlay_address_is_reached_there(net: Net) -> None:
+    # An instance replaced keeps its overlay address and gets another private IP.
+    assert net.overlay("h1", "up", "--host", "h1").returncode == 0
+    net.file.write_text(net.file.read_text().replace("underlay: 10.88.0.3,", "underlay: 10.88.0.33,"))
+    done = net.overlay("h1", "up", "--host", "h1")
+    assert done.returncode == 0, done.stderr
+    assert "mck-md: peer h3 at 10.88.0.33" in done.stdout
+    show = ["ip", "netns", "exec", net.hosts["h1"], "bridge", "-j", "fdb", "show", "dev", "mck-md"]
+    fdb = subprocess.run(show, capture_output=True, text=True, check=True)
+    h3 = {e["dst"] for e in json.loads(fdb.stdout) if e["mac"] == "02:00:0a:63:00:03"}
+    assert h3 == {"10.88.0.33"}
+    _, h1 = _status(net, "h1", "--no-check")
+    assert [p["replicated"] for p in h1["peers"]] == [True, True], h1["problems"]
+
+
+@pytest.mark.netns
+@needs_netns
 def test_a_machine_that_is_none_of_the_hosts_is_told_to_name_itself(net: Net) -> None:
     done = net.mcastkit("h1", "overlay", "up", "--file", str(net.file))
     assert done.returncode == 0, done.stderr  # h1 found by its underlay address
@@ -609,6 +633,13 @@ def test_wireguard_carries_the_overlay_and_no_vxlan_crosses_the_underlay(net: Ne
     ]  # fmt: skip
     assert h1["peers"][0]["tunnel_tx_bytes"] > 200 * 64
 
+    # The config drops WireGuard: h1's tunnel goes, and its VXLAN runs between underlay addresses.
+    net.file.write_text(
+        "".join(line for line in net.file.read_text().splitlines(True) if "wireguard:" not in line)
+    )
+    done = net.overlay("h1", "up", "--host", "h1")
+    assert "mcw-md: removed (the overlay has no wireguard section any more)" in done.stdout, done.stdout
+    assert "mck-md: VXLAN 4242 from 10.88.0.1" in done.stdout
     for _ in range(2):
         down = net.overlay("h2", "down", "--host", "h2")
         assert down.returncode == 0

@@ -4,9 +4,11 @@
 says what it changed (nothing, the second time):
 
 - first the filter (:mod:`.firewall`), so the device never carries anything unfiltered;
-- the device ``mck-<name>`` (VXLAN ``vni``, UDP ``port``, from this host's underlay address;
-  no learning, no multicast underlay). An existing device with another VNI, port or local
-  address is made again;
+- with ``wireguard``, the WireGuard device first (:mod:`.wireguard`); without, a WireGuard
+  device left from an earlier config is removed;
+- the device ``mck-<name>`` (VXLAN ``vni``, UDP ``port``, from this host's underlay address, or
+  its tunnel address with WireGuard; no learning, no multicast underlay). An existing device
+  with another VNI, port or local address is made again;
 - static forwarding entries, nothing learned and nothing flooded: each peer's MAC (made from its
   overlay address, see :func:`host_mac`; the device takes its own the same way) and broadcast
   (ARP) to each peer; each group's MAC to the peers that receive it (``receives``), so a
@@ -14,12 +16,13 @@ says what it changed (nothing, the second time):
   what a VPC carries. A frame to any other MAC (a group no peer receives) is dropped by the
   device. Entries the config no longer wants are removed;
 - the overlay's MTU (the same on every host: ``overlay.mtu``, checked against the underlay's
-  route to each peer less the 50 bytes VXLAN adds), the host's overlay address (others removed);
+  route to each peer less the 50 bytes VXLAN adds and the 60 WireGuard adds), the host's overlay
+  address (others removed);
 - IGMPv2 forced and IPv6 off on the device; a route for each group by the device (a group that
   another interface already routes is left alone, and said so), routes of groups no longer in
   the config removed.
 
-``down`` removes the device (its routes and entries go with it) and the filter; twice is fine.
+``down`` removes the devices (their routes and entries go with them) and the filter; twice is fine.
 """
 
 from __future__ import annotations
@@ -58,13 +61,13 @@ def forwarding(overlay: Overlay, me: OverlayHost) -> dict[tuple[str, str], str]:
     peers = [h for h in overlay.hosts if h is not me]
     wanted: dict[tuple[str, str], str] = {}
     for peer in peers:
-        at = str(overlay.tunnel_address(peer))
+        at = str(overlay.vxlan_endpoint(peer))
         wanted[(host_mac(peer.address), at)] = f"peer {peer.name} at {at}"
         wanted[(BROADCAST_MAC, at)] = f"broadcast to {peer.name}"
     for group in overlay.group_addresses():
         for peer in peers:
             if peer.receives_group(group):
-                wanted[(group_mac(group), str(overlay.tunnel_address(peer)))] = f"{group} to {peer.name}"
+                wanted[(group_mac(group), str(overlay.vxlan_endpoint(peer)))] = f"{group} to {peer.name}"
     return wanted
 
 
@@ -119,6 +122,18 @@ def check_underlay(overlay: Overlay, me: OverlayHost, system: System) -> None:
                 f"overlay {overlay.name}: no route from {me.underlay} to host {peer.name} at "
                 f"{peer.underlay}; fix the underlay's routes (the peers must reach each other by unicast UDP)"
             )
+        if overlay.wireguard is not None:
+            # WireGuard sends from the address the route picks (VXLAN is told its own): the peers
+            # and the security group admit this host's underlay address only.
+            plain = system.json("ip", "-j", "route", "get", str(peer.underlay))
+            source = plain[0].get("prefsrc") if plain else None
+            if source is not None and source != str(me.underlay):
+                raise BadInput(
+                    f"overlay {overlay.name}: the route to host {peer.name} at {peer.underlay} leaves from "
+                    f"{source}, not from {me.name}'s underlay {me.underlay}, and WireGuard sends from the "
+                    f"address the route picks; give that route src {me.underlay}, or make {source} the "
+                    "host's underlay in the config"
+                )
         mtu = routes[0].get("metrics", [{}])[0].get("mtu") if routes[0].get("metrics") else None
         if mtu is None:
             mtu = int(system.json("ip", "-j", "link", "show", "dev", device)[0]["mtu"])
@@ -140,14 +155,19 @@ def up(
 ) -> Changes:
     system.require("ip", "bridge", "iptables")
     check_underlay(overlay, me, system)
+    if overlay.wireguard is not None:  # nothing changes on a host that could not finish
+        wireguard.check(overlay, me, system, key_dir)
     changes = Changes()
     for chain in firewall.chains(overlay, me):
         changes.add(*firewall.install(system, chain))
     if overlay.wireguard is not None:
         wireguard.up(overlay, me, system, key_dir, changes)
+    elif link(system, overlay.tunnel_device) is not None:  # the config dropped WireGuard
+        wireguard.remove(system, overlay.tunnel_device)
+        changes.add(f"{overlay.tunnel_device}: removed (the overlay has no wireguard section any more)")
     device = overlay.device
     existing = link(system, device)
-    local = str(overlay.tunnel_address(me))
+    local = str(overlay.vxlan_endpoint(me))
     wanted = (overlay.vni, local, overlay.port)
     if existing is not None and vxlan_settings(existing) != wanted:
         system.run("ip", "link", "delete", device)
@@ -179,11 +199,9 @@ def _forwarding(overlay: Overlay, me: OverlayHost, system: System, changes: Chan
     device = overlay.device
     wanted = forwarding(overlay, me)
     present = forwarding_present(overlay, system)
-    for (mac, address), purpose in wanted.items():
-        if (mac, address) not in present:
-            system.run("bridge", "fdb", "append", mac, "dev", device, "dst", address)
-            changes.add(f"{device}: {purpose}")
-    hosts = {str(overlay.tunnel_address(h)) for h in overlay.hosts}
+    # Stale entries go first: a peer's MAC is unicast, and the kernel appends no second
+    # destination to a unicast entry, so a peer that moved gets its new one only once the old is gone.
+    hosts = {str(overlay.vxlan_endpoint(h)) for h in overlay.hosts}
     gone: set[str] = set()
     for mac, address in sorted(present - set(wanted)):
         system.run("bridge", "fdb", "del", mac, "dev", device, "dst", address)
@@ -192,6 +210,10 @@ def _forwarding(overlay: Overlay, me: OverlayHost, system: System, changes: Chan
         elif address not in gone:
             gone.add(address)
             changes.add(f"{device}: peer at {address} removed (not in the overlay any more)")
+    for (mac, address), purpose in wanted.items():
+        if (mac, address) not in present:
+            system.run("bridge", "fdb", "append", mac, "dev", device, "dst", address)
+            changes.add(f"{device}: {purpose}")
 
 
 def _routes(overlay: Overlay, system: System, changes: Changes) -> None:
@@ -226,10 +248,12 @@ def down(overlay: Overlay, system: System) -> Changes:
     device) and the filter, whether or not the config still has WireGuard."""
     system.require("ip")
     changes = Changes()
-    for device in (overlay.device, overlay.tunnel_device):
-        if link(system, device) is not None:
-            system.run("ip", "link", "delete", device)
-            changes.add(f"{device}: removed, with its peers and routes")
+    if link(system, overlay.device) is not None:
+        system.run("ip", "link", "delete", overlay.device)
+        changes.add(f"{overlay.device}: removed, with its peers and routes")
+    if link(system, overlay.tunnel_device) is not None:
+        wireguard.remove(system, overlay.tunnel_device)
+        changes.add(f"{overlay.tunnel_device}: removed, with its peers")
     if system.has("iptables"):
         for chain in firewall.chains(overlay, None):
             changes.add(*firewall.remove(system, chain))

@@ -58,7 +58,7 @@ def chains(overlay: Overlay, me: OverlayHost | None) -> tuple[Chain, Chain]:
         )
         in_rules = [(*wireguard, *rule) for rule in in_rules]
         in_rules += [
-            ("-i", overlay.tunnel_device, *vxlan, "-s", f"{overlay.tunnel_address(h)}/32", "-j", "RETURN")
+            ("-i", overlay.tunnel_device, *vxlan, "-s", f"{overlay.vxlan_endpoint(h)}/32", "-j", "RETURN")
             for h in peers
         ]
     in_rules.append(("-j", "DROP"))

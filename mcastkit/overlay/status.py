@@ -18,7 +18,7 @@ from mcastkit.overlay.device import (
     host_mac,
     vxlan_settings,
 )
-from mcastkit.overlay.links import link
+from mcastkit.overlay.links import VXLAN_OVERHEAD, link
 from mcastkit.overlay.system import System
 
 
@@ -114,7 +114,7 @@ def status(
     if "UP" not in vxlan.get("flags", []):
         result.up = False
         result.problems.append(f"{device} is down; {fix}")
-    if vxlan_settings(vxlan) != (overlay.vni, str(overlay.tunnel_address(me)), overlay.port):
+    if vxlan_settings(vxlan) != (overlay.vni, str(overlay.vxlan_endpoint(me)), overlay.port):
         result.problems.append(f"{device} has VNI, local address and port {vxlan_settings(vxlan)}; {fix}")
     result.mtu = vxlan.get("mtu")
     if result.mtu != overlay.mtu:
@@ -139,7 +139,7 @@ def status(
         if host is me:
             continue
         reachable = echo(str(host.address), device) if (check_peers and echo and result.up) else None
-        at = str(overlay.tunnel_address(host))
+        at = str(overlay.vxlan_endpoint(host))
         is_replicated = {(host_mac(host.address), at), (BROADCAST_MAC, at)} <= present
         peer = Peer(host.name, str(host.underlay), str(host.address), is_replicated, reachable)
         state = tunnel.get(host.public_key or "")
@@ -160,7 +160,7 @@ def status(
         str(group): [
             h.name
             for h in overlay.hosts
-            if h is not me and (group_mac(group), str(overlay.tunnel_address(h))) in present
+            if h is not me and (group_mac(group), str(overlay.vxlan_endpoint(h))) in present
         ]
         for group in overlay.group_addresses()
     }
@@ -200,15 +200,26 @@ def _tunnel(
     if overlay.wireguard is None:
         return {}
     device = overlay.tunnel_device
-    if link(system, device) is None or not system.has("wg"):
+    if not system.has("wg"):
+        result.problems.append("`wg` not found: install wireguard-tools")
+        return {}
+    found = link(system, device)
+    if found is None:
         result.problems.append(f"{device} (WireGuard) does not exist; {fix}")
         return {}
+    mtu = overlay.mtu + VXLAN_OVERHEAD
+    if "UP" not in found.get("flags", []) or found.get("mtu") != mtu:
+        result.problems.append(f"{device} is down or its MTU is not {mtu}; {fix}")
     _, port, present = wireguard.read_state(system, device)
     if port != str(overlay.wireguard.port):
         result.problems.append(
             f"{device} listens on UDP {port}, the config says {overlay.wireguard.port}; {fix}"
         )
-    for key, (peer, wanted) in wireguard.wanted_peers(overlay, me).items():
-        if not wireguard.same_peer(present.get(key), wanted):
-            result.problems.append(f"{device}: peer {peer.name} is not set as the config has it; {fix}")
+    for name in wireguard.missing_keys(overlay, me):
+        result.problems.append(
+            f"host {name} has no public_key in the config; fix: mcastkit overlay key on {name}"
+        )
+    for key, peer in wireguard.wanted_peers(overlay, me).items():
+        if not peer.matches(present.get(key)):
+            result.problems.append(f"{device}: peer {peer.host.name} is not set as the config has it; {fix}")
     return present

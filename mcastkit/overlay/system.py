@@ -30,10 +30,12 @@ class System:
                 package = {"iptables": "iptables", "wg": "wireguard-tools"}.get(tool, "iproute2")
                 raise EnvironmentFailure(f"`{tool}` not found: install {package}")
 
-    def run(self, *command: str, check: bool = True, stdin: str | None = None) -> str:
+    def run(
+        self, *command: str, check: bool = True, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> str:
         try:
             done = subprocess.run(
-                command, input=stdin, capture_output=True, text=True, timeout=30, check=False
+                command, input=stdin, capture_output=True, text=True, timeout=30, check=False, env=env
             )
         except (OSError, subprocess.TimeoutExpired) as err:
             raise EnvironmentFailure(f"`{' '.join(command)}`: {err}") from None

@@ -15,6 +15,7 @@ mode 0600; ``mcastkit overlay key`` makes it once and prints the public key for 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from mcastkit.overlay.system import System
 WIREGUARD_OVERHEAD = 60
 KEEPALIVE_SECONDS = 25
 DEFAULT_KEY_DIR = Path("/etc/mcastkit/overlay")
+#: Where wireguard-go keeps a device's control socket (``wg`` finds it there).
+WIREGUARD_GO_SOCKETS = Path("/var/run/wireguard")
 
 
 def key_path(overlay: Overlay, key_dir: Path) -> Path:
@@ -35,19 +38,30 @@ def key_path(overlay: Overlay, key_dir: Path) -> Path:
 
 def ensure_key(overlay: Overlay, system: System, key_dir: Path) -> tuple[str, bool]:
     """This host's public key for ``overlay``, making its private key first if there is none;
-    and whether it was made now."""
+    and whether it was made now. The key is written whole to a file of its own and linked into
+    place, so a crash leaves no empty key and two runs at once keep the first one's."""
     system.require("wg")
     path = key_path(overlay, key_dir)
-    created = not path.exists()
-    if created:
+    created = False
+    if not path.exists():
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         private = system.run("wg", "genkey")
+        draft = key_dir / f".{overlay.name}.key.{os.getpid()}"
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(private)
+                file.flush()
+                os.fsync(file.fileno())
+            try:
+                os.link(draft, path)
+                created = True
+            except FileExistsError:
+                pass  # another run made it first: that one is the key
         except OSError as err:
             raise EnvironmentFailure(f"{path}: {err.strerror}") from None
-        with os.fdopen(descriptor, "w") as file:
-            file.write(private)
+        finally:
+            draft.unlink(missing_ok=True)
     return public_key(system, path), created
 
 
@@ -71,57 +85,55 @@ class PeerState:
     tx_bytes: int
 
 
+@dataclass(frozen=True)
+class WantedPeer:
+    """One peer as the config has it."""
+
+    host: OverlayHost
+    endpoint: str
+    allowed_ips: str
+    keepalive: str = str(KEEPALIVE_SECONDS)
+
+    def matches(self, state: PeerState | None) -> bool:
+        return state is not None and (state.endpoint, state.allowed_ips, state.keepalive) == (
+            self.endpoint,
+            self.allowed_ips,
+            self.keepalive,
+        )
+
+
 def read_state(system: System, device: str) -> tuple[str, str, dict[str, PeerState]]:
-    """(private key, listen port, peers by public key) of ``device``."""
+    """(public key, listen port, peers by public key) of ``device`` (the private key it also
+    prints is not kept)."""
     lines = system.run("wg", "show", device, "dump").splitlines()
-    private, _public, port, *_ = lines[0].split("\t")
+    _private, public, port, *_ = lines[0].split("\t")
     peers = {}
     for line in lines[1:]:
         key, _preshared, endpoint, allowed, handshake, rx, tx, keepalive = line.split("\t")[:8]
         peers[key] = PeerState(endpoint, allowed, keepalive, int(handshake), int(rx), int(tx))
-    return private, port, peers
+    return public, port, peers
 
 
-def wanted_peers(overlay: Overlay, me: OverlayHost) -> dict[str, tuple[OverlayHost, PeerState]]:
-    """Each peer's public key -> the peer, and what ``wg show`` lists for it once ``up`` is done."""
+def missing_keys(overlay: Overlay, me: OverlayHost) -> list[str]:
+    """The peers the config gives no public key."""
+    return [h.name for h in overlay.hosts if h is not me and h.public_key is None]
+
+
+def wanted_peers(overlay: Overlay, me: OverlayHost) -> dict[str, WantedPeer]:
+    """Each peer's public key -> the peer as the config has it (peers without a key left out)."""
     assert overlay.wireguard is not None
-    wanted = {}
-    for peer in overlay.hosts:
-        if peer is me:
-            continue
-        if peer.public_key is None:
-            raise BadInput(
-                f"overlay {overlay.name}: host {peer.name} has no public_key; run `mcastkit overlay key` "
-                f"on {peer.name} and put the key it prints in the config as its public_key"
-            )
-        wanted[peer.public_key] = (
-            peer,
-            PeerState(
-                endpoint=f"{peer.underlay}:{overlay.wireguard.port}",
-                allowed_ips=f"{overlay.tunnel_address(peer)}/32",
-                keepalive=str(KEEPALIVE_SECONDS),
-                latest_handshake=0,
-                rx_bytes=0,
-                tx_bytes=0,
-            ),
+    return {
+        peer.public_key: WantedPeer(
+            peer, f"{peer.underlay}:{overlay.wireguard.port}", f"{overlay.vxlan_endpoint(peer)}/32"
         )
-    return wanted
+        for peer in overlay.hosts
+        if peer is not me and peer.public_key is not None
+    }
 
 
-def same_peer(present: PeerState | None, wanted: PeerState) -> bool:
-    if present is None:
-        return False
-    return (present.endpoint, present.allowed_ips, present.keepalive) == (
-        wanted.endpoint,
-        wanted.allowed_ips,
-        wanted.keepalive,
-    )
-
-
-def up(overlay: Overlay, me: OverlayHost, system: System, key_dir: Path, changes: Changes) -> None:
-    """Make ``mcw-<name>`` match the config: key, port, peers, MTU (the overlay's plus VXLAN's 50
-    bytes), the host's tunnel address."""
-    assert overlay.wireguard is not None
+def check(overlay: Overlay, me: OverlayHost, system: System, key_dir: Path) -> str:
+    """Before ``up`` changes anything: the tools, this host's key (the one the config names), a
+    key for every peer. Returns this host's public key."""
     system.require("wg")
     path = key_path(overlay, key_dir)
     if not path.exists():
@@ -136,31 +148,51 @@ def up(overlay: Overlay, me: OverlayHost, system: System, key_dir: Path, changes
             f"{me.public_key or 'missing'}, but its key at {path} is {mine}; set public_key: {mine} "
             f"for {me.name} in every host's copy of the config"
         )
-    wanted = wanted_peers(overlay, me)
+    missing = missing_keys(overlay, me)
+    if missing:
+        name = missing[0]
+        raise BadInput(
+            f"overlay {overlay.name}: host {name} has no public_key; run `mcastkit overlay key` "
+            f"on {name} and put the key it prints in the config as its public_key"
+        )
+    return mine
+
+
+def up(overlay: Overlay, me: OverlayHost, system: System, key_dir: Path, changes: Changes) -> None:
+    """Make ``mcw-<name>`` match the config (after :func:`check`): key, port, peers, MTU (the
+    overlay's plus VXLAN's 50 bytes), the host's tunnel address."""
+    assert overlay.wireguard is not None
+    mine = check(overlay, me, system, key_dir)
+    path = key_path(overlay, key_dir)
     device = overlay.tunnel_device
     current = link(system, device)
     if current is None:
         how = _create(system, device)
         changes.add(f"{device}: WireGuard ({how}) on UDP {overlay.wireguard.port}")
-    private, port, present = read_state(system, device)
-    if private != path.read_text().strip() or port != str(overlay.wireguard.port):
+    public, port, present = read_state(system, device)
+    if public != mine or port != str(overlay.wireguard.port):
         system.run("wg", "set", device, "private-key", str(path), "listen-port", str(overlay.wireguard.port))
         if current is not None:
             changes.add(f"{device}: key and port {overlay.wireguard.port} set")
-    for key, (peer, state) in wanted.items():
-        if not same_peer(present.get(key), state):
+    wanted = wanted_peers(overlay, me)
+    for key, peer in wanted.items():
+        if not peer.matches(present.get(key)):
             system.run(
-                "wg", "set", device, "peer", key, "endpoint", state.endpoint,
-                "allowed-ips", state.allowed_ips, "persistent-keepalive", state.keepalive,
+                "wg", "set", device, "peer", key, "endpoint", peer.endpoint,
+                "allowed-ips", peer.allowed_ips, "persistent-keepalive", peer.keepalive,
             )  # fmt: skip
-            changes.add(f"{device}: peer {peer.name} at {state.endpoint}, tunnel {state.allowed_ips}")
+            changes.add(f"{device}: peer {peer.host.name} at {peer.endpoint}, tunnel {peer.allowed_ips}")
     for key in sorted(set(present) - set(wanted)):
         system.run("wg", "set", device, "peer", key, "remove")
         changes.add(f"{device}: peer {key} removed (not in the overlay any more)")
     # The overlay's frames in VXLAN must fit the tunnel unfragmented.
     set_mtu(system, device, current, overlay.mtu + VXLAN_OVERHEAD, changes)
-    set_address(system, device, f"{overlay.tunnel_address(me)}/{overlay.wireguard.cidr.prefixlen}", changes)
+    set_address(system, device, f"{overlay.vxlan_endpoint(me)}/{overlay.wireguard.cidr.prefixlen}", changes)
     system.run("ip", "link", "set", device, "up")
+
+
+#: wireguard-go stays in the foreground, or keeps our output pipes, with these set.
+_FOREGROUND = ("LOG_LEVEL", "WG_PROCESS_FOREGROUND")
 
 
 def _create(system: System, device: str) -> str:
@@ -172,5 +204,16 @@ def _create(system: System, device: str) -> str:
             "later have it) and wireguard-go is not installed; install wireguard-go (Debian, Ubuntu: "
             "apt-get install wireguard-go) or use a kernel with WireGuard"
         )
-    system.run("wireguard-go", device)
+    environment = {key: value for key, value in os.environ.items() if key not in _FOREGROUND}
+    system.run("wireguard-go", device, env=environment)
     return "wireguard-go"
+
+
+def remove(system: System, device: str) -> None:
+    """Delete the device; a wireguard-go behind it exits, and its control socket is waited for, so
+    an ``up`` right after starts a new one that the old one's exit cannot unlink."""
+    system.run("ip", "link", "delete", device)
+    socket_path = WIREGUARD_GO_SOCKETS / f"{device}.sock"
+    deadline = time.monotonic() + 5
+    while socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

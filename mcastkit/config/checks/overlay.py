@@ -34,6 +34,17 @@ def overlays_problems(path: Path, overlays: Sequence[Overlay]) -> list[Problem]:
         )
         for i, j in repeats(port for _, port in wireguard)
     ]
+    problems += [
+        Problem(
+            (*path, i, "wireguard", "port"),
+            f"UDP {port} is also overlay {other.name}'s VXLAN port: a host in both would take one "
+            "overlay's packets for the other's",
+            fix="give WireGuard another port",
+        )
+        for i, port in wireguard
+        for other in overlays
+        if other is not overlays[i] and other.port == port
+    ]
     for index, overlay in enumerate(overlays):
         problems += [p.within((*path, index)) for p in overlay_problems(overlay)]
     return problems
@@ -117,6 +128,16 @@ def overlay_problems(overlay: Overlay) -> list[Problem]:
         )
         for i, group in enumerate(overlay.groups)
         if group.port == overlay.port
+    ]
+    problems += [
+        Problem(
+            ("groups", i),
+            f"{group}: its port is the overlay's WireGuard port {overlay.underlay_port}: a host's filter "
+            "takes it for WireGuard from a stranger",
+            fix="give the group or WireGuard another port",
+        )
+        for i, group in enumerate(overlay.groups)
+        if overlay.wireguard is not None and group.port == overlay.wireguard.port
     ]
     return problems
 
