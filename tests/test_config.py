@@ -476,6 +476,13 @@ BAD_INPUTS: list[Case] = [
          lambda d: d["overlays"][0]["hosts"].extend(
              {"name": f"dc-{i}", "underlay": f"192.168.41.{i}", "address": f"10.99.0.{i}"} for i in range(3, 62)),
          "overlays[0].hosts", "61 hosts need as many inbound (and outbound) rules in the overlay's security group"),
+    Case("overlay-wireguard-on-another-overlays-vxlan-port",
+         lambda d: d["overlays"].append({
+             "name": "ref", "vni": 5, "port": 4790, "cidr": "10.97.0.0/24", "groups": ["239.10.2.1:31001"],
+             "wireguard": {"cidr": "10.96.0.0/24", "port": 4789},
+             "hosts": [{"name": "a", "underlay": "192.168.40.30", "address": "10.97.0.1"},
+                       {"name": "b", "underlay": "192.168.40.31", "address": "10.97.0.2"}]}),
+         "overlays[1].wireguard.port", "UDP 4789 is also overlay md-dc's VXLAN port"),
     Case("overlay-wireguard-cidr-overlaps-a-vpc",
          lambda d: d["overlays"][0].update(wireguard={"cidr": "10.20.99.0/24"}),
          "overlays[0].wireguard.cidr", "overlaps regions.eu-west-2.vpc_cidr"),

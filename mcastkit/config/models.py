@@ -160,6 +160,18 @@ IngressEndpoint = Annotated[
 ]
 
 
+def _group_port(value: Any) -> GroupPort:
+    if isinstance(value, GroupPort):
+        return value
+    try:
+        return parse_group(str(value), flag="")
+    except AddressError as err:
+        raise FieldProblem(str(err), fix="write GROUP:PORT, e.g. 239.10.1.1:30001") from None
+
+
+GroupPortField = Annotated[GroupPort, BeforeValidator(_group_port), PlainSerializer(str, return_type=str)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -277,6 +289,14 @@ class Capacity(_Model):
         return _nitro_instance_type(value)
 
 
+class RelayUnicast(_Model):
+    """A group of the relay's domain also delivered as unicast UDP, to receivers that cannot join
+    it (Fargate tasks, software that takes unicast only): ``relay egress --unicast``."""
+
+    group: GroupPortField = Field(description="GROUP:PORT, one of the relay domain's groups")
+    to: list[IngressEndpoint] = Field(min_length=1, description="the receivers, IPV4:PORT each")
+
+
 class Relay(_Model):
     """The egress relay that re-emits datacenter multicast into a domain (ECS service)."""
 
@@ -306,6 +326,10 @@ class Relay(_Model):
         default=None,
         pattern=r"^(vgw|tgw)-[0-9a-f]{8,17}$",
         description="the virtual private gateway or transit gateway that reaches the datacenter",
+    )
+    unicast: list[RelayUnicast] = Field(
+        default_factory=list,
+        description="groups also delivered as unicast UDP to receivers that cannot join them",
     )
 
     @field_validator("port")
@@ -648,18 +672,6 @@ class Quotas(_Model):
     network_acl_rules: int = Field(default=facts.NETWORK_ACL_RULES, ge=1)
 
 
-def _group_port(value: Any) -> GroupPort:
-    if isinstance(value, GroupPort):
-        return value
-    try:
-        return parse_group(str(value), flag="")
-    except AddressError as err:
-        raise FieldProblem(str(err), fix="write GROUP:PORT, e.g. 239.10.1.1:30001") from None
-
-
-OverlayGroup = Annotated[GroupPort, BeforeValidator(_group_port), PlainSerializer(str, return_type=str)]
-
-
 class OverlayHost(_Model):
     """One host of an overlay: where its peers reach it, and its address on the overlay."""
 
@@ -713,7 +725,7 @@ class Overlay(_Model):
         "(the internet, VPN, Direct Connect by default); up to 8450 through a Transit Gateway or "
         "VPC peering, 8951 inside one VPC",
     )
-    groups: list[OverlayGroup] = Field(min_length=1, description="GROUP:PORT the overlay carries")
+    groups: list[GroupPortField] = Field(min_length=1, description="GROUP:PORT the overlay carries")
     hosts: list[OverlayHost] = Field(min_length=2)
     wireguard: OverlayWireGuard | None = Field(
         default=None, description="carry the overlay inside WireGuard (encrypted); default: VXLAN in clear"
@@ -724,7 +736,7 @@ class Overlay(_Model):
         """The WireGuard device, with ``wireguard``."""
         return f"mcw-{self.name}"
 
-    def tunnel_address(self, host: OverlayHost) -> IPv4Address:
+    def vxlan_endpoint(self, host: OverlayHost) -> IPv4Address:
         """Where the host's VXLAN packets go: its tunnel address with ``wireguard``, else its underlay."""
         if self.wireguard is None:
             return host.underlay
