@@ -436,6 +436,10 @@ def test_unicast_receivers_get_udp_out_in_the_command_the_security_group_and_the
         ),
         ([{"group": "239.10.1.3:30003", "to": []}], "relay.unicast[0].to"),
         ([{"group": "239.10.1.3", "to": ["10.20.5.10:6000"]}], "relay.unicast[0].group"),
+        (
+            [{"group": "239.10.1.3:30003", "to": ["10.20.1.9:6000"]}],
+            "relay.unicast[0].to[0]: 10.20.1.9:6000 is in the multicast subnet 10.20.1.0/24",
+        ),
     ],
     ids=[
         "group-of-another-domain",
@@ -443,6 +447,7 @@ def test_unicast_receivers_get_udp_out_in_the_command_the_security_group_and_the
         "receiver-twice",
         "no-receiver",
         "group-without-port",
+        "receiver-in-a-multicast-subnet",
     ],
 )
 def test_bad_unicast_delivery_is_refused_naming_the_field(unicast: list[dict[str, Any]], says: str) -> None:

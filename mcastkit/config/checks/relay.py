@@ -160,12 +160,22 @@ def _unicast_problems(region: Region) -> list[Problem]:
         ]
         for j, receiver in enumerate(entry.to):
             address = IPv4Address(receiver.host)
+            subnet = next((s for s in region.subnets if address in s.cidr), None)
             if address.is_multicast or address.is_unspecified or address.is_loopback:
                 problems.append(
                     Problem(
                         ("relay", "unicast", i, "to", j),
                         f"{receiver} is not a unicast address another host has",
                         fix="list the receivers' own addresses",
+                    )
+                )
+            elif subnet is not None:
+                problems.append(
+                    Problem(
+                        ("relay", "unicast", i, "to", j),
+                        f"{receiver} is in the multicast subnet {subnet.cidr}, whose network ACL admits "
+                        "multicast and HTTPS only: the copies would be dropped there",
+                        fix="a receiver in a multicast subnet joins the group; list receivers outside them",
                     )
                 )
     return problems
