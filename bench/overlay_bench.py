@@ -71,9 +71,9 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-# Shared with the relay benchmark: the rule a step passes by, the spread of runs, udptunnel's
-# port and install, and the look at a TCP socket's state.
-from relay_bench import SENDER_LIMIT, UDPTUNNEL_PORT, _tcp, kept_up, spread, udptunnel_status
+# Shared with the relay benchmark: the climb up the rates (and the rule a step passes by), the
+# spread of runs, udptunnel's port and install, and the look at a TCP socket's state.
+from relay_bench import SENDER_LIMIT, UDPTUNNEL_PORT, _tcp, climb, spread, udptunnel_status
 
 from mcastkit.commands.args import size_range
 from mcastkit.lab import netns
@@ -380,26 +380,9 @@ def _last_json(text: str) -> dict[str, Any] | None:
 
 
 def step_up(path: str, size: SizeRange, workdir: Path, rates: tuple[int, ...] = RATES) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    stopped_by = "all rates passed"
-    for rate in rates:
-        result = one_step(path, size, rate, workdir)
-        log(f"{path:10} {size!s:>7} B target {rate:>7}/s sent {result['achieved_send_rate']:>7}/s "
-            f"lost {result['lost']:>7} p50/p99 {result['p50_us']}/{result['p99_us']} µs")  # fmt: skip
-        if not kept_up(result):
-            retry = one_step(path, size, rate, workdir)
-            result["retry"] = retry
-            if not kept_up(retry):
-                steps.append(result)
-                stopped_by = f"at {rate}/s: " + ("loss" if retry["lost"] else "p99 over 100 ms")
-                break
-            result = {**retry, "first_attempt": {k: result[k] for k in ("lost", "p99_us")}}
-        steps.append(result)
-        best = result
-        if result["sender_limited"]:
-            stopped_by = f"sender reached only {result['achieved_send_rate']}/s of {rate}/s"
-            break
+    steps, best, stopped_by = climb(
+        lambda rate: one_step(path, size, rate, workdir), rates, f"{path:10} {size!s:>7} B"
+    )
     at_latency = next((s for s in steps if s["target_rate"] == LATENCY_RATE), None)
     return {
         "max_zero_loss_rate": best["achieved_send_rate"] if best else 0,

@@ -68,7 +68,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -119,7 +119,7 @@ GOAL_SENDER_RATE = 300_000
 
 
 def log(message: str) -> None:
-    print(f"[relay_bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{Path(sys.argv[0]).stem} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def udptunnel_status(install: bool) -> dict[str, Any]:
@@ -237,20 +237,25 @@ def kept_up(step: dict[str, Any]) -> bool:
     return step["lost"] == 0 and step["p99_us"] is not None and step["p99_us"] <= KEEP_UP_P99_US
 
 
-def step_up(lab: Lab, path: str, size: SizeRange, seconds: float, deadline: float) -> dict[str, Any]:
+def climb(
+    step: Callable[[int], dict[str, Any]], rates: Iterable[int], label: str, deadline: float | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
+    """Step up through ``rates`` (``step(rate)`` runs one) until a step fails twice (loss, or p99
+    over KEEP_UP_P99_US), the sender falls short, or ``deadline`` passes. Returns the steps, the
+    highest one that passed, and what stopped it. Both benchmarks climb this way."""
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     stopped_by = "all rates passed"
-    for rate in RATES:
-        if time.monotonic() > deadline:
+    for rate in rates:
+        if deadline is not None and time.monotonic() > deadline:
             stopped_by = "time budget"
             break
-        result = one_step(lab, path, size, rate, seconds)
-        log(f"{path:9} {size!s:>7} B  target {rate:>7}/s  sent at {result['achieved_send_rate']:>7}/s  "
+        result = step(rate)
+        log(f"{label}  target {rate:>7}/s  sent at {result['achieved_send_rate']:>7}/s  "
             f"lost {result['lost']:>7}  p50/p99 {result['p50_us']}/{result['p99_us']} µs")  # fmt: skip
         if not kept_up(result):
-            retry = one_step(lab, path, size, rate, seconds)
-            log(f"{path:9} {size!s:>7} B  retry           lost {retry['lost']:>7}  p99 {retry['p99_us']} µs")
+            retry = step(rate)
+            log(f"{label}  retry           lost {retry['lost']:>7}  p99 {retry['p99_us']} µs")
             result["retry"] = retry
             if not kept_up(retry):
                 steps.append(result)
@@ -264,6 +269,13 @@ def step_up(lab: Lab, path: str, size: SizeRange, seconds: float, deadline: floa
         if result["sender_limited"]:
             stopped_by = f"sender reached only {result['achieved_send_rate']}/s of {rate}/s"
             break
+    return steps, best, stopped_by
+
+
+def step_up(lab: Lab, path: str, size: SizeRange, seconds: float, deadline: float) -> dict[str, Any]:
+    steps, best, stopped_by = climb(
+        lambda rate: one_step(lab, path, size, rate, seconds), RATES, f"{path:9} {size!s:>7} B", deadline
+    )
     at_latency_rate = next((s for s in steps if s["target_rate"] == LATENCY_RATE), None)
     return {
         "cut_short_by_budget": stopped_by == "time budget",
