@@ -21,7 +21,6 @@ from ecs_support import REGION, ClusterStack, bare_service_args, config_data, fi
 
 from mcastkit import config
 from mcastkit.cli import build_parser
-from mcastkit.commands.relay import _parse_unicast
 from mcastkit.config.rules import acl_plan, member_acl_room
 from mcastkit.constructs.relay_service import (
     DOCKERFILE,
@@ -385,75 +384,6 @@ def test_connect_mode_dials_the_datacenter_and_admits_nothing_inbound(tmp_path: 
                 "AWS::EC2::NetworkAclEntry", {"NetworkAclId": acl, "RuleNumber": number, **entry}
             )
     assert findings_under(fixture.report, "Test/Relay/") == []
-
-
-def test_unicast_receivers_get_udp_out_in_the_command_the_security_group_and_the_acl(tmp_path: Path) -> None:
-    receivers = ["10.20.5.10:6000", "10.20.5.11:6001"]
-    fixture = Fixture(tmp_path, connect=[INGRESS], unicast=[{"group": "239.10.1.3:30003", "to": receivers}])
-    command = fixture.container()["Command"]
-    args = build_parser().parse_args(command)
-    assert args.unicast == [f"239.10.1.3:30003={','.join(receivers)}"]
-    # What the egress makes of it at start: the one group, to both receivers.
-    parsed = _parse_unicast(args.unicast, set(args.allow))
-    assert {group: [str(e) for e in to] for group, to in parsed.items()} == {("239.10.1.3", 30003): receivers}
-
-    group = fixture.template.to_json()["Resources"][fixture.logical_id(fixture.relay.security_group)]
-    egress = {
-        (r["CidrIp"], r["IpProtocol"], r["FromPort"]) for r in group["Properties"]["SecurityGroupEgress"]
-    }
-    assert {("10.20.5.10/32", "udp", 6000), ("10.20.5.11/32", "udp", 6001)} <= egress
-    acl = {"Ref": fixture.logical_id(fixture.members.network_acl)}
-    # After the one datacenter link (rule 50), one outbound entry per receiver; nothing inbound.
-    for number, (cidr, port) in enumerate([("10.20.5.10/32", 6000), ("10.20.5.11/32", 6001)], start=51):
-        fixture.template.has_resource_properties(
-            "AWS::EC2::NetworkAclEntry",
-            {"NetworkAclId": acl, "RuleNumber": number, "Egress": True, "Protocol": 17,
-             "CidrBlock": cidr, "PortRange": {"From": port, "To": port}},
-        )  # fmt: skip
-    ingress = [
-        e["Properties"]["RuleNumber"]
-        for e in fixture.template.find_resources("AWS::EC2::NetworkAclEntry").values()
-        if not e["Properties"]["Egress"] and e["Properties"]["RuleNumber"] < 100
-    ]
-    assert ingress == [50]
-    assert findings_under(fixture.report, "Test/Relay/") == []
-
-
-@pytest.mark.parametrize(
-    ("unicast", "says"),
-    [
-        (
-            [{"group": "239.10.2.1:31001", "to": ["10.20.5.10:6000"]}],
-            "relay.unicast[0].group: 239.10.2.1:31001 is not a group of the relay's domain market-data",
-        ),
-        (
-            [{"group": "239.10.1.3:30003", "to": ["239.1.1.1:6000"]}],
-            "relay.unicast[0].to[0]: 239.1.1.1:6000 is not a unicast address",
-        ),
-        (
-            [{"group": "239.10.1.3:30003", "to": ["10.20.5.10:6000", "10.20.5.10:6000"]}],
-            "relay.unicast[0].to[1]: 10.20.5.10:6000 is listed twice",
-        ),
-        ([{"group": "239.10.1.3:30003", "to": []}], "relay.unicast[0].to"),
-        ([{"group": "239.10.1.3", "to": ["10.20.5.10:6000"]}], "relay.unicast[0].group"),
-        (
-            [{"group": "239.10.1.3:30003", "to": ["10.20.1.9:6000"]}],
-            "relay.unicast[0].to[0]: 10.20.1.9:6000 is in the multicast subnet 10.20.1.0/24",
-        ),
-    ],
-    ids=[
-        "group-of-another-domain",
-        "receiver-multicast",
-        "receiver-twice",
-        "no-receiver",
-        "group-without-port",
-        "receiver-in-a-multicast-subnet",
-    ],
-)
-def test_bad_unicast_delivery_is_refused_naming_the_field(unicast: list[dict[str, Any]], says: str) -> None:
-    with pytest.raises(config.ConfigError) as raised:
-        _config(unicast=unicast)
-    assert says in str(raised.value), raised.value
 
 
 @pytest.mark.parametrize(

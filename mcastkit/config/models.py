@@ -289,14 +289,6 @@ class Capacity(_Model):
         return _nitro_instance_type(value)
 
 
-class RelayUnicast(_Model):
-    """A group of the relay's domain also delivered as unicast UDP, to receivers that cannot join
-    it (Fargate tasks, software that takes unicast only): ``relay egress --unicast``."""
-
-    group: GroupPortField = Field(description="GROUP:PORT, one of the relay domain's groups")
-    to: list[IngressEndpoint] = Field(min_length=1, description="the receivers, IPV4:PORT each")
-
-
 class Relay(_Model):
     """The egress relay that re-emits datacenter multicast into a domain (ECS service)."""
 
@@ -326,10 +318,6 @@ class Relay(_Model):
         default=None,
         pattern=r"^(vgw|tgw)-[0-9a-f]{8,17}$",
         description="the virtual private gateway or transit gateway that reaches the datacenter",
-    )
-    unicast: list[RelayUnicast] = Field(
-        default_factory=list,
-        description="groups also delivered as unicast UDP to receivers that cannot join them",
     )
 
     @field_validator("port")

@@ -59,20 +59,11 @@ def relay_links(relay: Relay) -> list[RelayLink]:
     return [RelayLink(peer=str(cidr), port=relay.port, inbound=True) for cidr in relay.datacenter_cidrs]
 
 
-def relay_unicast_rules(relay: Relay) -> list[AclRule]:
-    """UDP out of the relay's subnets to each unicast receiver (each receiver once): the network
-    ACL of the multicast subnets admits nothing else out of them."""
-    receivers = dict.fromkeys((e.host, e.port) for u in relay.unicast for e in u.to)
-    return [
-        AclRule(egress=True, protocol=UDP, cidr=f"{host}/32", ports=(port, port)) for host, port in receivers
-    ]
-
-
 def member_acl_room(quotas: Quotas, region: Region) -> int:
     """Network ACL entries per direction the members' rules may take in ``region``: the quota
-    less the relay's (one each way per datacenter link, one out per unicast receiver) and the
-    streams' (:func:`stream_acl_plan`), which share the ACL."""
-    relay = len(relay_links(region.relay)) + len(relay_unicast_rules(region.relay)) if region.relay else 0
+    less the relay's (one each way per datacenter link) and the streams' (:func:`stream_acl_plan`),
+    which share the ACL."""
+    relay = len(relay_links(region.relay)) if region.relay else 0
     streams = max(len(rules) for rules in stream_acl_plan(region.streams, region.vpc_cidr))
     return quotas.network_acl_rules - relay - streams
 

@@ -32,7 +32,6 @@ from mcastkit.config.rules import (
     AclRule,
     RelayLink,
     relay_links,
-    relay_unicast_rules,
 )
 from mcastkit.constructs.member_rules import acl_entry
 
@@ -258,8 +257,8 @@ class RelayService(Construct):
 
         links = relay_links(relay)
         self.secret = self._secret(relay)
-        self.security_group = self._security_group(vpc, links, relay)
-        self.acl_entries = self._acl_entries(network_acl, links, relay) if network_acl is not None else []
+        self.security_group = self._security_group(vpc, links)
+        self.acl_entries = self._acl_entries(network_acl, links) if network_acl is not None else []
         self.log_group = log_group or logs.LogGroup(
             self,
             "LogGroup",
@@ -348,9 +347,9 @@ class RelayService(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
-    def _security_group(self, vpc: ec2.IVpc, links: Sequence[RelayLink], relay: Relay) -> ec2.SecurityGroup:
+    def _security_group(self, vpc: ec2.IVpc, links: Sequence[RelayLink]) -> ec2.SecurityGroup:
         # Multicast out (UDP/IGMP to the groups) comes from the members security group; this
-        # one carries the relay's TCP link to the datacenter and its unicast delivery, nothing else.
+        # one carries the relay's TCP link to the datacenter and nothing else.
         group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -358,11 +357,6 @@ class RelayService(Construct):
             description="mcastkit egress relay: TCP to or from the datacenter relay only",
             allow_all_outbound=False,
         )
-        for rule in relay_unicast_rules(relay):
-            assert rule.ports is not None
-            group.add_egress_rule(
-                ec2.Peer.ipv4(rule.cidr), ec2.Port.udp(rule.ports[0]), f"unicast delivery to {rule.cidr}"
-            )
         for link in links:
             if link.inbound:
                 group.add_ingress_rule(
@@ -375,24 +369,15 @@ class RelayService(Construct):
         return group
 
     def _acl_entries(
-        self, network_acl: ec2.INetworkAcl, links: Sequence[RelayLink], relay: Relay
+        self, network_acl: ec2.INetworkAcl, links: Sequence[RelayLink]
     ) -> list[ec2.CfnNetworkAclEntry]:
-        # Network ACLs are stateless: the dialing side's ephemeral ports need a rule too. Unicast
-        # delivery is UDP out only (an ICMP refusal coming back is not admitted: the egress then
-        # cannot count refused copies, see the README).
-        unicast = relay_unicast_rules(relay)
-        if RELAY_ACL_FIRST_RULE + len(links) + len(unicast) - 1 > RELAY_ACL_LAST_RULE:
+        # Network ACLs are stateless: the dialing side's ephemeral ports need a rule too.
+        if RELAY_ACL_FIRST_RULE + len(links) - 1 > RELAY_ACL_LAST_RULE:
             raise ValueError(
-                f"relay: {len(links)} datacenter links (datacenter_cidrs, or connect) and {len(unicast)} "
-                f"unicast receivers need more network ACL rule numbers than "
-                f"{RELAY_ACL_FIRST_RULE}-{RELAY_ACL_LAST_RULE}; summarize them"
+                f"relay: {len(links)} datacenter links (datacenter_cidrs, or connect) need more network "
+                f"ACL rule numbers than {RELAY_ACL_FIRST_RULE}-{RELAY_ACL_LAST_RULE}; summarize them"
             )
         entries = []
-        first_unicast = RELAY_ACL_FIRST_RULE + len(links)
-        for number, rule in enumerate(unicast, start=first_unicast):
-            entries.append(
-                self._acl_entry(network_acl, number, rule, "admit only the relay's unicast delivery")
-            )
         for number, link in enumerate(links, start=RELAY_ACL_FIRST_RULE):
             relay_port, ephemeral = (link.port, link.port), EPHEMERAL_PORTS
             # (egress, ports) of the request and of the reply, seen from the relay's subnet.
@@ -401,27 +386,19 @@ class RelayService(Construct):
                 request, reply = (True, relay_port), (False, ephemeral)
             for egress, (first, last) in (request, reply):
                 rule = AclRule(egress=egress, protocol=TCP, cidr=link.peer, ports=(first, last))
-                entries.append(
-                    self._acl_entry(
-                        network_acl, number, rule, "admit only the relay's TCP link to the datacenter"
+                entry = acl_entry(
+                    self, f"Acl{'Egress' if egress else 'Ingress'}{number}", network_acl, number, rule
+                )
+                cdk.Validations.of(entry).acknowledge(
+                    cdk.Acknowledgment(
+                        id="AwsSolutions-VPC3",
+                        reason="The multicast subnets' network ACL (MemberRules) admits multicast, HTTPS "
+                        "to the endpoints and its return traffic; these entries admit only the relay's "
+                        "TCP link to the datacenter.",
                     )
                 )
+                entries.append(entry)
         return entries
-
-    def _acl_entry(
-        self, network_acl: ec2.INetworkAcl, number: int, rule: AclRule, what: str
-    ) -> ec2.CfnNetworkAclEntry:
-        entry = acl_entry(
-            self, f"Acl{'Egress' if rule.egress else 'Ingress'}{number}", network_acl, number, rule
-        )
-        cdk.Validations.of(entry).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-VPC3",
-                reason="The multicast subnets' network ACL (MemberRules) admits multicast, HTTPS to the "
-                f"endpoints and its return traffic; these entries {what}.",
-            )
-        )
-        return entry
 
     @staticmethod
     def _command(relay: Relay, domain: Domain, metrics_port: int, metrics_service: str | None) -> list[str]:
@@ -431,11 +408,6 @@ class RelayService(Construct):
             link = ["--listen", f"0.0.0.0:{relay.port}"]
         # The egress emits only to its domain's groups, whatever the ingress sends.
         allow = [arg for group in domain.groups for arg in ("--allow", str(group.group_port))]
-        allow += [
-            arg
-            for entry in relay.unicast
-            for arg in ("--unicast", f"{entry.group}={','.join(str(e) for e in entry.to)}")
-        ]
         return [
             "relay",
             "egress",

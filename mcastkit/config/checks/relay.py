@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from mcastkit.config.checks.common import repeats
 from mcastkit.config.models import Config, Region
 from mcastkit.config.problems import Path, Problem
 
@@ -34,7 +33,6 @@ def relay_problems(config: Config, region: Region) -> list[Problem]:
                     )
                 )
     problems += _relay_path_problems(config, region)
-    problems += _unicast_problems(region)
     for i, endpoint in enumerate(relay.connect):
         if not any(IPv4Address(endpoint.host) in net for net in relay.datacenter_cidrs):
             problems.append(
@@ -127,55 +125,4 @@ def secret_problems(config: Config, refused: set[str]) -> list[Problem]:
                 )
             )
         first = first or (name, secret_name)
-    return problems
-
-
-def _unicast_problems(region: Region) -> list[Problem]:
-    """Each unicast group is one of the relay domain's, once; each receiver a unicast address, once."""
-    relay = region.relay
-    assert relay is not None
-    domain = next((d for d in region.domains if d.name == relay.domain), None)
-    carried = [str(g.group_port) for g in domain.groups] if domain else []
-    problems = [
-        Problem(
-            ("relay", "unicast", i, "group"),
-            f"{relay.unicast[i].group} is listed twice",
-            fix="merge its `to`",
-        )
-        for i, _ in repeats(str(u.group) for u in relay.unicast)
-    ]
-    for i, entry in enumerate(relay.unicast):
-        if domain is not None and str(entry.group) not in carried:
-            problems.append(
-                Problem(
-                    ("relay", "unicast", i, "group"),
-                    f"{entry.group} is not a group of the relay's domain {relay.domain} "
-                    f"({', '.join(carried)}): the egress emits only those",
-                    fix="name one of them",
-                )
-            )
-        problems += [
-            Problem(("relay", "unicast", i, "to", j), f"{entry.to[j]} is listed twice")
-            for j, _ in repeats(str(e) for e in entry.to)
-        ]
-        for j, receiver in enumerate(entry.to):
-            address = IPv4Address(receiver.host)
-            subnet = next((s for s in region.subnets if address in s.cidr), None)
-            if address.is_multicast or address.is_unspecified or address.is_loopback:
-                problems.append(
-                    Problem(
-                        ("relay", "unicast", i, "to", j),
-                        f"{receiver} is not a unicast address another host has",
-                        fix="list the receivers' own addresses",
-                    )
-                )
-            elif subnet is not None:
-                problems.append(
-                    Problem(
-                        ("relay", "unicast", i, "to", j),
-                        f"{receiver} is in the multicast subnet {subnet.cidr}, whose network ACL admits "
-                        "multicast and HTTPS only: the copies would be dropped there",
-                        fix="a receiver in a multicast subnet joins the group; list receivers outside them",
-                    )
-                )
     return problems
