@@ -71,7 +71,10 @@ class Receiver:
     """Collects what arrives on a group in the background."""
 
     def __init__(self, group: tuple[str, int]) -> None:
-        self.sock = open_receiver(*group, LOOPBACK, buffer_bytes=8 << 20)
+        self._start(open_receiver(*group, LOOPBACK, buffer_bytes=8 << 20))
+
+    def _start(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.received: list[bytes] = []
         self._task = asyncio.create_task(self._collect())
 

@@ -37,26 +37,16 @@ from mcastkit.relay.metrics import emf_sampler, render
 pytestmark = pytest.mark.timeout(60)
 
 
-class UdpReceiver:
+class UdpReceiver(Receiver):
     """A unicast receiver on loopback that collects what arrives, in the background."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.setblocking(False)
-        self.address: tuple[str, int] = self.sock.getsockname()
-        self.received: list[bytes] = []
-        self._task = asyncio.create_task(self._collect())
-
-    async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self.received.append(await loop.sock_recv(self.sock, 65536))
-
-    def close(self) -> None:
-        self._task.cancel()
-        self.sock.close()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind((LOOPBACK, 0))
+        sock.setblocking(False)
+        self.address: tuple[str, int] = sock.getsockname()
+        self._start(sock)
 
 
 def _closed_port() -> tuple[str, int]:

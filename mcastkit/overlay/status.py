@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mcastkit.config import Overlay, OverlayHost
@@ -145,8 +145,9 @@ def status(
         state = tunnel.get(host.public_key or "")
         if state is not None:
             age = int(time.time()) - state.latest_handshake if state.latest_handshake else None
-            peer = Peer(**{**asdict(peer), "handshake_age": age, "tunnel_rx_bytes": state.rx_bytes,
-                           "tunnel_tx_bytes": state.tx_bytes})  # fmt: skip
+            peer = replace(
+                peer, handshake_age=age, tunnel_rx_bytes=state.rx_bytes, tunnel_tx_bytes=state.tx_bytes
+            )
         result.peers.append(peer)
         if is_replicated and reachable is False:
             keys = " or a WireGuard key in a config is not the host's own," if overlay.wireguard else ""
