@@ -2,7 +2,7 @@
 nothing of it crosses the underlay in clear, and a host takes frames only from peers whose keys
 the config names.
 
-The device is the kernel's WireGuard (Linux 5.6 and later, Amazon Linux 2023 included) where the
+The device is the kernel's WireGuard (Linux 5.6 and later; that Amazon Linux 2023 ships it is inferred, not checked) where the
 kernel has it, else wireguard-go (the same protocol in user space: Debian's ``wireguard-go``),
 which exits by itself when ``down`` removes its device. Each peer: its public key, its endpoint
 (underlay address and ``wireguard.port``), its tunnel address as the one address it may send
