@@ -2,11 +2,12 @@
 nothing of it crosses the underlay in clear, and a host takes frames only from peers whose keys
 the config names.
 
-The device is the kernel's WireGuard (Linux 5.6 and later; that Amazon Linux 2023 ships it is inferred, not checked) where the
-kernel has it, else wireguard-go (the same protocol in user space: Debian's ``wireguard-go``),
-which exits by itself when ``down`` removes its device. Each peer: its public key, its endpoint
-(underlay address and ``wireguard.port``), its tunnel address as the one address it may send
-from, and a keepalive every 25 s, so a stateful firewall between them keeps the flow open.
+The device is the kernel's WireGuard (Linux 5.6 and later; that Amazon Linux 2023 ships it is
+inferred, not checked) where the kernel has it, else wireguard-go (the same protocol in user
+space: Debian's ``wireguard-go``), which exits by itself when ``down`` removes its device. Each
+peer: its public key, its endpoint (underlay address and ``wireguard.port``), its tunnel address
+as the one address it may send from, and a keepalive every 25 s, so a stateful firewall between
+them keeps the flow open.
 
 The private key lives in ``--key-dir`` (``/etc/mcastkit/overlay`` by default) as ``<name>.key``,
 mode 0600; ``mcastkit overlay key`` makes it once and prints the public key for the config.
